@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, logging, NATS connections, the embedded nats-server."""

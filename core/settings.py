@@ -1,0 +1,106 @@
+"""One settings object, read from the environment once.
+
+Names follow the user's documents (``NATS_URL``, ``NATS_TIMEOUT``, ``NATS_SUBJECT``,
+``TASK_ID``, ``LOG_LEVEL``, ``DATABASE_URL``, ``MONITOR_PERIOD_SECONDS``); the rest are
+fleetprobe's own.  Example::
+
+    >>> Settings(MONITOR_PERIOD_SECONDS="60").monitor_period_seconds
+    60
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+HttpEngine = Literal["aiohttp", "httpx"]
+
+# Bounds that the API and the queue rely on: a task may never outlive ack_wait.
+MIN_INTERVAL_SECONDS = 1
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+MIN_TIMEOUT_SECONDS = 0.1
+MAX_TIMEOUT_SECONDS = 120.0
+
+
+class Settings(BaseSettings):
+    """Typed, validated configuration; pass it explicitly into every factory."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, case_sensitive=False, extra="ignore", populate_by_name=True
+    )
+
+    # NATS: queue, events and recorder commands.
+    nats_url: str = Field("nats://127.0.0.1:4222", alias="NATS_URL")
+    nats_timeout: float = Field(2.0, alias="NATS_TIMEOUT", gt=0, le=300)
+    nats_subject: str = Field("rec.control", alias="NATS_SUBJECT", min_length=1)
+    events_subject: str = Field("items.updates", alias="EVENTS_SUBJECT", min_length=1)
+    task_id: str = Field("task01", alias="TASK_ID", min_length=1)
+    embedded_nats: bool = Field(True, alias="EMBEDDED_NATS")
+    nats_data_dir: str = Field("./data", alias="NATS_DATA_DIR")
+
+    # The job queue (JetStream).
+    jobs_subject: str = Field("fleetprobe.jobs", alias="JOBS_SUBJECT")
+    jobs_stream: str = Field("FLEETPROBE_JOBS", alias="JOBS_STREAM")
+    jobs_durable: str = Field("fleetprobe-workers", alias="JOBS_DURABLE")
+    jobs_max_deliver: int = Field(5, alias="JOBS_MAX_DELIVER", ge=1, le=100)
+    jobs_duplicate_window_seconds: float = Field(
+        300.0, alias="JOBS_DUPLICATE_WINDOW_SECONDS", gt=0
+    )
+    ack_wait_margin_seconds: float = Field(30.0, alias="ACK_WAIT_MARGIN_SECONDS", ge=5)
+    worker_concurrency: int = Field(200, alias="WORKER_CONCURRENCY", ge=1, le=10_000)
+    fetch_batch: int = Field(50, alias="FETCH_BATCH", ge=1, le=1000)
+
+    # Storage.
+    database_url: str = Field("sqlite+aiosqlite:///./monitoring.db", alias="DATABASE_URL")
+    sqlite_busy_timeout_ms: int = Field(30_000, alias="SQLITE_BUSY_TIMEOUT_MS", ge=0)
+    result_batch_size: int = Field(200, alias="RESULT_BATCH_SIZE", ge=1, le=10_000)
+    result_flush_ms: float = Field(5.0, alias="RESULT_FLUSH_MS", ge=0, le=1000)
+
+    # Probing and scheduling.
+    monitor_period_seconds: int = Field(
+        3600, alias="MONITOR_PERIOD_SECONDS", ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS
+    )
+    probe_timeout_seconds: float = Field(
+        10.0, alias="PROBE_TIMEOUT_SECONDS", ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS
+    )
+    probe_max_timeout_seconds: float = Field(
+        60.0, alias="PROBE_MAX_TIMEOUT_SECONDS", ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS
+    )
+    probe_body_max_bytes: int = Field(64 * 1024, alias="PROBE_BODY_MAX_BYTES", ge=0)
+    http_engine: HttpEngine = Field("aiohttp", alias="HTTP_ENGINE")
+    http_max_connections: int = Field(1000, alias="HTTP_MAX_CONNECTIONS", ge=1)
+    misfire_grace_seconds: int | None = Field(None, alias="MISFIRE_GRACE_SECONDS", ge=1)
+    scheduler_resync_seconds: float = Field(60.0, alias="SCHEDULER_RESYNC_SECONDS", gt=0)
+
+    # Web.
+    web_host: str = Field("127.0.0.1", alias="WEB_HOST")
+    web_port: int = Field(8002, alias="WEB_PORT", ge=0, le=65535)
+    tick_seconds: float = Field(30.0, alias="TICK_SECONDS", gt=0)
+
+    log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _timeouts_fit(self) -> Settings:
+        if self.probe_timeout_seconds > self.probe_max_timeout_seconds:
+            raise ValueError(
+                f"PROBE_TIMEOUT_SECONDS={self.probe_timeout_seconds} exceeds "
+                f"PROBE_MAX_TIMEOUT_SECONDS={self.probe_max_timeout_seconds}"
+            )
+        return self
+
+    @property
+    def longest_task_seconds(self) -> float:
+        """The longest a single task may run: a probe at its cap or a recorder request."""
+        return max(self.probe_max_timeout_seconds, self.nats_timeout) + 5.0
+
+    @property
+    def ack_wait_seconds(self) -> float:
+        """JetStream redelivers after this; it must outlive the longest task with margin."""
+        return self.longest_task_seconds + self.ack_wait_margin_seconds
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

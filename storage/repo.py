@@ -1,0 +1,91 @@
+"""Queries.  Functions take a session or engine; none of them commits behind the caller's back
+except where the name says so."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import CheckResult, Device
+from storage.types import utcnow
+from storage.writer import insert_ignore
+
+
+async def list_devices(
+    session: AsyncSession,
+    *,
+    is_active: bool | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> Sequence[Device]:
+    stmt = select(Device).order_by(col(Device.id))
+    if is_active is not None:
+        stmt = stmt.where(Device.is_active == is_active)
+    if offset:
+        stmt = stmt.offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return (await session.exec(stmt)).all()
+
+
+async def get_device(session: AsyncSession, device_id: int) -> Device | None:
+    return await session.get(Device, device_id)
+
+
+async def create_device(session: AsyncSession, **fields: Any) -> Device:
+    device = Device(**fields)
+    session.add(device)
+    await session.commit()
+    await session.refresh(device)
+    return device
+
+
+async def update_device(session: AsyncSession, device: Device, **changes: Any) -> Device:
+    for key, value in changes.items():
+        setattr(device, key, value)
+    device.updated_at = utcnow()
+    session.add(device)
+    await session.commit()
+    await session.refresh(device)
+    return device
+
+
+async def delete_device(session: AsyncSession, device: Device) -> None:
+    """Delete a device and its history in one transaction."""
+    await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
+    await session.delete(device)
+    await session.commit()
+
+
+async def list_checks(session: AsyncSession, device_id: int, limit: int = 50) -> Sequence[CheckResult]:
+    """Newest first."""
+    stmt = (
+        select(CheckResult)
+        .where(CheckResult.device_id == device_id)
+        .order_by(col(CheckResult.checked_at).desc(), col(CheckResult.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def count_checks(session: AsyncSession, device_id: int | None = None) -> int:
+    stmt = select(func.count()).select_from(CheckResult)
+    if device_id is not None:
+        stmt = stmt.where(CheckResult.device_id == device_id)
+    return int((await session.exec(stmt)).one())
+
+
+async def insert_check(engine: AsyncEngine, row: dict[str, Any]) -> None:
+    """One idempotent insert (the batch writer is the hot path; this is for manual rows)."""
+    async with engine.begin() as conn:
+        await conn.execute(insert_ignore(engine, CheckResult.__table__, "run_key"), [row])  # type: ignore[arg-type]
+
+
+async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResult | None:
+    stmt = select(CheckResult).where(CheckResult.run_key == run_key)
+    return (await session.exec(stmt)).first()

@@ -1,0 +1,66 @@
+"""Small async helpers for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import nats
+from nats.aio.msg import Msg
+from taskiq.api import run_receiver_task
+
+from core.settings import Settings
+from jobs.broker import FleetprobeBroker, make_broker
+from jobs.tasks import register_tasks
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0,
+                   interval: float = 0.05, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await predicate():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, worker: bool = True
+                         ) -> AsyncIterator[FleetprobeBroker]:
+    """A broker started in this process, with an in-process receiver when ``worker``."""
+    broker = make_broker(settings, name="test")
+    register_tasks(broker)
+    broker.is_worker_process = worker
+    await broker.startup()
+    task = None
+    if worker:
+        task = asyncio.create_task(run_receiver_task(broker, max_async_tasks=50))
+    try:
+        yield broker
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await broker.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def collect_events(settings: Settings) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every event published on the test's events subject, decoded."""
+    nc = await nats.connect(settings.nats_url)
+    events: list[dict[str, Any]] = []
+
+    async def on_msg(msg: Msg) -> None:
+        events.append(json.loads(msg.data))
+
+    await nc.subscribe(settings.events_subject, cb=on_msg)
+    await nc.flush()
+    try:
+        yield events
+    finally:
+        await nc.close()

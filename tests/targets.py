@@ -1,0 +1,81 @@
+"""Local HTTP targets for probe tests: a tiny Starlette app served by uvicorn in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+async def ok(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def fail(request: Request) -> Response:
+    return PlainTextResponse("boom", status_code=500)
+
+
+async def status(request: Request) -> Response:
+    return PlainTextResponse("status", status_code=int(request.path_params["code"]))
+
+
+async def hang(request: Request) -> Response:
+    await asyncio.sleep(float(request.query_params.get("s", "30")))
+    return PlainTextResponse("late")
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(float(request.query_params.get("ms", "100")) / 1000)
+    return PlainTextResponse("slow")
+
+
+async def redirect_loop(request: Request) -> Response:
+    return RedirectResponse("/loop", status_code=302)
+
+
+async def endless(request: Request) -> Response:
+    async def body() -> AsyncIterator[bytes]:
+        chunk = b"x" * 65536
+        while True:
+            yield chunk
+            await asyncio.sleep(0)
+
+    return StreamingResponse(body())
+
+
+app = Starlette(routes=[
+    Route("/ok", ok), Route("/fail", fail), Route("/status/{code:int}", status),
+    Route("/hang", hang), Route("/slow", slow), Route("/loop", redirect_loop),
+    Route("/endless", endless),
+])
+
+
+class ThreadedServer:
+    """uvicorn in a daemon thread; ``url`` once started."""
+
+    def __init__(self, asgi_app: object, port: int) -> None:
+        config = uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.url = f"http://127.0.0.1:{port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test HTTP target did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)

@@ -1,0 +1,1 @@
+"""The Starlette app: REST, the WebSocket feed, OpenAPI and Swagger UI."""
