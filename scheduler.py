@@ -13,8 +13,10 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import uvicorn
 
 from core.logs import setup_logging
 from core.natsconn import connect
@@ -37,12 +39,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "environment (see README); flags turn parts off.",
     )
     p.add_argument("--no-web", action="store_true", help="do not serve the REST/WebSocket app")
-    p.add_argument("--no-worker", action="store_true",
-                   help="do not run tasks in this process (run `taskiq worker worker:broker`)")
-    p.add_argument("--no-scheduler", action="store_true",
-                   help="do not schedule probes (web app and/or worker only)")
-    p.add_argument("--no-embedded-nats", action="store_true",
-                   help="never start nats-server; wait for the one at NATS_URL")
+    p.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not run tasks in this process (run `taskiq worker worker:broker`)",
+    )
+    p.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not schedule probes (web app and/or worker only)",
+    )
+    p.add_argument(
+        "--no-embedded-nats",
+        action="store_true",
+        help="never start nats-server; wait for the one at NATS_URL",
+    )
     p.add_argument("--host", help="web bind address (default WEB_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="web port (default WEB_PORT, 8002)")
     return p.parse_args(argv)
@@ -53,8 +64,9 @@ def maybe_start_nats(settings: Settings, allow: bool) -> EmbeddedNats | None:
         log.info("using NATS at %s", settings.nats_url)
         return None
     if not allow or not settings.embedded_nats:
-        log.warning("nothing answers at %s; waiting for it (embedded server disabled)",
-                    settings.nats_url)
+        log.warning(
+            "nothing answers at %s; waiting for it (embedded server disabled)", settings.nats_url
+        )
         return None
     host, port = host_port(settings.nats_url)
     data = Path(settings.nats_data_dir)
@@ -83,9 +95,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         broker.is_worker_process = not args.no_worker
         await broker.startup()
         cleanup.append(("broker", broker.shutdown))
-        log.info("queue ready stream=%s subject=%s durable=%s ack_wait_s=%.0f",
-                 settings.jobs_stream, settings.jobs_subject, settings.jobs_durable,
-                 settings.ack_wait_seconds)
+        log.info(
+            "queue ready stream=%s subject=%s durable=%s ack_wait_s=%.0f",
+            settings.jobs_stream,
+            settings.jobs_subject,
+            settings.jobs_durable,
+            settings.ack_wait_seconds,
+        )
 
         nc = await connect(settings, instance_name("scheduler-events"))
         cleanup.append(("nats", nc.drain))
@@ -99,9 +115,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_worker:
             from taskiq.api import run_receiver_task
 
-            worker_task = asyncio.create_task(run_receiver_task(
-                broker, max_async_tasks=settings.worker_concurrency, run_startup=False,
-            ), name="in-process-worker")
+            worker_task = asyncio.create_task(
+                run_receiver_task(
+                    broker,
+                    max_async_tasks=settings.worker_concurrency,
+                    run_startup=False,
+                ),
+                name="in-process-worker",
+            )
             cleanup.append(("worker", _canceller(worker_task)))
             log.info("in-process worker started concurrency=%d", settings.worker_concurrency)
 
@@ -131,6 +152,7 @@ def _canceller(task: asyncio.Task[None]) -> object:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
     return cancel
 
 
@@ -143,23 +165,38 @@ async def _close(closer: object) -> None:
         await result
 
 
-async def _start_web(args: argparse.Namespace, settings: Settings, engine: object,
-                     broker: object, nc: object, scheduler: ProbeScheduler | None) -> object:
-    import uvicorn
-
+async def _start_web(
+    args: argparse.Namespace,
+    settings: Settings,
+    engine: object,
+    broker: object,
+    nc: object,
+    scheduler: ProbeScheduler | None,
+) -> object:
     from web.app import create_app
     from web.services import Services
 
-    services = Services(settings=settings, engine=engine, broker=broker, nc=nc,  # type: ignore[arg-type]
-                        scheduler=scheduler)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        broker=broker,
+        nc=nc,  # type: ignore[arg-type]
+        scheduler=scheduler,
+    )
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
-    config = uvicorn.Config(create_app(services), host=host, port=port, log_config=None,
-                            lifespan="on", ws="websockets-sansio")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    config = uvicorn.Config(
+        create_app(services),
+        host=host,
+        port=port,
+        log_config=None,
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    server = _HostedServer(config)
     task = asyncio.create_task(server.serve(), name="web")
-    while not server.started and not task.done():
+    # uvicorn offers no "started" event to await; poll its flag briefly.
+    while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if task.done():
         task.result()
@@ -169,7 +206,17 @@ async def _start_web(args: argparse.Namespace, settings: Settings, engine: objec
     async def stop_web() -> None:
         server.should_exit = True
         await task
+
     return stop_web
+
+
+class _HostedServer(uvicorn.Server):
+    """uvicorn without its own signal capture: this process owns SIGINT/SIGTERM and
+    stops the server in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -116,8 +116,12 @@ def start_nats_server(
                 f"nats-server exited with code {process.returncode}: {' '.join(cmd)}"
             )
         if is_reachable(server.url, timeout=0.2):
-            log.info("embedded nats-server started pid=%d url=%s store=%s",
-                     process.pid, server.url, store_dir)
+            log.info(
+                "embedded nats-server started pid=%d url=%s store=%s",
+                process.pid,
+                server.url,
+                store_dir,
+            )
             return server
         time.sleep(0.05)
     server.stop()

@@ -46,9 +46,7 @@ class Settings(BaseSettings):
     jobs_stream: str = Field("FLEETPROBE_JOBS", alias="JOBS_STREAM")
     jobs_durable: str = Field("fleetprobe-workers", alias="JOBS_DURABLE")
     jobs_max_deliver: int = Field(5, alias="JOBS_MAX_DELIVER", ge=1, le=100)
-    jobs_duplicate_window_seconds: float = Field(
-        300.0, alias="JOBS_DUPLICATE_WINDOW_SECONDS", gt=0
-    )
+    jobs_duplicate_window_seconds: float = Field(300.0, alias="JOBS_DUPLICATE_WINDOW_SECONDS", gt=0)
     ack_wait_margin_seconds: float = Field(30.0, alias="ACK_WAIT_MARGIN_SECONDS", ge=5)
     worker_concurrency: int = Field(200, alias="WORKER_CONCURRENCY", ge=1, le=10_000)
     fetch_batch: int = Field(50, alias="FETCH_BATCH", ge=1, le=1000)

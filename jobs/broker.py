@@ -49,7 +49,7 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
 
     async def verify_stream(self) -> None:
         """Refuse a stream that would break delivery (another retention or subjects)."""
-        info = await self.js.stream_info(self.stream_config.name)
+        info = await self.js.stream_info(self.stream_config.name or self.stream_name)
         live = info.config
         want = self.stream_config
         problems = []

@@ -29,8 +29,9 @@ DEVICE_EVENTS = frozenset({DEVICE_CREATED, DEVICE_UPDATED, DEVICE_DELETED})
 
 
 def encode_event(type_: str, payload: Any) -> bytes:
-    return json.dumps({"type": type_, "payload": payload}, default=str,
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"type": type_, "payload": payload}, default=str, separators=(",", ":")
+    ).encode()
 
 
 def decode_message(data: bytes, headers: dict[str, str] | None) -> dict[str, Any]:
@@ -65,7 +66,8 @@ class EventPublisher:
     async def publish(self, type_: str, payload: Any) -> None:
         """Fire and forget; an event lost while NATS is down is logged, never raised."""
         try:
-            await self._nc.publish(self._subject, encode_event(type_, payload),
-                                   headers=self._headers)
+            await self._nc.publish(
+                self._subject, encode_event(type_, payload), headers=self._headers
+            )
         except Exception as exc:
             log.warning("event not published type=%s error=%s", type_, exc)

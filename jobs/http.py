@@ -27,11 +27,19 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         from httpx_aiohttp import HttpxAiohttpClient
 
         client: httpx.AsyncClient = HttpxAiohttpClient(
-            limits=limits, timeout=timeout, headers=headers, follow_redirects=True,
-            max_redirects=10, trust_env=False,
+            limits=limits,
+            timeout=timeout,
+            headers=headers,
+            follow_redirects=True,
+            max_redirects=10,
+            trust_env=False,
         )
         return client
     return httpx.AsyncClient(
-        limits=limits, timeout=timeout, headers=headers, follow_redirects=True,
-        max_redirects=10, trust_env=False,
+        limits=limits,
+        timeout=timeout,
+        headers=headers,
+        follow_redirects=True,
+        max_redirects=10,
+        trust_env=False,
     )

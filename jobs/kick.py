@@ -16,13 +16,25 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 
 
 def scheduled_job(spec: ProbeJobSpec, slot: datetime) -> ProbeJob:
-    return ProbeJob(device_id=spec.device_id, address=spec.address, timeout=spec.timeout,
-                    run_key=slot_key(spec.device_id, slot), slot_at=slot, source="schedule")
+    return ProbeJob(
+        device_id=spec.device_id,
+        address=spec.address,
+        timeout=spec.timeout,
+        run_key=slot_key(spec.device_id, slot),
+        slot_at=slot,
+        source="schedule",
+    )
 
 
 def one_off_job(spec: ProbeJobSpec, run_key: str, source: ProbeSource) -> ProbeJob:
-    return ProbeJob(device_id=spec.device_id, address=spec.address, timeout=spec.timeout,
-                    run_key=run_key, slot_at=None, source=source)
+    return ProbeJob(
+        device_id=spec.device_id,
+        address=spec.address,
+        timeout=spec.timeout,
+        run_key=run_key,
+        slot_at=None,
+        source=source,
+    )
 
 
 async def kick_probe(broker: AsyncBroker, job: ProbeJob) -> str:

@@ -111,8 +111,9 @@ def error_text(exc: BaseException) -> str:
     return " ".join(text.split())[:ERROR_TEXT_MAX]
 
 
-def result_from_response(status_code: int, latency_ms: float, body: bytes,
-                         headers: dict[str, str] | None = None) -> ProbeResult:
+def result_from_response(
+    status_code: int, latency_ms: float, body: bytes, headers: dict[str, str] | None = None
+) -> ProbeResult:
     up = is_up(status_code)
     return ProbeResult(
         status_up=up,
@@ -154,12 +155,17 @@ async def run_probe(
     _abandoned.add(task)
     task.add_done_callback(_abandoned.discard)
     latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    return ProbeResult(status_up=False, latency_ms=latency_ms, error_kind=ErrorKind.TIMEOUT,
-                       error=f"timeout: no complete answer within {timeout:g}s")
+    return ProbeResult(
+        status_up=False,
+        latency_ms=latency_ms,
+        error_kind=ErrorKind.TIMEOUT,
+        error=f"timeout: no complete answer within {timeout:g}s",
+    )
 
 
-async def _get(client: httpx.AsyncClient, address: str, timeout: float, body_max_bytes: int,
-               started: float) -> ProbeResult:
+async def _get(
+    client: httpx.AsyncClient, address: str, timeout: float, body_max_bytes: int, started: float
+) -> ProbeResult:
     try:
         async with client.stream("GET", address, timeout=timeout) as response:
             body = bytearray()

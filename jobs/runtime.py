@@ -49,8 +49,13 @@ class WorkerRuntime:
         await init_db(engine)
         nc = await connect(settings, name)
         table: Table = CheckResult.__table__  # type: ignore[attr-defined]
-        checks = BatchWriter(engine, table, "run_key", batch_size=settings.result_batch_size,
-                             flush_ms=settings.result_flush_ms)
+        checks = BatchWriter(
+            engine,
+            table,
+            "run_key",
+            batch_size=settings.result_batch_size,
+            flush_ms=settings.result_flush_ms,
+        )
         checks.start()
         runtime = cls(
             settings=settings,

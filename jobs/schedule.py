@@ -74,6 +74,7 @@ def plan_schedule(
     """What to add, remove and change so that ``registered`` becomes ``desired``."""
     add = [spec for key, spec in desired.items() if key not in registered]
     remove = [key for key in registered if key not in desired]
-    change = [spec for key, spec in desired.items()
-              if key in registered and registered[key] != spec]
+    change = [
+        spec for key, spec in desired.items() if key in registered and registered[key] != spec
+    ]
     return SchedulePlan(add=add, remove=sorted(remove), change=change)

@@ -82,14 +82,18 @@ class ProbeScheduler:
         self.scheduler.start()
         await self.sync()
         self.scheduler.add_job(
-            self.sync, IntervalTrigger(seconds=self.settings.scheduler_resync_seconds),
-            id="fleetprobe:resync", replace_existing=True,
+            self.sync,
+            IntervalTrigger(seconds=self.settings.scheduler_resync_seconds),
+            id="fleetprobe:resync",
+            replace_existing=True,
         )
         if self.nc is not None:
-            self._sub = await self.nc.subscribe(self.settings.events_subject,
-                                                cb=self._on_event)
-        log.info("scheduler started devices=%d resync_s=%.0f", len(self.registered),
-                 self.settings.scheduler_resync_seconds)
+            self._sub = await self.nc.subscribe(self.settings.events_subject, cb=self._on_event)
+        log.info(
+            "scheduler started devices=%d resync_s=%.0f",
+            len(self.registered),
+            self.settings.scheduler_resync_seconds,
+        )
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -130,14 +134,22 @@ class ProbeScheduler:
         for spec in [*plan.add, *plan.change]:
             self._upsert(spec)
         if not plan.empty:
-            log.info("schedule synced added=%d changed=%d removed=%d total=%d",
-                     len(plan.add), len(plan.change), len(plan.remove), len(self.registered))
+            log.info(
+                "schedule synced added=%d changed=%d removed=%d total=%d",
+                len(plan.add),
+                len(plan.change),
+                len(plan.remove),
+                len(self.registered),
+            )
 
     def _upsert(self, spec: ProbeJobSpec) -> None:
         anchor = slot_anchor(spec.device_id, spec.interval)
         self.scheduler.add_job(
-            self._fire, IntervalTrigger(seconds=spec.interval, start_date=anchor),
-            args=[spec.device_id], id=f"{JOB_PREFIX}{spec.device_id}", replace_existing=True,
+            self._fire,
+            IntervalTrigger(seconds=spec.interval, start_date=anchor),
+            args=[spec.device_id],
+            id=f"{JOB_PREFIX}{spec.device_id}",
+            replace_existing=True,
         )
         self.registered[spec.device_id] = spec
 
@@ -159,8 +171,9 @@ class ProbeScheduler:
             await kick_probe(self.broker, scheduled_job(spec, slot))
         except Exception as exc:
             self.kick_failures += 1
-            log.warning("kick failed device=%d slot=%s error=%r", spec.device_id,
-                        slot.isoformat(), exc)
+            log.warning(
+                "kick failed device=%d slot=%s error=%r", spec.device_id, slot.isoformat(), exc
+            )
         else:
             self.kicks += 1
 
@@ -180,5 +193,3 @@ class ProbeScheduler:
         task = asyncio.create_task(self.sync_device(device_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-

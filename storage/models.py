@@ -26,8 +26,12 @@ class Device(SQLModel, table=True):
     # None: use MONITOR_PERIOD_SECONDS / PROBE_TIMEOUT_SECONDS.
     interval_seconds: int | None = Field(default=None)
     timeout_seconds: float | None = Field(default=None)
-    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
-    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
 
 
 class CheckResult(SQLModel, table=True):
@@ -38,7 +42,9 @@ class CheckResult(SQLModel, table=True):
     device_id: int = Field(index=False)
     status_up: bool
     latency_ms: float | None = None
-    checked_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    checked_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
+    )
     # The task run this row records; unique, so a redelivered task stores nothing new.
     run_key: str = Field(max_length=200, unique=True)
     # Scheduled slot this run belongs to (None for manual and queued one-off runs).

@@ -62,7 +62,9 @@ async def delete_device(session: AsyncSession, device: Device) -> None:
     await session.commit()
 
 
-async def list_checks(session: AsyncSession, device_id: int, limit: int = 50) -> Sequence[CheckResult]:
+async def list_checks(
+    session: AsyncSession, device_id: int, limit: int = 50
+) -> Sequence[CheckResult]:
     """Newest first."""
     stmt = (
         select(CheckResult)
@@ -83,7 +85,8 @@ async def count_checks(session: AsyncSession, device_id: int | None = None) -> i
 async def insert_check(engine: AsyncEngine, row: dict[str, Any]) -> None:
     """One idempotent insert (the batch writer is the hot path; this is for manual rows)."""
     async with engine.begin() as conn:
-        await conn.execute(insert_ignore(engine, CheckResult.__table__, "run_key"), [row])  # type: ignore[arg-type]
+        table = CheckResult.__table__  # type: ignore[attr-defined]
+        await conn.execute(insert_ignore(engine, table, "run_key"), [row])
 
 
 async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResult | None:

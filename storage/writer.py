@@ -124,12 +124,21 @@ class BatchWriter:
                 async with self._engine.begin() as conn:
                     await conn.execute(self._stmt, rows)
             except DBAPIError as exc:
-                if attempt == self._retries or not exc.connection_invalidated and not _transient(exc):
-                    log.error("batch insert failed table=%s rows=%d error=%s",
-                              self._table.name, len(rows), exc.orig)
+                retryable = exc.connection_invalidated or _transient(exc)
+                if attempt == self._retries or not retryable:
+                    log.error(
+                        "batch insert failed table=%s rows=%d error=%s",
+                        self._table.name,
+                        len(rows),
+                        exc.orig,
+                    )
                     raise
-                log.warning("batch insert retry table=%s attempt=%d error=%s",
-                            self._table.name, attempt, exc.orig)
+                log.warning(
+                    "batch insert retry table=%s attempt=%d error=%s",
+                    self._table.name,
+                    attempt,
+                    exc.orig,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             else:

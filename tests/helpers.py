@@ -17,8 +17,12 @@ from jobs.broker import FleetprobeBroker, make_broker
 from jobs.tasks import register_tasks
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0,
-                   interval: float = 0.05, what: str = "condition") -> None:
+async def wait_for(
+    predicate: Callable[[], Awaitable[bool]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         if await predicate():
@@ -29,8 +33,9 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 10
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, worker: bool = True
-                         ) -> AsyncIterator[FleetprobeBroker]:
+async def running_worker(
+    settings: Settings, worker: bool = True
+) -> AsyncIterator[FleetprobeBroker]:
     """A broker started in this process, with an in-process receiver when ``worker``."""
     broker = make_broker(settings, name="test")
     register_tasks(broker)

@@ -50,19 +50,30 @@ async def endless(request: Request) -> Response:
     return StreamingResponse(body())
 
 
-app = Starlette(routes=[
-    Route("/ok", ok), Route("/fail", fail), Route("/status/{code:int}", status),
-    Route("/hang", hang), Route("/slow", slow), Route("/loop", redirect_loop),
-    Route("/endless", endless),
-])
+app = Starlette(
+    routes=[
+        Route("/ok", ok),
+        Route("/fail", fail),
+        Route("/status/{code:int}", status),
+        Route("/hang", hang),
+        Route("/slow", slow),
+        Route("/loop", redirect_loop),
+        Route("/endless", endless),
+    ]
+)
 
 
 class ThreadedServer:
     """uvicorn in a daemon thread; ``url`` once started."""
 
     def __init__(self, asgi_app: object, port: int) -> None:
-        config = uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
-                                lifespan="off")
+        config = uvicorn.Config(
+            asgi_app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",  # type: ignore[arg-type]
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self.url = f"http://127.0.0.1:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -30,19 +30,24 @@ async def results(engine: AsyncEngine) -> list[CheckResult]:
 async def test_scheduled_devices_are_probed_stored_and_announced(
     settings: Settings, engine: AsyncEngine, http_target: str, closed_port_url: str
 ) -> None:
-    up = await add_device(engine, name="up", address=f"{http_target}/ok", interval_seconds=1,
-                          timeout_seconds=2)
-    down = await add_device(engine, name="down", address=f"{http_target}/fail",
-                            interval_seconds=1, timeout_seconds=2)
-    gone = await add_device(engine, name="gone", address=closed_port_url, interval_seconds=1,
-                            timeout_seconds=2)
-    await add_device(engine, name="inactive", address=f"{http_target}/ok", interval_seconds=1,
-                     is_active=False)
+    up = await add_device(
+        engine, name="up", address=f"{http_target}/ok", interval_seconds=1, timeout_seconds=2
+    )
+    down = await add_device(
+        engine, name="down", address=f"{http_target}/fail", interval_seconds=1, timeout_seconds=2
+    )
+    gone = await add_device(
+        engine, name="gone", address=closed_port_url, interval_seconds=1, timeout_seconds=2
+    )
+    await add_device(
+        engine, name="inactive", address=f"{http_target}/ok", interval_seconds=1, is_active=False
+    )
 
     async with collect_events(settings) as events, running_worker(settings) as broker:
         scheduler = ProbeScheduler(settings, broker, engine)
         await scheduler.start()
         try:
+
             async def each_probed_twice() -> bool:
                 rows = await results(engine)
                 return all(sum(r.device_id == d.id for r in rows) >= 2 for d in (up, down, gone))
