@@ -35,6 +35,7 @@ def instance_name(role: str) -> str:
 
 @dataclass
 class WorkerRuntime:
+    name: str
     settings: Settings
     engine: AsyncEngine
     http: httpx.AsyncClient
@@ -58,6 +59,7 @@ class WorkerRuntime:
         )
         checks.start()
         runtime = cls(
+            name=name,
             settings=settings,
             engine=engine,
             http=make_http_client(settings),

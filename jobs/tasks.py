@@ -75,7 +75,7 @@ async def probe_device(
     row = check_row(job, result, utcnow())
     # Returns after the batch holding this row committed: the ack follows the commit.
     await runtime.checks.write(row)
-    payload = check_event_payload(row)
+    payload = check_event_payload(row) | {"worker": runtime.name}
     await runtime.events.publish(CHECK_CREATED, payload)
     log.debug(
         "probe device=%d up=%s latency_ms=%s code=%s error=%s",

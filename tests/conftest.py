@@ -42,7 +42,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}/"
 
 
-def test_env(nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+def isolated_env(nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment variables naming a private queue, subject and database for one test."""
     tag = uuid.uuid4().hex[:10]
     env = {
@@ -64,7 +64,7 @@ def test_env(nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
-    return Settings(**test_env(nats_server.url, tmp_path))  # type: ignore[arg-type]
+    return Settings(**isolated_env(nats_server.url, tmp_path))  # type: ignore[arg-type]
 
 
 @pytest.fixture

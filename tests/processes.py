@@ -1,0 +1,96 @@
+"""Running fleetprobe's own commands as real child processes in tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import subprocess_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("wb")
+        self.popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=subprocess_env(env),
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def send(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Signal, wait, then SIGKILL the whole process group; returns the exit code."""
+        self.send(sig)
+        try:
+            code = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            code = self.popen.wait(timeout=5)
+        self._out.close()
+        return code
+
+
+def taskiq_worker(env: dict[str, str], log: Path, *extra: str) -> Proc:
+    args = [
+        sys.executable,
+        "-m",
+        "taskiq",
+        "worker",
+        "worker:broker",
+        "--workers",
+        "1",
+        "--shutdown-timeout",
+        "3",
+        *extra,
+    ]
+    return Proc(args, env, log)
+
+
+def scheduler_cmd(env: dict[str, str], log: Path, *extra: str) -> Proc:
+    return Proc([sys.executable, str(ROOT / "scheduler.py"), *extra], env, log)
+
+
+@contextlib.contextmanager
+def running(*procs: Proc) -> Iterator[tuple[Proc, ...]]:
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def wait_until(predicate: object, timeout: float, what: str, proc: Proc | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if proc is not None and proc.popen.poll() is not None:
+            raise AssertionError(
+                f"process exited ({proc.popen.returncode}) while waiting for "
+                f"{what}:\n{proc.output()[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            tail = proc.output()[-3000:] if proc else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+        time.sleep(0.1)

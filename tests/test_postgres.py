@@ -1,0 +1,92 @@
+"""The storage layer on PostgreSQL (``DATABASE_URL=postgresql+asyncpg://...``).
+
+Uses the server at 127.0.0.1:5432 (trust auth, database ``test``), in a database of its
+own created and dropped by the fixture.  Skips with a reason when no server answers,
+except under CI=true, where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from core.settings import Settings
+from storage.db import init_db, make_engine, session_factory
+from storage.models import CheckResult, Device
+from storage.repo import count_checks, delete_device, list_checks
+from storage.writer import BatchWriter
+
+pytestmark = pytest.mark.postgres
+
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def pg_engine() -> AsyncIterator[AsyncEngine]:
+    admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with asyncio.timeout(5), admin.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        await admin.dispose()
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                f"PostgreSQL required under CI=true but not reachable at {ADMIN_URL}: {exc}"
+            )
+        pytest.skip(f"no PostgreSQL at {ADMIN_URL}: {exc}")
+    name = f"fleetprobe_{uuid.uuid4().hex[:12]}"
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
+    try:
+        await init_db(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def row(key: str, device_id: int) -> dict[str, object]:
+    return {
+        "device_id": device_id,
+        "status_up": True,
+        "latency_ms": 2.0,
+        "checked_at": datetime.now(UTC),
+        "run_key": key,
+        "slot_at": None,
+        "status_code": 200,
+        "error_kind": None,
+        "error": None,
+        "source": "manual",
+    }
+
+
+async def test_postgres_batches_are_idempotent_and_times_stay_utc(pg_engine: AsyncEngine) -> None:
+    sessions = session_factory(pg_engine)
+    async with sessions() as session:
+        device = Device(name="pg", address="http://127.0.0.1/")
+        session.add(device)
+        await session.commit()
+        await session.refresh(device)
+    assert device.id is not None
+    writer = BatchWriter(pg_engine, CheckResult.__table__, "run_key")  # type: ignore[attr-defined]
+    keys = [f"k{i % 50}" for i in range(200)]  # every run delivered four times
+    await asyncio.gather(*(writer.write(row(k, device.id)) for k in keys))
+    await writer.close()
+    async with sessions() as session:
+        assert await count_checks(session, device.id) == 50
+        newest = await list_checks(session, device.id, limit=5)
+        assert len(newest) == 5 and all(c.checked_at.tzinfo is not None for c in newest)
+        await delete_device(session, device)
+    async with sessions() as session:
+        assert await count_checks(session) == 0
