@@ -17,6 +17,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
+from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
 
 from core.logs import setup_logging
 from core.natsconn import connect
@@ -168,9 +171,9 @@ async def _close(closer: object) -> None:
 async def _start_web(
     args: argparse.Namespace,
     settings: Settings,
-    engine: object,
-    broker: object,
-    nc: object,
+    engine: AsyncEngine,
+    broker: AsyncBroker,
+    nc: Client,
     scheduler: ProbeScheduler | None,
 ) -> object:
     from web.app import create_app
@@ -180,7 +183,7 @@ async def _start_web(
         settings=settings,
         engine=engine,
         broker=broker,
-        nc=nc,  # type: ignore[arg-type]
+        nc=nc,
         scheduler=scheduler,
     )
     host = args.host or settings.web_host
