@@ -1,0 +1,377 @@
+"""Declarative endpoints: one declaration builds both the Starlette route and its OpenAPI.
+
+An endpoint names its path, method, handler, the pydantic models of its body and query
+string, and the model of each response by status.  :meth:`Endpoint.route` validates the
+request against those models before the handler runs (a refused request reaches no
+handler, so it changes nothing); :func:`build_spec` writes the OpenAPI document from the
+very same models, so the spec cannot drift from the code.  Example::
+
+    class DeviceQuery(QueryModel):
+        is_active: bool | None = None
+
+    async def list_devices(call: Call[NoBody, DeviceQuery]) -> Response:
+        rows = ...  # call.query.is_active is a bool or None here
+        return respond([DeviceRead.model_validate(r) for r in rows])
+
+    ENDPOINTS: list[AnyEndpoint] = [
+        Endpoint("GET", "/devices", list_devices, query=DeviceQuery, tags=("devices",),
+                 summary="List devices", responses={200: Reply("Devices", list[DeviceRead])}),
+    ]
+
+    routes = [endpoint.route() for endpoint in ENDPOINTS]
+    spec = build_spec(ENDPOINTS, title="fleetprobe", version="0.1.0")
+
+Rules the builder follows:
+
+- Path parameters use Starlette's syntax (``/devices/{device_id:int}``); their schema
+  comes from the convertor (``int`` -> a non-negative 64-bit integer).
+- An endpoint without ``body=`` reads no body; with one, an empty body counts as ``{}``
+  and a body that is not JSON is a 422 like any other invalid body.
+- Query models subclass :class:`QueryModel` (unknown parameters are refused); each field
+  becomes one query parameter.
+- A 422 response (``ErrorBody``) is added to the spec of every endpoint that validates
+  something; declare every other status the handler can answer.
+- The document is OpenAPI 3.0.3 (the bundled Swagger UI 4 does not render 3.1):
+  pydantic's JSON Schema is rewritten where 3.0 differs (``nullable``, ``const``,
+  numeric ``exclusiveMinimum``, ``examples``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeAlias, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from starlette.convertors import Convertor, FloatConvertor, IntegerConvertor, UUIDConvertor
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, compile_path
+
+from web.errors import ErrorBody, Issue, RequestInvalid
+
+__all__ = [
+    "MAX_PATH_INT",
+    "AnyEndpoint",
+    "Call",
+    "Endpoint",
+    "NoBody",
+    "NoQuery",
+    "QueryModel",
+    "Reply",
+    "build_spec",
+    "openapi_route",
+    "respond",
+]
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+# The largest integer a path parameter may carry (SQLite/PostgreSQL BIGINT).
+MAX_PATH_INT = 2**63 - 1
+
+B = TypeVar("B", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class NoBody(BaseModel):
+    """The body model of an endpoint that reads no body."""
+
+
+class QueryModel(BaseModel):
+    """Base of query-string models: unknown parameters are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoQuery(QueryModel):
+    """The query model of an endpoint that takes no query parameters."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[B, Q]):
+    """What a handler receives: the request and its already validated body and query."""
+
+    request: Request
+    body: B
+    query: Q
+
+    @property
+    def path(self) -> Mapping[str, Any]:
+        """Path parameters, converted by their Starlette convertors."""
+        return self.request.path_params
+
+
+Handler: TypeAlias = Callable[[Call[B, Q]], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One documented response: a description and the type of its JSON body (``None``:
+    no body).  ``model`` is a pydantic model or anything pydantic can describe
+    (``list[DeviceRead]``)."""
+
+    description: str
+    model: object | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[B, Q]):
+    """One operation.  ``body`` and ``query`` default to "none"; the handler's
+    ``Call[B, Q]`` must name the same models."""
+
+    method: str
+    path: str
+    handler: Handler[B, Q]
+    responses: Mapping[int, Reply]
+    summary: str
+    body: type[B] = NoBody  # type: ignore[assignment]
+    query: type[Q] = NoQuery  # type: ignore[assignment]
+    tags: tuple[str, ...] = ()
+    description: str | None = None  # default: the handler's docstring
+    operation_id: str | None = None  # default: the handler's name
+    convertors: dict[str, Convertor[Any]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", self.method.upper())
+        _, _, convertors = compile_path(self.path)
+        object.__setattr__(self, "convertors", convertors)
+
+    @property
+    def has_body(self) -> bool:
+        return self.body is not NoBody
+
+    @property
+    def name(self) -> str:
+        return self.operation_id or self.handler.__name__
+
+    @property
+    def validates(self) -> bool:
+        return self.has_body or bool(self.query.model_fields) or bool(self.convertors)
+
+    def route(self) -> Route:
+        """The Starlette route: validate query and body, then call the handler."""
+
+        async def endpoint(request: Request) -> Response:
+            issues: list[Issue] = []
+            query = self._parse_query(request, issues)
+            body = await self._parse_body(request, issues) if self.has_body else NoBody()
+            if issues or query is None or body is None:
+                raise RequestInvalid(issues)
+            return await self.handler(Call(request, body, query))  # type: ignore[arg-type]
+
+        return Route(self.path, endpoint, methods=[self.method], name=self.name)
+
+    def _parse_query(self, request: Request, issues: list[Issue]) -> Q | None:
+        try:
+            return self.query.model_validate(dict(request.query_params))
+        except ValidationError as exc:
+            issues.extend(_detail(RequestInvalid.from_validation(exc, "query")))
+            return None
+
+    async def _parse_body(self, request: Request, issues: list[Issue]) -> BaseModel | None:
+        raw = await request.body()
+        try:
+            return self.body.model_validate_json(raw if raw.strip() else b"{}")
+        except ValidationError as exc:
+            issues.extend(_detail(RequestInvalid.from_validation(exc, "body")))
+            return None
+
+
+AnyEndpoint: TypeAlias = Endpoint[Any, Any]
+
+
+def _detail(exc: RequestInvalid) -> list[Issue]:
+    return exc.detail if isinstance(exc.detail, list) else []
+
+
+def respond(value: BaseModel | Iterable[BaseModel] | None, status_code: int = 200,
+            headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response from a model or a list of models (``None``: an empty body)."""
+    if value is None:
+        return Response(status_code=status_code, headers=dict(headers or {}))
+    if isinstance(value, BaseModel):
+        content: Any = value.model_dump(mode="json")
+    else:
+        content = [item.model_dump(mode="json") for item in value]
+    return JSONResponse(content, status_code=status_code, headers=dict(headers or {}))
+
+
+def openapi_route(spec: Mapping[str, Any], path: str = "/openapi.json") -> Route:
+    body = json.dumps(spec, separators=(",", ":")).encode()
+
+    async def openapi(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Route(path, openapi, methods=["GET"], include_in_schema=False)
+
+
+# -- the document ---------------------------------------------------------------------
+
+
+class _Components:
+    """``components.schemas``, filled as endpoints are described; a name claimed by two
+    different schemas is an error (rename one of the models)."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def add(self, name: str, schema: Any) -> None:
+        schema = to_openapi30(schema)
+        known = self.schemas.setdefault(name, schema)
+        if known != schema:
+            raise ValueError(f"two different schemas are named {name!r}: rename a model")
+
+    def schema_of(self, tp: object, mode: str) -> dict[str, Any]:
+        """The schema of ``tp``: a ``$ref`` for a model, inline for anything else."""
+        adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, tp))
+        schema: dict[str, Any] = adapter.json_schema(
+            mode=mode,  # type: ignore[arg-type]
+            ref_template=REF_TEMPLATE,
+        )
+        for name, sub in schema.pop("$defs", {}).items():
+            self.add(name, sub)
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and "$ref" not in schema:
+            self.add(tp.__name__, schema)
+            return {"$ref": REF_TEMPLATE.format(model=tp.__name__)}
+        return to_openapi30(schema)  # type: ignore[no-any-return]
+
+
+def _path_schema(convertor: Convertor[Any]) -> dict[str, Any]:
+    if isinstance(convertor, IntegerConvertor):
+        return {"type": "integer", "minimum": 0, "maximum": MAX_PATH_INT}
+    if isinstance(convertor, FloatConvertor):
+        return {"type": "number", "minimum": 0}
+    if isinstance(convertor, UUIDConvertor):
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string", "pattern": "^[^/]+$"}
+
+
+def _parameters(endpoint: AnyEndpoint, components: _Components) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": _path_schema(conv)}
+        for name, conv in endpoint.convertors.items()
+    ]
+    schema = endpoint.query.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
+    for name, sub in schema.pop("$defs", {}).items():
+        components.add(name, sub)
+    required = set(schema.get("required", []))
+    for name, raw in schema.get("properties", {}).items():
+        prop = to_openapi30(raw)
+        # A query string has no null: "absent" is how a client says None.
+        prop.pop("nullable", None)
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                 "schema": prop}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+def _operation(endpoint: AnyEndpoint, components: _Components) -> dict[str, Any]:
+    doc = endpoint.description or (endpoint.handler.__doc__ or "").strip()
+    op: dict[str, Any] = {"operationId": endpoint.name, "summary": endpoint.summary}
+    if doc:
+        op["description"] = doc
+    if endpoint.tags:
+        op["tags"] = list(endpoint.tags)
+    params = _parameters(endpoint, components)
+    if params:
+        op["parameters"] = params
+    if endpoint.has_body:
+        body_schema = endpoint.body.model_json_schema(mode="validation")
+        op["requestBody"] = {
+            "required": bool(body_schema.get("required")),
+            "content": {"application/json": {
+                "schema": components.schema_of(endpoint.body, "validation")}},
+        }
+    responses: dict[int, Reply] = dict(endpoint.responses)
+    if endpoint.validates:
+        responses.setdefault(422, Reply("The request did not validate", ErrorBody))
+    op["responses"] = {}
+    for status, reply in sorted(responses.items()):
+        out: dict[str, Any] = {"description": reply.description}
+        if reply.model is not None:
+            out["content"] = {"application/json": {
+                "schema": components.schema_of(reply.model, "serialization")}}
+        op["responses"][str(status)] = out
+    return op
+
+
+def build_spec(endpoints: Iterable[AnyEndpoint], *, title: str, version: str,
+               description: str = "") -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document of ``endpoints``."""
+    components = _Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        _, path_format, _ = compile_path(endpoint.path)
+        methods = paths.setdefault(path_format, {})
+        method = endpoint.method.lower()
+        if method in methods:
+            raise ValueError(f"{endpoint.method} {path_format} is declared twice")
+        methods[method] = _operation(endpoint, components)
+    info: dict[str, Any] = {"title": title, "version": version}
+    if description:
+        info["description"] = description
+    return {
+        "openapi": "3.0.3",
+        "info": info,
+        "paths": paths,
+        "components": {"schemas": dict(sorted(components.schemas.items()))},
+    }
+
+
+# -- JSON Schema (2020-12, pydantic's) -> OpenAPI 3.0 Schema Object --------------------
+
+_NULL = {"type": "null"}
+_SCHEMA_KEYS = ("items", "additionalProperties", "not")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs")
+
+
+def to_openapi30(schema: Any) -> Any:
+    """Rewrite the parts of a JSON Schema that OpenAPI 3.0 spells differently.
+
+    >>> to_openapi30({"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None})
+    {'default': None, 'type': 'integer', 'nullable': True}
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _SCHEMA_KEYS:
+            out[key] = to_openapi30(value)
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [v if v == _NULL else to_openapi30(v) for v in value]
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {k: to_openapi30(v) for k, v in value.items()}
+        else:
+            out[key] = value  # keywords and literal values (default, enum) stay as they are
+    for key in ("anyOf", "oneOf"):
+        options = out.get(key)
+        if isinstance(options, list) and _NULL in options:
+            rest = [o for o in options if o != _NULL]
+            del out[key]
+            if len(rest) == 1 and "$ref" in rest[0]:
+                out["allOf"] = rest  # 3.0 ignores siblings of a bare $ref
+            elif len(rest) == 1:
+                out = {**out, **rest[0]}
+            elif rest:
+                out[key] = rest
+            out["nullable"] = True
+    if out.get("type") == "null":
+        del out["type"]
+        out["nullable"] = True
+        out["enum"] = [None]
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = out.get(bound)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[plain] = value
+            out[bound] = True
+    examples = out.pop("examples", None)
+    if isinstance(examples, list) and examples:
+        out["example"] = examples[0]
+    return out
