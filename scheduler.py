@@ -176,6 +176,7 @@ async def _start_web(
     nc: Client,
     scheduler: ProbeScheduler | None,
 ) -> object:
+    from jobs.events import EventPublisher
     from web.app import create_app
     from web.services import Services
 
@@ -184,6 +185,7 @@ async def _start_web(
         engine=engine,
         broker=broker,
         nc=nc,
+        events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
     )
     host = args.host or settings.web_host

@@ -92,3 +92,13 @@ async def insert_check(engine: AsyncEngine, row: dict[str, Any]) -> None:
 async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResult | None:
     stmt = select(CheckResult).where(CheckResult.run_key == run_key)
     return (await session.exec(stmt)).first()
+
+
+async def checks_by_run_keys(session: AsyncSession, run_keys: Sequence[str]) -> list[CheckResult]:
+    """The stored results among ``run_keys`` (queried in chunks: SQLite caps bound values)."""
+    found: list[CheckResult] = []
+    for start in range(0, len(run_keys), 500):
+        chunk = run_keys[start : start + 500]
+        stmt = select(CheckResult).where(col(CheckResult.run_key).in_(chunk))
+        found.extend((await session.exec(stmt)).all())
+    return found

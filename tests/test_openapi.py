@@ -56,20 +56,40 @@ async def get_pet(call: Call[NoBody, Any]) -> Response:
 
 
 ENDPOINTS: list[AnyEndpoint] = [
-    Endpoint("POST", "/pets", add_pet, body=Pet, query=PetQuery, summary="Add",
-             responses={201: Reply("Added", Pet)}),
-    Endpoint("GET", "/pets", list_pets, query=PetQuery, summary="List",
-             responses={200: Reply("Pets", PetList)}),
-    Endpoint("GET", "/pets/{pet_id:int}", get_pet, summary="One",
-             responses={200: Reply("A pet", Pet), 404: Reply("No such pet")}),
+    Endpoint(
+        "POST",
+        "/pets",
+        add_pet,
+        body=Pet,
+        query=PetQuery,
+        summary="Add",
+        responses={201: Reply("Added", Pet)},
+    ),
+    Endpoint(
+        "GET",
+        "/pets",
+        list_pets,
+        query=PetQuery,
+        summary="List",
+        responses={200: Reply("Pets", PetList)},
+    ),
+    Endpoint(
+        "GET",
+        "/pets/{pet_id:int}",
+        get_pet,
+        summary="One",
+        responses={200: Reply("A pet", Pet), 404: Reply("No such pet")},
+    ),
 ]
 
 
 @pytest.fixture
 def client() -> httpx.AsyncClient:
     spec = build_spec(ENDPOINTS, title="pets", version="1")
-    app = Starlette(routes=[*(e.route() for e in ENDPOINTS), openapi_route(spec)],
-                    exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(
+        routes=[*(e.route() for e in ENDPOINTS), openapi_route(spec)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
@@ -95,8 +115,9 @@ async def test_an_invalid_body_and_query_are_refused_together_naming_each_field(
 async def test_a_body_that_is_not_json_is_a_422_with_a_message(
     client: httpx.AsyncClient,
 ) -> None:
-    r = await client.post("/pets", content=b"{not json",
-                          headers={"content-type": "application/json"})
+    r = await client.post(
+        "/pets", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422
     [issue] = r.json()["detail"]
     assert issue["loc"] == ["body"] and issue["type"] == "json_invalid"
@@ -125,7 +146,8 @@ async def test_the_spec_describes_bodies_queries_paths_and_responses(
     assert post["operationId"] == "add_pet" and post["description"] == "Add a pet."
     assert post["requestBody"]["required"] is True
     assert post["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Pet"}
+        "$ref": "#/components/schemas/Pet"
+    }
     assert set(post["responses"]) == {"201", "422"}
     params = {p["name"]: p for p in spec["paths"]["/pets"]["get"]["parameters"]}
     assert params["limit"]["schema"]["maximum"] == 100 and not params["limit"]["required"]
@@ -136,7 +158,8 @@ async def test_the_spec_describes_bodies_queries_paths_and_responses(
     age = spec["components"]["schemas"]["Pet"]["properties"]["age"]
     assert age["nullable"] is True and age["type"] == "integer"
     assert spec["components"]["schemas"]["PetList"]["properties"]["pets"]["items"] == {
-        "$ref": "#/components/schemas/Pet"}
+        "$ref": "#/components/schemas/Pet"
+    }
 
 
 def test_two_models_with_one_name_are_refused() -> None:
@@ -161,17 +184,26 @@ def test_a_route_declared_twice_is_refused() -> None:
         build_spec([*ENDPOINTS, ENDPOINTS[0]], title="pets", version="1")
 
 
-@pytest.mark.parametrize(("schema", "expected"), [
-    ({"anyOf": [{"type": "string"}, {"type": "null"}]}, {"type": "string", "nullable": True}),
-    ({"anyOf": [{"$ref": "#/x"}, {"type": "null"}]}, {"allOf": [{"$ref": "#/x"}],
-                                                      "nullable": True}),
-    ({"const": "a"}, {"enum": ["a"]}),
-    ({"type": "number", "exclusiveMinimum": 0}, {"type": "number", "minimum": 0,
-                                                 "exclusiveMinimum": True}),
-    ({"type": "object", "properties": {"const": {"type": "string", "examples": ["x"]}}},
-     {"type": "object", "properties": {"const": {"type": "string", "example": "x"}}}),
-    ({"default": {"const": 1}}, {"default": {"const": 1}}),
-])
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, {"type": "string", "nullable": True}),
+        (
+            {"anyOf": [{"$ref": "#/x"}, {"type": "null"}]},
+            {"allOf": [{"$ref": "#/x"}], "nullable": True},
+        ),
+        ({"const": "a"}, {"enum": ["a"]}),
+        (
+            {"type": "number", "exclusiveMinimum": 0},
+            {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+        ),
+        (
+            {"type": "object", "properties": {"const": {"type": "string", "examples": ["x"]}}},
+            {"type": "object", "properties": {"const": {"type": "string", "example": "x"}}},
+        ),
+        ({"default": {"const": 1}}, {"default": {"const": 1}}),
+    ],
+)
 def test_json_schema_is_rewritten_where_openapi_30_differs(
     schema: dict[str, Any], expected: dict[str, Any]
 ) -> None:

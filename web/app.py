@@ -1,15 +1,104 @@
-"""``create_app(services)``: the Starlette application."""
+"""``create_app(services)``: the Starlette application.
+
+REST endpoints are declared in one module per concept (``ENDPOINTS`` lists of
+:class:`web.openapi.Endpoint`); :func:`api_endpoints` gathers them, and the same list
+builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub and
+stops it and the cycle loop on shutdown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, WebSocketRoute
 
+from storage.schemas import HealthReport
+from web import checks, devices, jobs_routes
+from web.cycles import CycleRunner
+from web.errors import EXCEPTION_HANDLERS
 from web.health import health
+from web.openapi import (
+    AnyEndpoint,
+    Call,
+    Endpoint,
+    NoBody,
+    NoQuery,
+    Reply,
+    build_spec,
+    openapi_route,
+)
 from web.services import Services
+from web.swagger import swagger_routes
+from web.ws import Hub, items_socket
+
+TITLE = "fleetprobe"
+VERSION = "0.1.0"
+DESCRIPTION = (
+    "Devices, their check history and probes run through a NATS JetStream queue. "
+    "Events (`device.*`, `check.created`, `monitor.cycle.finished`, `tick`, "
+    "`nats.inbound`) stream on the WebSocket `ws://<host>:<port>/ws/items` "
+    "(filters: `?types=a,b`, `?device_id=N`; send `ping` for `pong`)."
+)
 
 
-def create_app(services: Services) -> Starlette:
-    app = Starlette(routes=[Route("/health", health, methods=["GET"])])
+async def _health(call: Call[NoBody, NoQuery]) -> Response:
+    """Whether NATS and the database answer."""
+    return await health(call.request)
+
+
+HEALTH: list[AnyEndpoint] = [
+    Endpoint(
+        "GET",
+        "/health",
+        _health,
+        tags=("health",),
+        summary="Health",
+        operation_id="health",
+        responses={
+            200: Reply("NATS and the database answer", HealthReport),
+            503: Reply("NATS or the database does not answer", HealthReport),
+        },
+    ),
+]
+
+
+def api_endpoints() -> list[AnyEndpoint]:
+    """Every REST endpoint, in the order the spec lists them."""
+    return [*devices.ENDPOINTS, *checks.ENDPOINTS, *jobs_routes.ENDPOINTS, *HEALTH]
+
+
+def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:
+    endpoints = api_endpoints()
+    spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
+    hub = Hub(
+        services.nc,
+        services.settings.events_subject,
+        tick_seconds=services.settings.tick_seconds,
+        queue_size=ws_queue_size,
+    )
+    cycles = CycleRunner(services)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await cycles.stop()
+            await hub.stop()
+
+    routes: list[BaseRoute] = [
+        *(endpoint.route() for endpoint in endpoints),
+        openapi_route(spec),
+        *swagger_routes(TITLE),
+        WebSocketRoute("/ws/items", items_socket),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
     app.state.services = services
+    app.state.hub = hub
+    app.state.cycles = cycles
+    app.state.openapi = spec
     return app

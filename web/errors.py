@@ -48,8 +48,9 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """Raise from a handler to answer ``status`` with ``{"detail": detail}``."""
 
-    def __init__(self, status: int, detail: str | list[Issue],
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str | list[Issue], headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -67,20 +68,21 @@ class RequestInvalid(ApiError):
         """Turn a pydantic error into issues located in ``where`` (body, query, path)."""
         issues = [
             Issue(loc=[where, *err["loc"]], msg=err["msg"], type=err["type"])
-            for err in exc.errors(include_url=False, include_context=False,
-                                  include_input=False)
+            for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         return cls(issues)
 
     @classmethod
-    def field(cls, loc: Sequence[str | int], msg: str,
-              type_: str = "value_error") -> RequestInvalid:
+    def field(
+        cls, loc: Sequence[str | int], msg: str, type_: str = "value_error"
+    ) -> RequestInvalid:
         """One issue, for checks that need more than the model (settings, the database)."""
         return cls([Issue(loc=list(loc), msg=msg, type=type_)])
 
 
-def error_response(status: int, detail: str | list[Issue],
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, detail: str | list[Issue], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = ErrorBody(detail=detail).model_dump(mode="json")
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
@@ -97,8 +99,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Starlette logs the traceback and re-raises after this response went out.
-    log.error("unhandled error method=%s path=%s error=%r", request.method,
-              request.url.path, exc)
+    log.error("unhandled error method=%s path=%s error=%r", request.method, request.url.path, exc)
     return error_response(500, "internal server error")
 
 

@@ -184,8 +184,11 @@ def _detail(exc: RequestInvalid) -> list[Issue]:
     return exc.detail if isinstance(exc.detail, list) else []
 
 
-def respond(value: BaseModel | Iterable[BaseModel] | None, status_code: int = 200,
-            headers: Mapping[str, str] | None = None) -> Response:
+def respond(
+    value: BaseModel | Iterable[BaseModel] | None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     """A JSON response from a model or a list of models (``None``: an empty body)."""
     if value is None:
         return Response(status_code=status_code, headers=dict(headers or {}))
@@ -261,8 +264,12 @@ def _parameters(endpoint: AnyEndpoint, components: _Components) -> list[dict[str
         prop.pop("nullable", None)
         if prop.get("default", 0) is None:
             del prop["default"]
-        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
-                                 "schema": prop}
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+        }
         if "description" in prop:
             param["description"] = prop["description"]
         params.append(param)
@@ -283,8 +290,9 @@ def _operation(endpoint: AnyEndpoint, components: _Components) -> dict[str, Any]
         body_schema = endpoint.body.model_json_schema(mode="validation")
         op["requestBody"] = {
             "required": bool(body_schema.get("required")),
-            "content": {"application/json": {
-                "schema": components.schema_of(endpoint.body, "validation")}},
+            "content": {
+                "application/json": {"schema": components.schema_of(endpoint.body, "validation")}
+            },
         }
     responses: dict[int, Reply] = dict(endpoint.responses)
     if endpoint.validates:
@@ -293,14 +301,16 @@ def _operation(endpoint: AnyEndpoint, components: _Components) -> dict[str, Any]
     for status, reply in sorted(responses.items()):
         out: dict[str, Any] = {"description": reply.description}
         if reply.model is not None:
-            out["content"] = {"application/json": {
-                "schema": components.schema_of(reply.model, "serialization")}}
+            out["content"] = {
+                "application/json": {"schema": components.schema_of(reply.model, "serialization")}
+            }
         op["responses"][str(status)] = out
     return op
 
 
-def build_spec(endpoints: Iterable[AnyEndpoint], *, title: str, version: str,
-               description: str = "") -> dict[str, Any]:
+def build_spec(
+    endpoints: Iterable[AnyEndpoint], *, title: str, version: str, description: str = ""
+) -> dict[str, Any]:
     """The OpenAPI 3.0.3 document of ``endpoints``."""
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import HTTPConnection
 from taskiq import AsyncBroker
 
 from core.settings import Settings
+from jobs.events import EventPublisher
 from jobs.scheduling import ProbeScheduler
 
 
@@ -18,5 +20,13 @@ class Services:
     engine: AsyncEngine
     broker: AsyncBroker
     nc: Client
+    # Publishes device.* / check.created / monitor.cycle.finished on settings.events_subject.
+    events: EventPublisher
     scheduler: ProbeScheduler | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    """The services of the app serving this request or WebSocket."""
+    services: Services = conn.app.state.services
+    return services

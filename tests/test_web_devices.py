@@ -1,0 +1,246 @@
+"""``/devices`` over HTTP against a real NATS and SQLite: CRUD, events, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from core.settings import Settings
+from jobs.scheduling import ProbeScheduler
+from storage.db import session_factory
+from storage.models import Device
+from tests.helpers import collect_events, running_worker, wait_for
+from tests.webapp import WebApp, serve_app
+
+NEW = {"name": "edge-1", "address": "http://127.0.0.1:9/health"}
+
+
+@pytest.fixture
+async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
+    async with (
+        running_worker(settings, worker=False) as broker,
+        serve_app(settings, engine, broker) as web,
+    ):
+        yield web
+
+
+async def table(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with session_factory(engine)() as session:
+        rows = (await session.exec(select(Device).order_by(Device.id))).all()  # type: ignore[arg-type]
+        return [row.model_dump() for row in rows]
+
+
+async def test_a_device_is_created_read_listed_changed_and_deleted(web: WebApp) -> None:
+    r = await web.client.post("/devices", json={**NEW, "interval_seconds": 60})
+    assert r.status_code == 201
+    created = r.json()
+    assert r.headers["location"] == f"/devices/{created['id']}"
+    assert created["name"] == "edge-1" and created["address"] == NEW["address"]
+    assert created["is_active"] is True and created["interval_seconds"] == 60
+    assert created["timeout_seconds"] is None
+    assert set(created) >= {"id", "name", "address", "is_active", "created_at", "updated_at"}
+    assert created["created_at"].endswith("Z")
+
+    r = await web.client.get(f"/devices/{created['id']}")
+    assert (r.status_code, r.json()) == (200, created)
+    assert (await web.client.get("/devices")).json() == [created]
+
+    r = await web.client.patch(
+        f"/devices/{created['id']}",
+        json={"name": "edge-one", "is_active": False, "interval_seconds": None},
+    )
+    assert r.status_code == 200
+    changed = r.json()
+    assert changed["name"] == "edge-one" and changed["is_active"] is False
+    assert changed["interval_seconds"] is None and changed["address"] == NEW["address"]
+    assert changed["updated_at"] > created["updated_at"]
+    assert changed["created_at"] == created["created_at"]
+
+    r = await web.client.delete(f"/devices/{created['id']}")
+    assert (r.status_code, r.content) == (204, b"")
+    assert (await web.client.get(f"/devices/{created['id']}")).status_code == 404
+    assert (await web.client.get("/devices")).json() == []
+
+
+async def test_devices_are_filtered_by_is_active_and_paged(web: WebApp) -> None:
+    ids = []
+    for i in range(5):
+        body = {**NEW, "name": f"d{i}", "is_active": i % 2 == 0}
+        ids.append((await web.client.post("/devices", json=body)).json()["id"])
+
+    async def names(**params: Any) -> list[str]:
+        r = await web.client.get("/devices", params=params)
+        assert r.status_code == 200
+        return [d["name"] for d in r.json()]
+
+    assert await names(is_active="true") == ["d0", "d2", "d4"]
+    assert await names(is_active="false") == ["d1", "d3"]
+    assert await names(limit=2) == ["d0", "d1"]
+    assert await names(limit=2, offset=2) == ["d2", "d3"]
+    assert await names(offset=10) == []
+
+
+async def test_every_device_change_is_published_with_the_device_as_payload(
+    web: WebApp, settings: Settings
+) -> None:
+    async with collect_events(settings) as events:
+        created = (await web.client.post("/devices", json=NEW)).json()
+        await web.client.patch(f"/devices/{created['id']}", json={"name": "renamed"})
+        await web.client.patch(f"/devices/{created['id']}", json={})  # no change, no event
+        await web.client.delete(f"/devices/{created['id']}")
+
+        async def three() -> bool:
+            return len(events) >= 3
+
+        await wait_for(three, what="three device events")
+    assert [e["type"] for e in events] == ["device.created", "device.updated", "device.deleted"]
+    assert events[0]["payload"] == created
+    assert events[1]["payload"]["name"] == "renamed"
+    assert all(e["payload"]["id"] == created["id"] for e in events)
+
+
+async def test_the_scheduler_follows_device_changes_at_once(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    async with running_worker(settings, worker=False) as broker:
+        scheduler = ProbeScheduler(settings, broker, engine)
+        async with serve_app(settings, engine, broker, scheduler=scheduler) as web:
+            device = (await web.client.post("/devices", json=NEW)).json()
+            assert device["id"] in scheduler.registered
+            assert scheduler.registered[device["id"]].interval == settings.monitor_period_seconds
+
+            await web.client.patch(f"/devices/{device['id']}", json={"interval_seconds": 30})
+            assert scheduler.registered[device["id"]].interval == 30
+
+            await web.client.patch(f"/devices/{device['id']}", json={"is_active": False})
+            assert device["id"] not in scheduler.registered
+
+            await web.client.patch(f"/devices/{device['id']}", json={"is_active": True})
+            assert device["id"] in scheduler.registered
+            await web.client.delete(f"/devices/{device['id']}")
+            assert device["id"] not in scheduler.registered
+
+
+BAD_CREATES = [
+    ({"address": "http://x"}, ["body", "name"]),
+    ({"name": "x"}, ["body", "address"]),
+    ({**NEW, "name": ""}, ["body", "name"]),
+    ({**NEW, "name": "   "}, ["body", "name"]),
+    ({**NEW, "name": "n" * 201}, ["body", "name"]),
+    ({**NEW, "address": "ftp://example.com/"}, ["body", "address"]),
+    ({**NEW, "address": "example.com"}, ["body", "address"]),
+    ({**NEW, "address": "http://"}, ["body", "address"]),
+    ({**NEW, "address": "http://exa mple.com"}, ["body", "address"]),
+    ({**NEW, "interval_seconds": 0}, ["body", "interval_seconds"]),
+    ({**NEW, "interval_seconds": 10**9}, ["body", "interval_seconds"]),
+    ({**NEW, "interval_seconds": 1.5}, ["body", "interval_seconds"]),
+    ({**NEW, "timeout_seconds": 0}, ["body", "timeout_seconds"]),
+    ({**NEW, "timeout_seconds": 1000}, ["body", "timeout_seconds"]),
+    # within MAX_TIMEOUT_SECONDS but above this deployment's PROBE_MAX_TIMEOUT_SECONDS (60)
+    ({**NEW, "timeout_seconds": 61}, ["body", "timeout_seconds"]),
+    ({**NEW, "is_active": "yes"}, ["body", "is_active"]),
+    ({**NEW, "colour": "red"}, ["body", "colour"]),
+    ({**NEW, "id": 7}, ["body", "id"]),
+    ([NEW], ["body"]),
+]
+
+
+@pytest.mark.parametrize(("body", "loc"), BAD_CREATES)
+async def test_an_invalid_device_is_refused_naming_the_field_and_nothing_is_stored(
+    web: WebApp, engine: AsyncEngine, body: Any, loc: list[str]
+) -> None:
+    await web.client.post("/devices", json={**NEW, "name": "kept"})
+    before = await table(engine)
+    r = await web.client.post("/devices", json=body)
+    assert r.status_code == 422, r.text
+    assert loc in [issue["loc"] for issue in r.json()["detail"]]
+    assert all(issue["msg"] for issue in r.json()["detail"])
+    assert await table(engine) == before
+
+
+BAD_PATCHES = [
+    ({"name": None}, ["body", "name"]),
+    ({"address": None}, ["body", "address"]),
+    ({"is_active": None}, ["body", "is_active"]),
+    ({"address": "mailto:x@example.com"}, ["body", "address"]),
+    ({"timeout_seconds": 61}, ["body", "timeout_seconds"]),
+    ({"created_at": "2020-01-01T00:00:00Z"}, ["body", "created_at"]),
+    ({"name": "ok", "interval_seconds": -1}, ["body", "interval_seconds"]),
+]
+
+
+@pytest.mark.parametrize(("body", "loc"), BAD_PATCHES)
+async def test_an_invalid_change_is_refused_and_leaves_the_device_as_it_was(
+    web: WebApp, engine: AsyncEngine, body: Any, loc: list[str]
+) -> None:
+    device = (await web.client.post("/devices", json=NEW)).json()
+    before = await table(engine)
+    r = await web.client.patch(f"/devices/{device['id']}", json=body)
+    assert r.status_code == 422, r.text
+    assert loc in [issue["loc"] for issue in r.json()["detail"]]
+    assert await table(engine) == before
+
+
+@pytest.mark.parametrize(
+    "content", [b"{", b"not json", b'{"name": "x",}', "\u00e9".encode("latin-1")]
+)
+async def test_a_body_that_is_not_json_is_a_422_with_a_message(
+    web: WebApp, engine: AsyncEngine, content: bytes
+) -> None:
+    r = await web.client.post(
+        "/devices", content=content, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+    [issue] = r.json()["detail"]
+    assert issue["loc"] == ["body"] and issue["type"] == "json_invalid" and issue["msg"]
+    assert await table(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/devices/999", None),
+        ("PATCH", "/devices/999", {"name": "x"}),
+        ("DELETE", "/devices/999", None),
+        ("GET", f"/devices/{2**70}", None),
+        ("DELETE", f"/devices/{2**63}", None),
+    ],
+)
+async def test_an_unknown_device_is_a_404_with_a_json_detail(
+    web: WebApp, method: str, path: str, body: Any
+) -> None:
+    r = await web.client.request(method, path, json=body)
+    assert r.status_code == 404
+    assert "not found" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("params", "loc"),
+    [
+        ({"is_active": "maybe"}, ["query", "is_active"]),
+        ({"limit": "0"}, ["query", "limit"]),
+        ({"limit": "100000"}, ["query", "limit"]),
+        ({"limit": "ten"}, ["query", "limit"]),
+        ({"offset": "-1"}, ["query", "offset"]),
+        ({"active": "true"}, ["query", "active"]),
+    ],
+)
+async def test_bad_list_parameters_are_refused_naming_the_parameter(
+    web: WebApp, params: dict[str, str], loc: list[str]
+) -> None:
+    r = await web.client.get("/devices", params=params)
+    assert r.status_code == 422
+    assert [issue["loc"] for issue in r.json()["detail"]] == [loc]
+
+
+async def test_a_path_that_is_not_a_device_id_is_a_404_and_a_wrong_method_a_405(
+    web: WebApp,
+) -> None:
+    r = await web.client.get("/devices/abc")
+    assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
+    r = await web.client.put("/devices/1", json=NEW)
+    assert r.status_code == 405 and "detail" in r.json()

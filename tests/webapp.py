@@ -1,0 +1,138 @@
+"""The web app served for tests: real uvicorn on a free port in the test's event loop, a
+real NATS connection and SQLite, an httpx client and WebSocket helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from taskiq import AsyncBroker
+from websockets.asyncio.client import ClientConnection, connect
+
+from core.natsconn import connect as nats_connect
+from core.natsserver import free_port
+from core.settings import Settings
+from jobs.events import EventPublisher
+from jobs.scheduling import ProbeScheduler
+from web.app import create_app
+from web.services import Services
+from web.ws import Hub
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal capture: pytest owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class WebApp:
+    url: str
+    app: Starlette
+    services: Services
+    client: httpx.AsyncClient
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.hub
+        return hub
+
+    def ws_url(self, query: str = "") -> str:
+        return self.url.replace("http://", "ws://") + "/ws/items" + (f"?{query}" if query else "")
+
+    @contextlib.asynccontextmanager
+    async def websocket(self, query: str = "", **kwargs: Any) -> AsyncIterator[ClientConnection]:
+        """A connected client, counted by the hub before it is handed out."""
+        before = self.hub.clients
+        async with connect(self.ws_url(query), **kwargs) as ws:
+            async with asyncio.timeout(10):
+                while self.hub.clients <= before:  # subscribed: no later event is missed
+                    await asyncio.sleep(0.01)
+            yield ws
+
+
+@contextlib.asynccontextmanager
+async def serve_app(
+    settings: Settings,
+    engine: AsyncEngine,
+    broker: AsyncBroker,
+    *,
+    scheduler: ProbeScheduler | None = None,
+    ws_queue_size: int = 256,
+    nc: Client | None = None,
+) -> AsyncIterator[WebApp]:
+    own_nc = nc is None
+    conn = nc if nc is not None else await nats_connect(settings, "test-web")
+    services = Services(
+        settings=settings,
+        engine=engine,
+        broker=broker,
+        nc=conn,
+        events=EventPublisher(conn, settings.events_subject, "test-web"),
+        scheduler=scheduler,
+    )
+    app = create_app(services, ws_queue_size=ws_queue_size)
+    port = free_port()
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            log_config=None,
+            ws="websockets-sansio",
+        )
+    )
+    task = asyncio.create_task(server.serve(), name="test-web")
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("test web server did not start")
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield WebApp(url=url, app=app, services=services, client=client)
+    finally:
+        server.should_exit = True
+        await task
+        if own_nc:
+            await conn.drain()
+
+
+async def receive_until(
+    ws: ClientConnection,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 10.0,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read events until one matches; returns it and everything read before it."""
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = json.loads(await ws.recv())
+            if predicate(event):
+                return event, seen
+            seen.append(event)
+
+
+def of_type(kind: str, **payload: Any) -> Callable[[dict[str, Any]], bool]:
+    """Matches events of type ``kind`` whose payload has the given values."""
+
+    def match(event: dict[str, Any]) -> bool:
+        if event.get("type") != kind:
+            return False
+        body = event.get("payload")
+        return all(isinstance(body, dict) and body.get(k) == v for k, v in payload.items())
+
+    return match

@@ -1,0 +1,91 @@
+"""``/devices/{id}/checks``: a device's check history, and results recorded by hand."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from pydantic import Field
+from starlette.responses import Response
+
+from jobs.events import CHECK_CREATED
+from jobs.tasks import check_event_payload
+from storage import repo
+from storage.db import session_factory
+from storage.schemas import CheckCreate, CheckRead
+from storage.types import utcnow
+from web.devices import NOT_FOUND, device_or_404
+from web.errors import ApiError
+from web.openapi import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
+from web.services import services_of
+
+log = logging.getLogger(__name__)
+
+
+class CheckQuery(QueryModel):
+    limit: int = Field(50, ge=1, le=1000, description="how many, newest first")
+
+
+async def list_checks(call: Call[NoBody, CheckQuery]) -> Response:
+    """The device's latest checks, newest first."""
+    async with session_factory(services_of(call.request).engine)() as session:
+        device = await device_or_404(session, call.path["device_id"])
+        assert device.id is not None
+        rows = await repo.list_checks(session, device.id, limit=call.query.limit)
+    return respond([CheckRead.model_validate(row) for row in rows])
+
+
+async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
+    """Record a result by hand (``source: manual``); announced as ``check.created``."""
+    services = services_of(call.request)
+    body = call.body
+    async with session_factory(services.engine)() as session:
+        device = await device_or_404(session, call.path["device_id"])
+    assert device.id is not None
+    run_key = f"manual:{uuid.uuid4().hex}"
+    row = {
+        "device_id": device.id,
+        "status_up": body.status_up,
+        "latency_ms": body.latency_ms,
+        "checked_at": body.checked_at or utcnow(),
+        "run_key": run_key,
+        "slot_at": None,
+        "status_code": body.status_code,
+        "error_kind": None,
+        "error": body.error,
+        "source": "manual",
+    }
+    await repo.insert_check(services.engine, row)
+    async with session_factory(services.engine)() as session:
+        stored = await repo.get_check_by_run_key(session, run_key)
+    if stored is None:  # committed, then gone: the device was deleted meanwhile
+        raise ApiError(404, f"device {device.id} was deleted while the check was recorded")
+    check = CheckRead.model_validate(stored)
+    log.info("manual check device=%d up=%s", device.id, body.status_up)
+    await services.events.publish(CHECK_CREATED, check_event_payload(row))
+    return respond(check, 201)
+
+
+_PATH = "/devices/{device_id:int}/checks"
+_TAGS = ("checks",)
+
+ENDPOINTS: list[AnyEndpoint] = [
+    Endpoint(
+        "GET",
+        _PATH,
+        list_checks,
+        query=CheckQuery,
+        tags=_TAGS,
+        summary="A device's check history",
+        responses={200: Reply("Checks, newest first", list[CheckRead]), 404: NOT_FOUND},
+    ),
+    Endpoint(
+        "POST",
+        _PATH,
+        create_check,
+        body=CheckCreate,
+        tags=_TAGS,
+        summary="Record a check by hand",
+        responses={201: Reply("Stored", CheckRead), 404: NOT_FOUND},
+    ),
+]

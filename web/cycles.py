@@ -1,0 +1,184 @@
+"""Probes started from the API: through the queue, then (bounded) waiting for the results.
+
+- :func:`kick_devices` enqueues one probe job per device with a fresh run key.
+- :func:`wait_for_results` waits until those run keys are stored, woken by
+  ``check.created`` events and re-reading the table (events are fire and forget, so
+  the table, not the event, is the answer).
+- :class:`CycleRunner` runs a monitoring cycle over the active devices (``POST
+  /tasks/run``) and the periodic loop of cycles (``POST /tasks/run/background``),
+  publishing ``monitor.cycle.finished`` ``{devices_checked: N}`` after each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+
+from nats.aio.msg import Msg
+
+from jobs.events import CHECK_CREATED, CYCLE_FINISHED
+from jobs.kick import kick_probe, one_off_job
+from jobs.scheduling import spec_for
+from jobs.tasks import ProbeSource
+from storage.db import session_factory
+from storage.models import CheckResult, Device
+from storage.repo import checks_by_run_keys, list_devices
+from storage.schemas import CheckRead, CycleSummary, EnqueuedJob
+from storage.types import utcnow
+from web.errors import ApiError
+from web.services import Services
+
+log = logging.getLogger(__name__)
+
+# Re-read the table at least this often while waiting, in case an event was lost.
+POLL_SECONDS = 0.5
+
+
+class CycleBusy(ApiError):
+    """409: a cycle is already running in this process."""
+
+    def __init__(self) -> None:
+        super().__init__(409, "a monitoring cycle is already running")
+
+
+async def kick_devices(
+    services: Services, devices: Sequence[Device], prefix: str, source: ProbeSource
+) -> list[EnqueuedJob]:
+    """Enqueue one probe per device, run keys ``<prefix>:<device id>``.
+
+    A queue that does not answer is a 503, raised before anything is reported enqueued.
+    """
+    specs = [spec_for(d, services.settings) for d in devices]
+    jobs = [one_off_job(spec, f"{prefix}:{spec.device_id}", source) for spec in specs]
+    try:
+        task_ids = await asyncio.gather(*(kick_probe(services.broker, job) for job in jobs))
+    except Exception as exc:
+        log.warning("kick failed prefix=%s jobs=%d error=%r", prefix, len(jobs), exc)
+        raise ApiError(503, f"the job queue did not accept the jobs: {exc}") from exc
+    return [
+        EnqueuedJob(device_id=job.device_id, task_id=task_id, run_key=job.run_key)
+        for job, task_id in zip(jobs, task_ids, strict=True)
+    ]
+
+
+async def wait_for_results(
+    services: Services, run_keys: Sequence[str], timeout: float
+) -> dict[str, CheckRead]:
+    """The stored results of ``run_keys``, once all are stored or ``timeout`` passed."""
+    pending = set(run_keys)
+    found: dict[str, CheckRead] = {}
+    wake = asyncio.Event()
+
+    async def on_event(msg: Msg) -> None:
+        try:
+            event = json.loads(msg.data)
+            if event["type"] == CHECK_CREATED and event["payload"]["run_key"] in pending:
+                wake.set()
+        except (ValueError, KeyError, TypeError):
+            return  # not a check event we can read: the table re-read covers it
+
+    sessions = session_factory(services.engine)
+    sub = await services.nc.subscribe(services.settings.events_subject, cb=on_event)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while pending:
+            wake.clear()  # before reading: an event arriving during the read wakes us
+            async with sessions() as session:
+                rows: list[CheckResult] = await checks_by_run_keys(session, sorted(pending))
+            for row in rows:
+                found[row.run_key] = CheckRead.model_validate(row)
+                pending.discard(row.run_key)
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(remaining, POLL_SECONDS))
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return found
+
+
+class CycleRunner:
+    """Monitoring cycles of this web process: one at a time, and the periodic loop."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.Task[None] | None = None
+
+    @property
+    def looping(self) -> bool:
+        return self._loop is not None and not self._loop.done()
+
+    @property
+    def default_timeout(self) -> float:
+        return self.services.settings.longest_task_seconds
+
+    async def run_once(self, timeout: float | None = None) -> CycleSummary:
+        """Probe every active device through the queue; :class:`CycleBusy` if one runs."""
+        if self._lock.locked():
+            raise CycleBusy
+        async with self._lock:
+            return await self._cycle(timeout or self.default_timeout)
+
+    async def _cycle(self, timeout: float) -> CycleSummary:
+        cycle_id = uuid.uuid4().hex[:12]
+        started = utcnow()
+        async with session_factory(self.services.engine)() as session:
+            devices = list(await list_devices(session, is_active=True))
+        jobs = await kick_devices(self.services, devices, f"cycle:{cycle_id}", "cycle")
+        results = await wait_for_results(self.services, [j.run_key for j in jobs], timeout)
+        stored = [results[j.run_key] for j in jobs if j.run_key in results]
+        summary = CycleSummary(
+            cycle_id=cycle_id,
+            devices_checked=len(stored),
+            devices_total=len(jobs),
+            up=sum(r.status_up for r in stored),
+            down=sum(not r.status_up for r in stored),
+            missing=[j.device_id for j in jobs if j.run_key not in results],
+            started_at=started,
+            finished_at=utcnow(),
+        )
+        await self.services.events.publish(CYCLE_FINISHED, summary.model_dump(mode="json"))
+        log.info(
+            "cycle finished cycle=%s checked=%d total=%d up=%d down=%d missing=%d",
+            cycle_id,
+            summary.devices_checked,
+            summary.devices_total,
+            summary.up,
+            summary.down,
+            len(summary.missing),
+        )
+        return summary
+
+    def start_loop(self) -> bool:
+        """Start the periodic loop; False when it was already running."""
+        if self.looping:
+            return False
+        self._loop = asyncio.create_task(self._run_loop(), name="monitor-cycle-loop")
+        log.info("cycle loop started period_s=%d", self.services.settings.monitor_period_seconds)
+        return True
+
+    async def _run_loop(self) -> None:
+        period = self.services.settings.monitor_period_seconds
+        while True:
+            try:
+                await self.run_once()
+            except CycleBusy:
+                log.info("cycle loop: a cycle is already running; skipping this one")
+            except Exception as exc:  # NATS or the database away: try again next period
+                log.warning("cycle loop: cycle failed error=%r", exc)
+            await asyncio.sleep(period)
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None

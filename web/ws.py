@@ -1,0 +1,275 @@
+"""``ws://host:8002/ws/items``: events from NATS fanned out to WebSocket clients.
+
+One NATS subscription per process feeds a :class:`Hub`; each client has its own bounded
+queue (encode/broadcaster style, ``subscribe()`` is an async context manager so cleanup
+always runs).  Publishing to a client never waits: a client whose queue is full is
+dropped (closed with :data:`SLOW_CLIENT_CLOSE`) and logged, and the others carry on.
+
+Every event is ``{"type": ..., "payload": ...}``: fleetprobe's own events pass through,
+anything published on the subject by someone else arrives as ``nats.inbound``, and a
+``tick`` is sent every ``TICK_SECONDS``.  Client text ``"ping"`` gets ``{"type": "pong"}``,
+any other text ``{"type": "echo", "payload": "<text>"}``.
+
+Filters (query string): ``?types=check.created,device.updated`` keeps only those types;
+``?device_id=3`` keeps only events about device 3 (``payload.device_id``, or
+``payload.id`` for ``device.*``).  Ticks, pongs and echoes are always delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from starlette.websockets import WebSocket
+
+from jobs.events import DEVICE_EVENTS, NATS_INBOUND, TICK, decode_message
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# Policy violation: the client did not read fast enough (its queue overflowed).
+SLOW_CLIENT_CLOSE = 1008
+BAD_FILTER_CLOSE = 1008
+GOING_AWAY_CLOSE = 1001
+QUEUE_SIZE = 256
+# How long a dropped client may take to accept the close frame before we give up on it.
+CLOSE_GRACE_SECONDS = 10.0
+
+_ALWAYS = frozenset({TICK})
+
+
+class FilterError(ValueError):
+    """A ``types`` or ``device_id`` filter that cannot be parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events one client wants.  Pure: ``matches`` looks only at the event.
+
+    >>> EventFilter.parse({"types": "check.created", "device_id": "3"}).matches(
+    ...     {"type": "check.created", "payload": {"device_id": 3}})
+    True
+    """
+
+    types: frozenset[str] | None = None
+    device_id: int | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> EventFilter:
+        types = None
+        raw_types = params.get("types")
+        if raw_types is not None:
+            types = frozenset(t.strip() for t in raw_types.split(",") if t.strip())
+            if not types:
+                raise FilterError("types: name at least one event type")
+        device_id = None
+        raw_id = params.get("device_id")
+        if raw_id is not None:
+            try:
+                device_id = int(raw_id)
+            except ValueError:
+                raise FilterError(f"device_id: not an integer: {raw_id[:50]!r}") from None
+        return cls(types=types, device_id=device_id)
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        kind = event.get("type")
+        if kind in _ALWAYS:
+            return True
+        if self.types is not None and kind not in self.types:
+            return False
+        if self.device_id is not None:
+            return _device_of(event) == self.device_id
+        return True
+
+
+def _device_of(event: Mapping[str, Any]) -> int | None:
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    value = payload.get("id") if event.get("type") in DEVICE_EVENTS else payload.get("device_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One client's end of the hub: a bounded queue of JSON texts."""
+
+    id: int
+    filter: EventFilter
+    queue: asyncio.Queue[str]
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, text: str) -> bool:
+        """Queue ``text`` unless the queue is full; False means: drop this client."""
+        if self.dropped.is_set():
+            return False
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+
+class Hub:
+    """Fan-out of events to subscribers; one NATS subscription and one tick per process."""
+
+    def __init__(
+        self, nc: Client, subject: str, *, tick_seconds: float, queue_size: int = QUEUE_SIZE
+    ) -> None:
+        self._nc = nc
+        self._subject = subject
+        self._tick_seconds = tick_seconds
+        self._queue_size = queue_size
+        self._subscribers: set[Subscriber] = set()
+        self._ids = itertools.count(1)
+        self._sub: Subscription | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.dropped = 0
+        self.inbound = 0
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._subject, cb=self._on_message)
+        self._ticker = asyncio.create_task(self._tick(), name="ws-tick")
+        log.info(
+            "ws hub started subject=%s tick_s=%.0f queue=%d",
+            self._subject,
+            self._tick_seconds,
+            self._queue_size,
+        )
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception as exc:  # NATS already closed by the host: nothing to undo
+                log.debug("ws hub unsubscribe failed error=%s", exc)
+            self._sub = None
+        log.info("ws hub stopped delivered=%d dropped=%d", self.delivered, self.dropped)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, event_filter: EventFilter) -> AsyncIterator[Subscriber]:
+        sub = Subscriber(next(self._ids), event_filter, asyncio.Queue(self._queue_size))
+        self._subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    def broadcast(self, event: Mapping[str, Any]) -> None:
+        """Queue ``event`` for every subscriber it matches; never waits."""
+        text: str | None = None
+        for sub in list(self._subscribers):
+            if not sub.filter.matches(event):
+                continue
+            if text is None:
+                text = json.dumps(event, separators=(",", ":"), default=str)
+            if sub.offer(text):
+                self.delivered += 1
+            else:
+                self.drop(sub, "queue overflow")
+
+    def send(self, sub: Subscriber, event: Mapping[str, Any]) -> None:
+        """Queue a reply for one subscriber (pong, echo)."""
+        if not sub.offer(json.dumps(event, separators=(",", ":"))):
+            self.drop(sub, "queue overflow")
+
+    def drop(self, sub: Subscriber, reason: str) -> None:
+        if sub.dropped.is_set():
+            return
+        sub.dropped.set()
+        self._subscribers.discard(sub)
+        self.dropped += 1
+        log.warning(
+            "ws client dropped client=%d reason=%s queued=%d", sub.id, reason, sub.queue.qsize()
+        )
+
+    async def _on_message(self, msg: Msg) -> None:
+        event = decode_message(msg.data, msg.headers)
+        if event.get("type") == NATS_INBOUND:
+            self.inbound += 1
+            log.info("nats inbound subject=%s bytes=%d", msg.subject, len(msg.data))
+        self.broadcast(event)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_seconds)
+            self.broadcast({"type": TICK, "payload": {"at": utcnow().isoformat()}})
+
+
+def hub_of(websocket: WebSocket) -> Hub:
+    hub: Hub = websocket.app.state.hub
+    return hub
+
+
+async def items_socket(websocket: WebSocket) -> None:
+    """The ``/ws/items`` endpoint: one subscriber per connection."""
+    hub = hub_of(websocket)
+    try:
+        event_filter = EventFilter.parse(websocket.query_params)
+    except FilterError as exc:
+        await websocket.close(code=BAD_FILTER_CLOSE, reason=str(exc))
+        return
+    await websocket.accept()
+    async with hub.subscribe(event_filter) as sub:
+        tasks = {
+            asyncio.create_task(_pump(websocket, sub), name=f"ws-pump:{sub.id}"),
+            asyncio.create_task(_read(websocket, hub, sub), name=f"ws-read:{sub.id}"),
+            asyncio.create_task(sub.dropped.wait(), name=f"ws-dropped:{sub.id}"),
+        }
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if sub.dropped.is_set():
+            await _close(websocket, SLOW_CLIENT_CLOSE, "too slow: event queue overflowed")
+    log.debug("ws client gone client=%d", sub.id)
+
+
+async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
+    while True:
+        text = await sub.queue.get()
+        await websocket.send_text(text)
+
+
+async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+        if text.strip() == "ping":
+            hub.send(sub, {"type": "pong"})
+        else:
+            hub.send(sub, {"type": "echo", "payload": text})
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close, unless the client is gone or too stuck to take the close frame in time."""
+    try:
+        async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+            await websocket.close(code=code, reason=reason)
+    except Exception as exc:
+        log.debug("ws close failed code=%d error=%r", code, exc)
