@@ -13,8 +13,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from nats.aio.client import Client
@@ -25,7 +26,8 @@ from core.logs import setup_logging
 from core.natsconn import connect
 from core.natsserver import EmbeddedNats, host_port, is_reachable, start_nats_server
 from core.settings import Settings
-from jobs.broker import make_broker
+from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
+from jobs.leader import LeaderLease
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
 from jobs.tasks import expected_tasks, register_tasks
@@ -76,96 +78,123 @@ def maybe_start_nats(settings: Settings, allow: bool) -> EmbeddedNats | None:
     return start_nats_server(host, port, data / "nats", log_file=data / "nats-server.log")
 
 
+class Parts:
+    """The parts started so far; stopped in reverse order, each within a time limit."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+
+    def add(self, name: str, closer: Callable[[], Awaitable[object]]) -> None:
+        self._parts.append((name, closer))
+
+    async def stop_all(self, timeout: float = 10.0) -> None:
+        while self._parts:
+            name, closer = self._parts.pop()
+            try:
+                async with asyncio.timeout(timeout):
+                    await closer()
+            except Exception as exc:
+                log.warning("stop failed part=%s error=%r", name, exc)
+            else:
+                log.info("stopped %s", name)
+
+
+async def start_queue(
+    args: argparse.Namespace, settings: Settings, parts: Parts, on_fatal: Callable[[Any], None]
+) -> FleetprobeBroker:
+    broker = make_broker(settings, name=instance_name("scheduler"))
+    broker.on_fatal = on_fatal
+    register_tasks(broker)
+    missing = expected_tasks() - set(broker.get_all_tasks())
+    if missing:
+        raise BrokerConfigError(f"tasks not registered: {sorted(missing)}")
+    broker.is_worker_process = not args.no_worker
+    await broker.startup()
+    parts.add("queue", broker.shutdown)
+    log.info(
+        "queue ready stream=%s subject=%s durable=%s ack_wait_s=%.0f",
+        settings.jobs_stream,
+        settings.jobs_subject,
+        settings.jobs_durable,
+        settings.ack_wait_seconds,
+    )
+    return broker
+
+
+async def start_scheduler(
+    settings: Settings, parts: Parts, broker: FleetprobeBroker, engine: AsyncEngine, nc: Client
+) -> ProbeScheduler:
+    lease = LeaderLease(
+        nc.jetstream(),
+        settings.leader_bucket,
+        instance_name("scheduler"),
+        settings.leader_lease_seconds,
+    )
+    scheduler = ProbeScheduler(settings, broker, engine, nc, lease=lease)
+    await scheduler.start()
+    parts.add("scheduler", scheduler.stop)
+    return scheduler
+
+
+def start_worker(settings: Settings, parts: Parts, broker: FleetprobeBroker) -> None:
+    from taskiq.api import run_receiver_task
+
+    task = asyncio.create_task(
+        run_receiver_task(broker, max_async_tasks=settings.worker_concurrency, run_startup=False),
+        name="in-process-worker",
+    )
+
+    async def stop_worker() -> None:
+        # Cancelled tasks are never acknowledged: JetStream delivers them again.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    parts.add("worker", stop_worker)
+    log.info("in-process worker started concurrency=%d", settings.worker_concurrency)
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    exit_code = 0
+
+    def fatal(error: Exception) -> None:
+        nonlocal exit_code
+        log.error("stopping: %s", error)
+        exit_code = 3
+        stop.set()
 
     embedded = maybe_start_nats(settings, allow=not args.no_embedded_nats)
-    cleanup: list[tuple[str, object]] = []
+    parts = Parts()
     try:
         engine = make_engine(settings)
         await init_db(engine)
-        cleanup.append(("database", engine.dispose))
-
-        broker = make_broker(settings, name=instance_name("scheduler"))
-        register_tasks(broker)
-        missing = expected_tasks() - set(broker.get_all_tasks())
-        if missing:
-            log.error("tasks not registered: %s", sorted(missing))
-            return 2
-        broker.is_worker_process = not args.no_worker
-        await broker.startup()
-        cleanup.append(("broker", broker.shutdown))
-        log.info(
-            "queue ready stream=%s subject=%s durable=%s ack_wait_s=%.0f",
-            settings.jobs_stream,
-            settings.jobs_subject,
-            settings.jobs_durable,
-            settings.ack_wait_seconds,
-        )
-
+        parts.add("database", engine.dispose)
+        try:
+            broker = await start_queue(args, settings, parts, fatal)
+        except BrokerConfigError as exc:
+            log.error("refusing to start: %s", exc)
+            return 3
         nc = await connect(settings, instance_name("scheduler-events"))
-        cleanup.append(("nats", nc.drain))
-
-        scheduler: ProbeScheduler | None = None
+        parts.add("nats", nc.drain)
+        scheduler = None
         if not args.no_scheduler:
-            scheduler = ProbeScheduler(settings, broker, engine, nc)
-            await scheduler.start()
-            cleanup.append(("scheduler", scheduler.stop))
-
+            scheduler = await start_scheduler(settings, parts, broker, engine, nc)
         if not args.no_worker:
-            from taskiq.api import run_receiver_task
-
-            worker_task = asyncio.create_task(
-                run_receiver_task(
-                    broker,
-                    max_async_tasks=settings.worker_concurrency,
-                    run_startup=False,
-                ),
-                name="in-process-worker",
-            )
-            cleanup.append(("worker", _canceller(worker_task)))
-            log.info("in-process worker started concurrency=%d", settings.worker_concurrency)
-
+            start_worker(settings, parts, broker)
         if not args.no_web:
-            server_task = await _start_web(args, settings, engine, broker, nc, scheduler)
-            cleanup.append(("web", server_task))
-
+            parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler))
         log.info("fleetprobe running; Ctrl-C to stop")
         await stop.wait()
         log.info("stopping")
-        return 0
+        return exit_code
     finally:
-        for name, closer in reversed(cleanup):
-            try:
-                async with asyncio.timeout(10):
-                    await _close(closer)
-            except Exception as exc:
-                log.warning("stop failed part=%s error=%r", name, exc)
-            else:
-                log.info("stopped %s", name)
+        await parts.stop_all()
         if embedded is not None:
             embedded.stop()
-
-
-def _canceller(task: asyncio.Task[None]) -> object:
-    async def cancel() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return cancel
-
-
-async def _close(closer: object) -> None:
-    if isinstance(closer, asyncio.Task):
-        await closer
-        return
-    result = closer()  # type: ignore[operator]
-    if asyncio.iscoroutine(result):
-        await result
 
 
 async def _start_web(
@@ -175,8 +204,7 @@ async def _start_web(
     broker: AsyncBroker,
     nc: Client,
     scheduler: ProbeScheduler | None,
-) -> object:
-    from jobs.events import EventPublisher
+) -> Callable[[], Awaitable[None]]:
     from web.app import create_app
     from web.services import Services
 
@@ -185,7 +213,6 @@ async def _start_web(
         engine=engine,
         broker=broker,
         nc=nc,
-        events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
     )
     host = args.host or settings.web_host

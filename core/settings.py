@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     jobs_max_deliver: int = Field(5, alias="JOBS_MAX_DELIVER", ge=1, le=100)
     jobs_duplicate_window_seconds: float = Field(300.0, alias="JOBS_DUPLICATE_WINDOW_SECONDS", gt=0)
     ack_wait_margin_seconds: float = Field(30.0, alias="ACK_WAIT_MARGIN_SECONDS", ge=5)
+    # Explicit ack_wait; refused when a task could outlive it (it would run twice).
+    ack_wait_override: float | None = Field(None, alias="ACK_WAIT_SECONDS", gt=0)
     worker_concurrency: int = Field(200, alias="WORKER_CONCURRENCY", ge=1, le=10_000)
     fetch_batch: int = Field(50, alias="FETCH_BATCH", ge=1, le=1000)
 
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(1000, alias="HTTP_MAX_CONNECTIONS", ge=1)
     misfire_grace_seconds: int | None = Field(None, alias="MISFIRE_GRACE_SECONDS", ge=1)
     scheduler_resync_seconds: float = Field(60.0, alias="SCHEDULER_RESYNC_SECONDS", gt=0)
+    # Only the holder of this lease (a NATS key-value entry) kicks scheduled jobs.
+    leader_lease_seconds: float = Field(10.0, alias="LEADER_LEASE_SECONDS", ge=1, le=3600)
+    leader_bucket: str = Field(
+        "fleetprobe_leader", alias="LEADER_BUCKET", pattern=r"^[a-zA-Z0-9_-]+$"
+    )
 
     # Web.
     web_host: str = Field("127.0.0.1", alias="WEB_HOST")
@@ -87,16 +94,27 @@ class Settings(BaseSettings):
                 f"PROBE_TIMEOUT_SECONDS={self.probe_timeout_seconds} exceeds "
                 f"PROBE_MAX_TIMEOUT_SECONDS={self.probe_max_timeout_seconds}"
             )
+        if self.ack_wait_override is not None and (
+            self.ack_wait_override < self.longest_task_seconds + 2
+        ):
+            raise ValueError(
+                f"ACK_WAIT_SECONDS={self.ack_wait_override:g} is shorter than the longest task "
+                f"({self.longest_task_seconds:g}s, from PROBE_MAX_TIMEOUT_SECONDS and "
+                "NATS_TIMEOUT) plus 2s: a slow task would be delivered again while it runs"
+            )
         return self
 
     @property
     def longest_task_seconds(self) -> float:
-        """The longest a single task may run: a probe at its cap or a recorder request."""
-        return max(self.probe_max_timeout_seconds, self.nats_timeout) + 5.0
+        """The longest a single task may run: a probe or recorder request at its cap, plus
+        the time to store and announce its result."""
+        return max(self.probe_max_timeout_seconds, self.nats_timeout) + 2.0
 
     @property
     def ack_wait_seconds(self) -> float:
         """JetStream redelivers after this; it must outlive the longest task with margin."""
+        if self.ack_wait_override is not None:
+            return self.ack_wait_override
         return self.longest_task_seconds + self.ack_wait_margin_seconds
 
     @property

@@ -9,10 +9,12 @@ that only kick (scheduler, web) fetch nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import (
     AckPolicy,
@@ -22,6 +24,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.errors import NotFoundError
 from taskiq import AckableMessage
 from taskiq_nats import PullBasedJetStreamBroker
 
@@ -38,10 +41,56 @@ class BrokerConfigError(RuntimeError):
     """The live stream or consumer differs from what this process expects."""
 
 
+class UnknownTaskError(BrokerConfigError):
+    """The queue carries a task this worker does not have (a newer or other deployment)."""
+
+
+def stream_differences(live: StreamConfig, want: StreamConfig) -> list[str]:
+    """What in a live stream would break delivery (pure; empty when compatible)."""
+    problems = []
+    if live.retention != want.retention:
+        problems.append(f"retention={live.retention} (want {want.retention})")
+    if set(live.subjects or []) != set(want.subjects or []):
+        problems.append(f"subjects={live.subjects} (want {want.subjects})")
+    return problems
+
+
+def consumer_differences(live: ConsumerConfig, want: ConsumerConfig) -> list[str]:
+    """Where a live durable consumer differs from ours (pure; empty when the same).
+
+    ``add_consumer`` would silently overwrite it for every other process, so a
+    difference means two deployments disagree: refuse rather than guess.
+    """
+    problems = []
+    if abs((live.ack_wait or 0) - (want.ack_wait or 0)) > 0.001:
+        problems.append(f"ack_wait={live.ack_wait}s (want {want.ack_wait}s)")
+    if live.max_deliver != want.max_deliver:
+        problems.append(f"max_deliver={live.max_deliver} (want {want.max_deliver})")
+    if (live.filter_subject or None) != (want.filter_subject or None):
+        problems.append(f"filter_subject={live.filter_subject} (want {want.filter_subject})")
+    if live.ack_policy != want.ack_policy:
+        problems.append(f"ack_policy={live.ack_policy} (want {want.ack_policy})")
+    return problems
+
+
+def task_name_of(data: bytes) -> str | None:
+    """The task name in a taskiq JSON message, or None when it is not one."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    name = message.get("task_name") if isinstance(message, dict) else None
+    return name if isinstance(name, str) else None
+
+
 class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     """The pull broker, made to survive NATS outages and to check the live config."""
 
     settings: Settings
+    # Called (instead of raising into taskiq) when this worker meets a task it lacks.
+    on_fatal: Callable[[BrokerConfigError], None] | None = None
+    # A redelivery delay for messages this worker cannot run, so another worker takes them.
+    unknown_task_delay: float = 5.0
 
     async def startup(self) -> None:
         await super().startup()
@@ -49,18 +98,30 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
 
     async def verify_stream(self) -> None:
         """Refuse a stream that would break delivery (another retention or subjects)."""
-        info = await self.js.stream_info(self.stream_config.name or self.stream_name)
-        live = info.config
         want = self.stream_config
-        problems = []
-        if live.retention != want.retention:
-            problems.append(f"retention={live.retention} (want {want.retention})")
-        if set(live.subjects or []) != set(want.subjects or []):
-            problems.append(f"subjects={live.subjects} (want {want.subjects})")
+        info = await self.js.stream_info(want.name or self.stream_name)
+        problems = stream_differences(info.config, want)
         if problems:
             raise BrokerConfigError(
                 f"stream {want.name} exists with another configuration: {', '.join(problems)}"
             )
+
+    async def _startup_consumer(self) -> None:
+        want = self.consumer_config
+        stream = self.stream_config.name or self.stream_name
+        try:
+            live = (await self.js.consumer_info(stream, self.durable)).config
+        except NotFoundError:
+            live = None
+        if live is not None and want is not None:
+            problems = consumer_differences(live, want)
+            if problems:
+                raise BrokerConfigError(
+                    f"consumer {self.durable} on stream {stream} exists with another "
+                    f"configuration: {', '.join(problems)}. Run every process with the same "
+                    "settings, or delete the consumer to change them."
+                )
+        await super()._startup_consumer()
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         while True:
@@ -77,7 +138,28 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
                 await asyncio.sleep(1.0)
                 continue
             for msg in messages:
+                name = task_name_of(msg.data)
+                if name is not None and self.find_task(name) is None:
+                    await self._refuse(msg, name)
+                    continue
+                # Unparseable messages go on to taskiq, which logs and drops them.
                 yield AckableMessage(data=msg.data, ack=msg.ack)
+
+    async def _refuse(self, msg: Msg, name: str) -> None:
+        """Hand a task this worker lacks back to the queue, then stop: never ack it."""
+        try:
+            await msg.nak(delay=self.unknown_task_delay)
+        except Exception as exc:
+            log.warning("nak failed task=%s error=%r", name, exc)
+        error = UnknownTaskError(
+            f"the queue carries task {name!r}, which this worker does not have "
+            f"(registered: {sorted(self.get_all_tasks())}); left it for another worker"
+        )
+        log.error("%s", error)
+        if self.on_fatal is not None:
+            self.on_fatal(error)
+            return
+        raise error
 
 
 def stream_config(settings: Settings) -> StreamConfig:

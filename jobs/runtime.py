@@ -22,8 +22,10 @@ from core.natsconn import connect
 from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.http import make_http_client
+from jobs.recorder.client import RecorderClient
 from storage.db import init_db, make_engine
 from storage.models import CheckResult
+from storage.recorder_models import CommandResult
 from storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,10 @@ class WorkerRuntime:
     nc: Client
     events: EventPublisher
     checks: BatchWriter
+    # Recorder commands: sent over the events connection (borrowed), results written
+    # like probe results (group commit, idempotent by run_key).
+    recorder: RecorderClient
+    commands: BatchWriter
 
     @classmethod
     async def open(cls, settings: Settings, role: str = "worker") -> WorkerRuntime:
@@ -58,6 +64,15 @@ class WorkerRuntime:
             flush_ms=settings.result_flush_ms,
         )
         checks.start()
+        commands_table: Table = CommandResult.__table__  # type: ignore[attr-defined]
+        commands = BatchWriter(
+            engine,
+            commands_table,
+            "run_key",
+            batch_size=settings.result_batch_size,
+            flush_ms=settings.result_flush_ms,
+        )
+        commands.start()
         runtime = cls(
             name=name,
             settings=settings,
@@ -66,6 +81,8 @@ class WorkerRuntime:
             nc=nc,
             events=EventPublisher(nc, settings.events_subject, name),
             checks=checks,
+            recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
+            commands=commands,
         )
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
         return runtime
@@ -73,6 +90,8 @@ class WorkerRuntime:
     async def close(self) -> None:
         """Flush pending results first, then close the connections."""
         await self.checks.close()
+        await self.commands.close()
+        await self.recorder.close()
         await self.http.aclose()
         try:
             await self.nc.drain()

@@ -25,6 +25,7 @@ from taskiq import AsyncBroker
 from core.settings import Settings
 from jobs.events import DEVICE_EVENTS
 from jobs.kick import kick_probe, scheduled_job
+from jobs.leader import LeaderLease
 from jobs.schedule import ProbeJobSpec, plan_schedule, slot_anchor, slot_at
 from storage.db import session_factory
 from storage.models import Device
@@ -56,6 +57,7 @@ class ProbeScheduler:
         engine: AsyncEngine,
         nc: Client | None = None,
         clock: Clock = utcnow,
+        lease: LeaderLease | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
@@ -65,6 +67,9 @@ class ProbeScheduler:
         self.registered: dict[int, ProbeJobSpec] = {}
         self.kicks = 0
         self.kick_failures = 0
+        self.skipped_not_leader = 0
+        # None: always kick (a single scheduler); else only while holding the lease.
+        self.lease = lease
         self._sessions = session_factory(engine)
         self._sub: Subscription | None = None
         self._sync_lock = asyncio.Lock()
@@ -79,7 +84,16 @@ class ProbeScheduler:
         )
 
     async def start(self) -> None:
+        if self.lease is not None:
+            await self.lease.refresh()
         self.scheduler.start()
+        if self.lease is not None:
+            self.scheduler.add_job(
+                self.lease.refresh,
+                IntervalTrigger(seconds=self.lease.renew_every),
+                id="fleetprobe:lease",
+                replace_existing=True,
+            )
         await self.sync()
         self.scheduler.add_job(
             self.sync,
@@ -103,6 +117,8 @@ class ProbeScheduler:
                 log.debug("unsubscribe failed error=%s", exc)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.lease is not None:
+            await self.lease.release()
         for task in list(self._background):
             task.cancel()
         log.info("scheduler stopped kicks=%d failures=%d", self.kicks, self.kick_failures)
@@ -159,9 +175,16 @@ class ProbeScheduler:
             if self.scheduler.get_job(job_id) is not None:
                 self.scheduler.remove_job(job_id)
 
+    @property
+    def is_leader(self) -> bool:
+        return self.lease is None or self.lease.is_leader
+
     async def _fire(self, device_id: int) -> None:
         spec = self.registered.get(device_id)
         if spec is None:
+            return
+        if not self.is_leader:
+            self.skipped_not_leader += 1
             return
         slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
         await self.kick(spec, slot)

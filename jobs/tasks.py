@@ -9,9 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from taskiq import AsyncBroker, TaskiqDepends, TaskiqEvents, TaskiqState
 
-from jobs.broker import PROBE_TASK
+from jobs.broker import PROBE_TASK, RECORDER_TASK
 from jobs.events import CHECK_CREATED
 from jobs.probes import ProbeResult, run_probe
+from jobs.recorder.task import send_recorder_command
 from jobs.runtime import WorkerRuntime, get_runtime
 from storage.types import utcnow
 
@@ -91,8 +92,13 @@ async def probe_device(
 def register_tasks(broker: AsyncBroker) -> None:
     """Register every task and the worker start/stop hooks on ``broker``."""
     broker.register_task(probe_device, task_name=PROBE_TASK)
+    broker.register_task(send_recorder_command, task_name=RECORDER_TASK)
 
     async def _startup(state: TaskiqState) -> None:
+        # A worker missing a task would see it as unknown and hand it back for ever.
+        missing = expected_tasks() - set(broker.get_all_tasks())
+        if missing:
+            raise RuntimeError(f"tasks not registered in this worker: {sorted(missing)}")
         settings = broker.settings  # type: ignore[attr-defined]
         state.runtime = await WorkerRuntime.open(settings)
 
@@ -107,4 +113,4 @@ def register_tasks(broker: AsyncBroker) -> None:
 
 
 def expected_tasks() -> set[str]:
-    return {PROBE_TASK}
+    return {PROBE_TASK, RECORDER_TASK}

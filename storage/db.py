@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from core.settings import Settings
+from storage import recorder_models  # noqa: F401  (the recorder tables)
 
 log = logging.getLogger(__name__)
 

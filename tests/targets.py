@@ -31,6 +31,18 @@ async def hang(request: Request) -> Response:
     return PlainTextResponse("late")
 
 
+# Requests seen by /gate/{name}, counted in the test process (the server runs in a thread).
+arrivals: dict[str, int] = {}
+
+
+async def gate(request: Request) -> Response:
+    """Counts each arrival, then answers after ``?s=`` seconds."""
+    name = request.path_params["name"]
+    arrivals[name] = arrivals.get(name, 0) + 1
+    await asyncio.sleep(float(request.query_params.get("s", "0")))
+    return PlainTextResponse("gate")
+
+
 async def slow(request: Request) -> Response:
     await asyncio.sleep(float(request.query_params.get("ms", "100")) / 1000)
     return PlainTextResponse("slow")
@@ -59,6 +71,7 @@ app = Starlette(
         Route("/slow", slow),
         Route("/loop", redirect_loop),
         Route("/endless", endless),
+        Route("/gate/{name}", gate),
     ]
 )
 

@@ -1,0 +1,126 @@
+"""The recorder task: send one command, store its result, announce it.
+
+``fleetprobe.recorder`` runs on any worker.  The result is stored idempotently (keyed by
+``run_key``, through the worker's batch writer); a failure to get a valid reply is data
+in the row (``error_kind`` / ``error``), never an exception.  A redelivered task whose
+result is already stored does not send the command again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from taskiq import TaskiqDepends
+
+from jobs.events import RECORDER_COMMAND
+from jobs.recorder.client import RecorderClient
+from jobs.recorder.errors import RecorderError
+from jobs.recorder.models import TASK_ID_MAX, Command, CommandName, describe
+from jobs.recorder.schemas import CommandResultRead, CommandSource
+from jobs.runtime import WorkerRuntime, get_runtime
+from storage.db import session_factory
+from storage.recorder_repo import get_command
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+ERROR_TEXT_MAX = 500
+INVALID_COMMAND = "invalid_command"
+
+
+class RecorderJob(BaseModel):
+    """The message of one recorder task: everything needed to send the command."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: str = Field(min_length=1, max_length=TASK_ID_MAX)
+    cmd: CommandName
+    payload: dict[str, Any] | None = None
+    run_key: str = Field(min_length=1, max_length=200)
+    source: CommandSource = "api"
+    schedule_id: int | None = None
+    slot_at: datetime | None = None
+
+
+def base_row(job: RecorderJob, attempt_id: str, created_at: datetime) -> dict[str, Any]:
+    return {
+        "task_id": job.task_id,
+        "cmd": job.cmd,
+        "payload": job.payload,
+        "msg_status": None,
+        "app_status": None,
+        "reply_payload": None,
+        "reason": None,
+        "latency_ms": None,
+        "error_kind": None,
+        "error": None,
+        "created_at": created_at,
+        "run_key": job.run_key,
+        "source": job.source,
+        "schedule_id": job.schedule_id,
+        "slot_at": job.slot_at,
+        "attempt_id": attempt_id,
+    }
+
+
+async def send_command(
+    client: RecorderClient, job: RecorderJob, row: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill ``row`` with what sending ``job`` gave: the reply, or the failure."""
+    try:
+        command = Command(task_id=job.task_id, cmd=job.cmd, payload=job.payload)
+    except ValidationError as exc:
+        return row | {"error_kind": INVALID_COMMAND, "error": describe(exc)[:ERROR_TEXT_MAX]}
+    row = row | {"payload": command.to_wire()["payload"]}
+    try:
+        reply = await client.send(command)
+    except RecorderError as exc:
+        return row | {
+            "error_kind": exc.kind,
+            "error": exc.message[:ERROR_TEXT_MAX],
+            "latency_ms": exc.latency_ms,
+        }
+    response = reply.response
+    return row | {
+        "msg_status": response.msg_status,
+        "app_status": response.app_status,
+        "reply_payload": response.payload.model_dump(mode="json"),
+        "reason": (response.reason or None) and response.reason[:ERROR_TEXT_MAX],
+        "latency_ms": reply.latency_ms,
+    }
+
+
+async def stored_result(runtime: WorkerRuntime, run_key: str) -> tuple[dict[str, Any], str] | None:
+    async with session_factory(runtime.engine)() as session:
+        row = await get_command(session, run_key)
+    if row is None:
+        return None
+    return CommandResultRead.model_validate(row).model_dump(mode="json"), row.attempt_id
+
+
+async def send_recorder_command(
+    job: RecorderJob, runtime: WorkerRuntime = TaskiqDepends(get_runtime)
+) -> dict[str, Any]:
+    """Send, store (idempotently, keyed by ``run_key``), then announce; returns the stored
+    result."""
+    earlier = await stored_result(runtime, job.run_key)
+    if earlier is not None:  # redelivered after its result was stored: do not resend
+        log.info("recorder task already done run_key=%s", job.run_key)
+        return earlier[0]
+    attempt_id = uuid.uuid4().hex
+    row = await send_command(runtime.recorder, job, base_row(job, attempt_id, utcnow()))
+    # Returns after the batch holding this row committed: the ack follows the commit.
+    await runtime.commands.write(row)
+    stored = await stored_result(runtime, job.run_key)
+    if stored is None:  # cannot happen: the insert committed or conflicted with a row
+        raise RuntimeError(f"recorder result not found after insert run_key={job.run_key}")
+    result, stored_by = stored
+    if stored_by == attempt_id:
+        await runtime.events.publish(RECORDER_COMMAND, result)
+    else:
+        log.info("recorder result stored by another attempt run_key=%s", job.run_key)
+    return result
