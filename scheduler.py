@@ -205,6 +205,7 @@ async def _start_web(
     nc: Client,
     scheduler: ProbeScheduler | None,
 ) -> Callable[[], Awaitable[None]]:
+    from jobs.events import EventPublisher
     from web.app import create_app
     from web.services import Services
 
@@ -213,6 +214,7 @@ async def _start_web(
         engine=engine,
         broker=broker,
         nc=nc,
+        events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
     )
     host = args.host or settings.web_host
