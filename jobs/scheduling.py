@@ -68,6 +68,9 @@ class ProbeScheduler:
         self.kicks = 0
         self.kick_failures = 0
         self.skipped_not_leader = 0
+        self.caught_up = 0
+        # device id -> latest slot whose kick failed (NATS down); kicked once it is back.
+        self.owed: dict[int, datetime] = {}
         # None: always kick (a single scheduler); else only while holding the lease.
         self.lease = lease
         self._sessions = session_factory(engine)
@@ -95,6 +98,12 @@ class ProbeScheduler:
                 replace_existing=True,
             )
         await self.sync()
+        self.scheduler.add_job(
+            self.catch_up,
+            IntervalTrigger(seconds=1),
+            id="fleetprobe:catch-up",
+            replace_existing=True,
+        )
         self.scheduler.add_job(
             self.sync,
             IntervalTrigger(seconds=self.settings.scheduler_resync_seconds),
@@ -170,6 +179,7 @@ class ProbeScheduler:
         self.registered[spec.device_id] = spec
 
     def _remove(self, device_id: int) -> None:
+        self.owed.pop(device_id, None)
         if self.registered.pop(device_id, None) is not None:
             job_id = f"{JOB_PREFIX}{device_id}"
             if self.scheduler.get_job(job_id) is not None:
@@ -187,18 +197,64 @@ class ProbeScheduler:
             self.skipped_not_leader += 1
             return
         slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
+        if not self._queue_connected():
+            # Don't wait on a publish that cannot succeed: owe the slot and move on.
+            self._owe(spec, slot, "queue unreachable")
+            return
         await self.kick(spec, slot)
 
-    async def kick(self, spec: ProbeJobSpec, slot: datetime) -> None:
+    async def kick(self, spec: ProbeJobSpec, slot: datetime) -> bool:
         try:
             await kick_probe(self.broker, scheduled_job(spec, slot))
         except Exception as exc:
             self.kick_failures += 1
+            self._owe(spec, slot, repr(exc))
+            return False
+        self.kicks += 1
+        # A later slot went out: an older owed one is coalesced into it.
+        self.owed.pop(spec.device_id, None)
+        return True
+
+    def _owe(self, spec: ProbeJobSpec, slot: datetime, reason: str) -> None:
+        if not self.owed:
             log.warning(
-                "kick failed device=%d slot=%s error=%r", spec.device_id, slot.isoformat(), exc
+                "kicks failing, owing slots reason=%s first_device=%d slot=%s",
+                reason,
+                spec.device_id,
+                slot.isoformat(),
             )
-        else:
-            self.kicks += 1
+        # Only the latest missed slot per device is kept: one catch-up run, not a burst.
+        self.owed[spec.device_id] = slot
+
+    async def catch_up(self) -> int:
+        """Kick the latest owed slot of each device once the queue answers again."""
+        if not self.owed or not self.is_leader or not self._queue_connected():
+            return 0
+        owed = list(self.owed.items())
+        sem = asyncio.Semaphore(100)
+
+        async def one(device_id: int, slot: datetime) -> bool:
+            spec = self.registered.get(device_id)
+            if spec is None:
+                self.owed.pop(device_id, None)
+                return False
+            async with sem:
+                if self.owed.get(device_id) != slot:
+                    return False  # a newer slot was kicked or owed meanwhile
+                done = await self.kick(spec, slot)
+                if done:
+                    self.caught_up += 1
+                return done
+
+        results = await asyncio.gather(*(one(d, s) for d, s in owed))
+        sent = sum(results)
+        if sent:
+            log.info("caught up owed slots kicked=%d still_owed=%d", sent, len(self.owed))
+        return sent
+
+    def _queue_connected(self) -> bool:
+        client = getattr(self.broker, "client", None)
+        return client is None or bool(client.is_connected)
 
     def next_slot(self, device_id: int) -> datetime | None:
         job = self.scheduler.get_job(f"{JOB_PREFIX}{device_id}")
