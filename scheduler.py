@@ -27,6 +27,7 @@ from core.natsconn import connect
 from core.natsserver import EmbeddedNats, host_port, is_reachable, start_nats_server
 from core.settings import Settings
 from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
+from jobs.inprocess import InProcessWorker
 from jobs.leader import LeaderLease
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
@@ -137,21 +138,9 @@ async def start_scheduler(
 
 
 def start_worker(settings: Settings, parts: Parts, broker: FleetprobeBroker) -> None:
-    from taskiq.api import run_receiver_task
-
-    task = asyncio.create_task(
-        run_receiver_task(broker, max_async_tasks=settings.worker_concurrency, run_startup=False),
-        name="in-process-worker",
-    )
-
-    async def stop_worker() -> None:
-        # Cancelled tasks are never acknowledged: JetStream delivers them again.
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    parts.add("worker", stop_worker)
-    log.info("in-process worker started concurrency=%d", settings.worker_concurrency)
+    worker = InProcessWorker(broker, settings.worker_concurrency, settings.shutdown_grace_seconds)
+    worker.start()
+    parts.add("worker", worker.stop)
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -192,7 +181,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("stopping")
         return exit_code
     finally:
-        await parts.stop_all()
+        await parts.stop_all(timeout=settings.shutdown_grace_seconds + 5)
         if embedded is not None:
             embedded.stop()
 
@@ -225,6 +214,7 @@ async def _start_web(
         port=port,
         log_config=None,
         lifespan="on",
+        timeout_graceful_shutdown=5,
         ws="websockets-sansio",
     )
     server = _HostedServer(config)

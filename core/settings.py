@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Explicit ack_wait; refused when a task could outlive it (it would run twice).
     ack_wait_override: float | None = Field(None, alias="ACK_WAIT_SECONDS", gt=0)
     worker_concurrency: int = Field(200, alias="WORKER_CONCURRENCY", ge=1, le=10_000)
+    # On SIGINT/SIGTERM, running tasks get this long to finish before they are cancelled
+    # (unacknowledged, so redelivered).
+    shutdown_grace_seconds: float = Field(8.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0, le=300)
     fetch_batch: int = Field(50, alias="FETCH_BATCH", ge=1, le=1000)
 
     # Storage.
