@@ -24,7 +24,14 @@ from taskiq import AsyncBroker
 
 from core.logs import setup_logging
 from core.natsconn import connect
-from core.natsserver import EmbeddedNats, host_port, is_reachable, start_nats_server
+from core.natsserver import (
+    EmbeddedNats,
+    auth_args,
+    host_port,
+    is_reachable,
+    redact,
+    start_nats_server,
+)
 from core.settings import Settings
 from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.inprocess import InProcessWorker
@@ -67,16 +74,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def maybe_start_nats(settings: Settings, allow: bool) -> EmbeddedNats | None:
     if is_reachable(settings.nats_url):
-        log.info("using NATS at %s", settings.nats_url)
+        log.info("using NATS at %s", redact(settings.nats_url))
         return None
     if not allow or not settings.embedded_nats:
         log.warning(
-            "nothing answers at %s; waiting for it (embedded server disabled)", settings.nats_url
+            "nothing answers at %s; waiting for it (embedded server disabled)",
+            redact(settings.nats_url),
         )
         return None
     host, port = host_port(settings.nats_url)
     data = Path(settings.nats_data_dir)
-    return start_nats_server(host, port, data / "nats", log_file=data / "nats-server.log")
+    return start_nats_server(
+        host,
+        port,
+        data / "nats",
+        log_file=data / "nats-server.log",
+        extra_args=auth_args(settings.nats_url),
+    )
 
 
 class Parts:

