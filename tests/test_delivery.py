@@ -102,6 +102,7 @@ async def test_a_task_whose_worker_is_killed_is_redelivered_and_stored_once(
     nats_server: EmbeddedNats, tmp_path: Path, http_target: str
 ) -> None:
     stored, hits = await _kill_mid_task(tmp_path, nats_server.url, http_target)
+    print(f"FIGURES kill-mid-task: workers_killed=1 runs={hits} stored={stored}")
     assert hits == 2  # ran on the killed worker, then again on the new one
     assert stored == 1
 
@@ -112,6 +113,7 @@ async def test_negative_control_acking_on_receipt_loses_the_task(
     stored, hits = await _kill_mid_task(
         tmp_path, nats_server.url, http_target, "--ack-type", "when_received"
     )
+    print(f"FIGURES negative-control: workers_killed=1 runs={hits} stored={stored}")
     assert hits == 1  # never redelivered ...
     assert stored == 0  # ... so the result is lost: the guarantee above is what saves it
 
