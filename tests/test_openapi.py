@@ -18,6 +18,7 @@ from web.openapi import (
     NoBody,
     QueryModel,
     Reply,
+    build_routes,
     build_spec,
     openapi_route,
     respond,
@@ -87,7 +88,7 @@ ENDPOINTS: list[AnyEndpoint] = [
 def client() -> httpx.AsyncClient:
     spec = build_spec(ENDPOINTS, title="pets", version="1")
     app = Starlette(
-        routes=[*(e.route() for e in ENDPOINTS), openapi_route(spec)],
+        routes=[*build_routes(ENDPOINTS), openapi_route(spec)],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
@@ -135,6 +136,13 @@ async def test_unknown_paths_and_methods_answer_json_errors(client: httpx.AsyncC
     assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
     r = await client.delete("/pets")
     assert r.status_code == 405 and r.json() == {"detail": "Method Not Allowed"}
+    # one route per path: Allow names every method of the path
+    assert sorted(r.headers["allow"].split(", ")) == ["GET", "HEAD", "POST"]
+
+
+async def test_head_is_answered_by_the_get_endpoint(client: httpx.AsyncClient) -> None:
+    r = await client.head("/pets")
+    assert r.status_code == 200 and r.content == b""
 
 
 async def test_the_spec_describes_bodies_queries_paths_and_responses(

@@ -27,6 +27,7 @@ from web.openapi import (
     NoBody,
     NoQuery,
     Reply,
+    build_routes,
     build_spec,
     openapi_route,
 )
@@ -73,6 +74,7 @@ def api_endpoints() -> list[AnyEndpoint]:
 def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:
     endpoints = api_endpoints()
     spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
+    devices.describe_limits(spec, services.settings)
     hub = Hub(
         services.nc,
         services.settings.events_subject,
@@ -91,7 +93,7 @@ def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:
             await hub.stop()
 
     routes: list[BaseRoute] = [
-        *(endpoint.route() for endpoint in endpoints),
+        *build_routes(endpoints),
         openapi_route(spec),
         *swagger_routes(TITLE),
         WebSocketRoute("/ws/items", items_socket),

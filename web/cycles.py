@@ -109,8 +109,13 @@ class CycleRunner:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._lock = asyncio.Lock()
+        self._current: asyncio.Task[CycleSummary] | None = None
         self._loop: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A cycle is running now."""
+        return self._current is not None and not self._current.done()
 
     @property
     def looping(self) -> bool:
@@ -121,11 +126,19 @@ class CycleRunner:
         return self.services.settings.longest_task_seconds
 
     async def run_once(self, timeout: float | None = None) -> CycleSummary:
-        """Probe every active device through the queue; :class:`CycleBusy` if one runs."""
-        if self._lock.locked():
+        """Probe every active device through the queue; :class:`CycleBusy` if one runs.
+
+        The cycle is a task of its own: a caller that stops waiting (an HTTP client that
+        went away) does not stop it; it still finishes and announces itself.
+        """
+        if self.busy:
             raise CycleBusy
-        async with self._lock:
-            return await self._cycle(timeout or self.default_timeout)
+        task = asyncio.create_task(
+            self._cycle(timeout or self.default_timeout), name="monitor-cycle"
+        )
+        task.add_done_callback(_retrieve)
+        self._current = task
+        return await asyncio.shield(task)
 
     async def _cycle(self, timeout: float) -> CycleSummary:
         cycle_id = uuid.uuid4().hex[:12]
@@ -177,8 +190,16 @@ class CycleRunner:
             await asyncio.sleep(period)
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+        """Stop the loop and any cycle still running (the app is shutting down)."""
+        for task in (self._loop, self._current):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._loop = self._current = None
+
+
+def _retrieve(task: asyncio.Task[CycleSummary]) -> None:
+    """Read the outcome of a cycle whose caller stopped waiting, so a failure is logged once."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("cycle failed error=%r", task.exception())

@@ -8,11 +8,13 @@ scheduler at once; schedulers in other processes pick it up from the event.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
+from core.settings import Settings
 from jobs.events import DEVICE_CREATED, DEVICE_DELETED, DEVICE_UPDATED
 from storage import repo
 from storage.db import session_factory
@@ -59,6 +61,15 @@ def check_timeout(services: Services, timeout: float | None) -> None:
             f"must be at most PROBE_MAX_TIMEOUT_SECONDS={cap}",
             "less_than_equal",
         )
+
+
+def describe_limits(spec: dict[str, Any], settings: Settings) -> None:
+    """Write this deployment's PROBE_MAX_TIMEOUT_SECONDS into the spec's device schemas
+    (the models carry only the static MAX_TIMEOUT_SECONDS), so clients see the bound
+    :func:`check_timeout` enforces."""
+    for model in ("DeviceCreate", "DeviceUpdate"):
+        prop = spec["components"]["schemas"][model]["properties"]["timeout_seconds"]
+        prop["maximum"] = min(prop["maximum"], settings.probe_max_timeout_seconds)
 
 
 async def announce(services: Services, kind: str, device: DeviceRead) -> None:

@@ -3,23 +3,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from pydantic import Field
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from storage.db import session_factory
 from storage.models import Device
 from storage.repo import get_device, list_devices
 from storage.schemas import BackgroundStatus, CycleSummary, ProbeJobs, ProbeRequest
-from web.cycles import CycleRunner, kick_devices, wait_for_results
+from web.cycles import CycleBusy, CycleRunner, kick_devices, wait_for_results
 from web.errors import ApiError, ErrorBody
 from web.openapi import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.services import services_of
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 QUEUE_DOWN = Reply("The job queue (NATS) did not accept the jobs", ErrorBody)
 _TIMEOUT = Field(
@@ -34,6 +39,29 @@ class ProbeQuery(QueryModel):
 
 class CycleQuery(QueryModel):
     timeout: float | None = _TIMEOUT
+
+
+async def _client_gone(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T | None:
+    """Await ``work``, or stop (cancel it, answer None) when the HTTP client disconnects:
+    nobody would read the answer, and a waiting handler would hold up shutdown."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.create_task(_client_gone(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    if task.cancelled():
+        log.info("client left while waiting path=%s", request.url.path)
+        return None
+    return task.result()
 
 
 def cycles_of(conn: HTTPConnection) -> CycleRunner:
@@ -63,7 +91,8 @@ async def probe(call: Call[ProbeRequest, ProbeQuery]) -> Response:
     if not call.query.wait:
         return respond(ProbeJobs(jobs=jobs, complete=False), 202)
     timeout = call.query.timeout or services.settings.longest_task_seconds
-    results = await wait_for_results(services, [j.run_key for j in jobs], timeout)
+    waiting = wait_for_results(services, [j.run_key for j in jobs], timeout)
+    results = await unless_client_leaves(call.request, waiting) or {}
     stored = [results[j.run_key] for j in jobs if j.run_key in results]
     complete = len(stored) == len(jobs)
     return respond(
@@ -74,7 +103,12 @@ async def probe(call: Call[ProbeRequest, ProbeQuery]) -> Response:
 async def run_cycle(call: Call[NoBody, CycleQuery]) -> Response:
     """One monitoring cycle over every active device, now, through the queue; publishes
     ``monitor.cycle.finished`` ``{devices_checked: N}``."""
-    summary = await cycles_of(call.request).run_once(call.query.timeout)
+    runner = cycles_of(call.request)
+    if runner.busy:
+        raise CycleBusy
+    summary = await unless_client_leaves(call.request, runner.run_once(call.query.timeout))
+    if summary is None:  # the client left; the cycle goes on and announces itself
+        return respond(None, 204)
     return respond(summary)
 
 

@@ -18,7 +18,7 @@ very same models, so the spec cannot drift from the code.  Example::
                  summary="List devices", responses={200: Reply("Devices", list[DeviceRead])}),
     ]
 
-    routes = [endpoint.route() for endpoint in ENDPOINTS]
+    routes = build_routes(ENDPOINTS)
     spec = build_spec(ENDPOINTS, title="fleetprobe", version="0.1.0")
 
 Rules the builder follows:
@@ -60,6 +60,7 @@ __all__ = [
     "NoQuery",
     "QueryModel",
     "Reply",
+    "build_routes",
     "build_spec",
     "openapi_route",
     "respond",
@@ -148,18 +149,18 @@ class Endpoint(Generic[B, Q]):
     def validates(self) -> bool:
         return self.has_body or bool(self.query.model_fields) or bool(self.convertors)
 
+    async def handle(self, request: Request) -> Response:
+        """Validate query and body, then call the handler."""
+        issues: list[Issue] = []
+        query = self._parse_query(request, issues)
+        body = await self._parse_body(request, issues) if self.has_body else NoBody()
+        if issues or query is None or body is None:
+            raise RequestInvalid(issues)
+        return await self.handler(Call(request, body, query))  # type: ignore[arg-type]
+
     def route(self) -> Route:
-        """The Starlette route: validate query and body, then call the handler."""
-
-        async def endpoint(request: Request) -> Response:
-            issues: list[Issue] = []
-            query = self._parse_query(request, issues)
-            body = await self._parse_body(request, issues) if self.has_body else NoBody()
-            if issues or query is None or body is None:
-                raise RequestInvalid(issues)
-            return await self.handler(Call(request, body, query))  # type: ignore[arg-type]
-
-        return Route(self.path, endpoint, methods=[self.method], name=self.name)
+        """This endpoint alone as a Starlette route (:func:`build_routes` for an API)."""
+        return Route(self.path, self.handle, methods=[self.method], name=self.name)
 
     def _parse_query(self, request: Request, issues: list[Issue]) -> Q | None:
         try:
@@ -178,6 +179,31 @@ class Endpoint(Generic[B, Q]):
 
 
 AnyEndpoint: TypeAlias = Endpoint[Any, Any]
+
+
+def build_routes(endpoints: Iterable[AnyEndpoint]) -> list[Route]:
+    """One Starlette route per path, dispatching on the method, so that a wrong method
+    gets a 405 whose ``Allow`` lists every method of the path."""
+    by_path: dict[str, dict[str, AnyEndpoint]] = {}
+    for endpoint in endpoints:
+        methods = by_path.setdefault(endpoint.path, {})
+        if endpoint.method in methods:
+            raise ValueError(f"{endpoint.method} {endpoint.path} is declared twice")
+        methods[endpoint.method] = endpoint
+    return [_path_route(path, methods) for path, methods in by_path.items()]
+
+
+def _path_route(path: str, methods: Mapping[str, AnyEndpoint]) -> Route:
+    if len(methods) == 1:
+        return next(iter(methods.values())).route()
+
+    async def dispatch(request: Request) -> Response:
+        # Starlette answers HEAD with the GET endpoint; the route already refused the rest.
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method].handle(request)
+
+    name = "|".join(endpoint.name for endpoint in methods.values())
+    return Route(path, dispatch, methods=list(methods), name=name)
 
 
 def _detail(exc: RequestInvalid) -> list[Issue]:

@@ -1,0 +1,127 @@
+"""``/devices/{id}/checks``: history newest first, and results recorded by hand."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from storage.db import session_factory
+from storage.repo import count_checks
+from tests.helpers import collect_events, running_worker, wait_for
+from tests.webapp import WebApp, serve_app
+
+DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
+
+
+@pytest.fixture
+async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
+    async with (
+        running_worker(settings, worker=False) as broker,
+        serve_app(settings, engine, broker) as web,
+    ):
+        yield web
+
+
+async def new_device(web: WebApp) -> int:
+    device_id: int = (await web.client.post("/devices", json=DEVICE)).json()["id"]
+    return device_id
+
+
+async def stored(engine: AsyncEngine) -> int:
+    async with session_factory(engine)() as session:
+        return await count_checks(session)
+
+
+async def test_a_manual_check_is_stored_listed_and_announced(
+    web: WebApp, settings: Settings
+) -> None:
+    device_id = await new_device(web)
+    async with collect_events(settings) as events:
+        r = await web.client.post(
+            f"/devices/{device_id}/checks",
+            json={"status_up": True, "latency_ms": 12.5, "status_code": 200},
+        )
+        assert r.status_code == 201
+        check = r.json()
+
+        async def announced() -> bool:
+            return any(e["type"] == "check.created" for e in events)
+
+        await wait_for(announced, what="check.created")
+    assert check["device_id"] == device_id and check["status_up"] is True
+    assert check["latency_ms"] == 12.5 and check["source"] == "manual"
+    assert check["run_key"].startswith("manual:")
+    [event] = [e for e in events if e["type"] == "check.created"]
+    assert event["payload"]["device_id"] == device_id
+    assert event["payload"]["status_up"] is True and event["payload"]["latency_ms"] == 12.5
+    assert (await web.client.get(f"/devices/{device_id}/checks")).json() == [check]
+
+
+async def test_history_is_newest_first_and_limited(web: WebApp) -> None:
+    device_id = await new_device(web)
+    other = await new_device(web)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for minutes in (5, 1, 3, 2, 4):
+        at = (base + timedelta(minutes=minutes)).isoformat()
+        body = {"status_up": minutes % 2 == 0, "checked_at": at}
+        assert (await web.client.post(f"/devices/{device_id}/checks", json=body)).is_success
+    await web.client.post(f"/devices/{other}/checks", json={"status_up": True})
+
+    rows = (await web.client.get(f"/devices/{device_id}/checks")).json()
+    assert [r["checked_at"] for r in rows] == [
+        (base + timedelta(minutes=m)).isoformat().replace("+00:00", "Z") for m in (5, 4, 3, 2, 1)
+    ]
+    limited = (await web.client.get(f"/devices/{device_id}/checks", params={"limit": 2})).json()
+    assert limited == rows[:2]
+
+
+async def test_deleting_a_device_deletes_its_history(web: WebApp, engine: AsyncEngine) -> None:
+    device_id = await new_device(web)
+    await web.client.post(f"/devices/{device_id}/checks", json={"status_up": False})
+    assert await stored(engine) == 1
+    await web.client.delete(f"/devices/{device_id}")
+    assert await stored(engine) == 0
+    assert (await web.client.get(f"/devices/{device_id}/checks")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({}, ["body", "status_up"]),
+        ({"status_up": "yes"}, ["body", "status_up"]),
+        ({"status_up": True, "latency_ms": -1}, ["body", "latency_ms"]),
+        ({"status_up": True, "status_code": 42}, ["body", "status_code"]),
+        ({"status_up": True, "checked_at": "2026-01-01T00:00:00"}, ["body", "checked_at"]),
+        ({"status_up": True, "checked_at": "yesterday"}, ["body", "checked_at"]),
+        ({"status_up": True, "error": "e" * 501}, ["body", "error"]),
+        ({"status_up": True, "run_key": "mine"}, ["body", "run_key"]),
+    ],
+)
+async def test_an_invalid_manual_check_is_refused_and_nothing_is_stored(
+    web: WebApp, engine: AsyncEngine, body: dict[str, Any], loc: list[str]
+) -> None:
+    device_id = await new_device(web)
+    r = await web.client.post(f"/devices/{device_id}/checks", json=body)
+    assert r.status_code == 422
+    assert loc in [issue["loc"] for issue in r.json()["detail"]]
+    assert await stored(engine) == 0
+
+
+async def test_checks_of_an_unknown_device_are_a_404(web: WebApp, engine: AsyncEngine) -> None:
+    assert (await web.client.get("/devices/404/checks")).status_code == 404
+    r = await web.client.post("/devices/404/checks", json={"status_up": True})
+    assert r.status_code == 404 and "not found" in r.json()["detail"]
+    assert await stored(engine) == 0
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "x"])
+async def test_a_bad_history_limit_is_refused(web: WebApp, limit: str) -> None:
+    device_id = await new_device(web)
+    r = await web.client.get(f"/devices/{device_id}/checks", params={"limit": limit})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "limit"]
