@@ -70,13 +70,17 @@ async def probe_device(
     """Probe, store (idempotently, keyed by ``run_key``), then announce."""
     settings = runtime.settings
     timeout = min(job.timeout, settings.probe_max_timeout_seconds)
+    started_at = utcnow()  # lateness (slot -> probe start) is read from the event
     result = await run_probe(
         runtime.http, job.address, timeout, body_max_bytes=settings.probe_body_max_bytes
     )
     row = check_row(job, result, utcnow())
     # Returns after the batch holding this row committed: the ack follows the commit.
     await runtime.checks.write(row)
-    payload = check_event_payload(row) | {"worker": runtime.name}
+    payload = check_event_payload(row) | {
+        "worker": runtime.name,
+        "started_at": started_at.isoformat(),
+    }
     await runtime.events.publish(CHECK_CREATED, payload)
     log.debug(
         "probe device=%d up=%s latency_ms=%s code=%s error=%s",

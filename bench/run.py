@@ -1,0 +1,443 @@
+"""The benchmark: ``python -m bench`` (or ``python bench/run.py``); ``--quick`` for a
+smoke run.  See docs/performance.md for what each figure means and the latest results.
+
+It starts its own nats-server (from the wheel, free port, temp store), an HTTP target in
+its own process, SQLite files in a temp dir, and fleetprobe itself as real processes
+(``python scheduler.py``, ``taskiq worker worker:broker``); prints a table per scenario
+and, last, one JSON line with every figure.  Everything it starts is stopped on exit,
+on Ctrl-C and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: python bench/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import scenarios
+from bench.procs import Proc, Sampler, python, stop_all
+from bench.stats import fmt, table
+from core.natsserver import EmbeddedNats, free_port, start_nats_server
+
+ALL = ("raw", "saturation", "steady", "footprint")
+ENGINES = ("aiohttp", "httpx", "httpx2", "aiohttp-raw")
+
+# Targets of issue 6 (2 cores, embedded NATS, SQLite).
+TARGET_SAT_2 = 1300.0
+TARGET_SAT_1 = 1000.0
+TARGET_RATIO = 0.60
+TARGET_LATE_P99 = 100.0
+TARGET_E2E_P99 = 250.0
+TARGET_RSS_10K = 150.0
+TARGET_STARTUP_10K = 5.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run in well under a minute (small N, short steady run)",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(ALL),
+        help=f"scenarios to run, comma-separated (default: {','.join(ALL)}; "
+        "saturation includes scale-out)",
+    )
+    p.add_argument(
+        "--engines",
+        help="raw-ceiling engines (default: all installed; quick: the configured HTTP_ENGINE)",
+    )
+    p.add_argument("--raw-n", type=int, help="GETs per engine in the raw ceiling (4000)")
+    p.add_argument("--n", type=int, help="devices in the saturation run (5000)")
+    p.add_argument("--workers", help="extra taskiq worker processes to measure, e.g. 0,1,2")
+    p.add_argument("--steady-devices", type=int, help="devices of the steady run (2000)")
+    p.add_argument("--steady-interval", type=int, help="their interval, seconds (10)")
+    p.add_argument("--steady-seconds", type=float, help="length of the steady run (60)")
+    p.add_argument("--footprint", help="device counts for the footprint (10000,100000)")
+    p.add_argument(
+        "--target-procs",
+        type=int,
+        default=1,
+        help="HTTP target processes on one port (SO_REUSEPORT)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for fleetprobe's processes (repeatable), "
+        "e.g. --env HTTP_ENGINE=httpx --env FETCH_BATCH=100",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
+    p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    args.raw_n = args.raw_n or (500 if quick else 4000)
+    args.n = args.n or (300 if quick else 5000)
+    args.workers = [int(w) for w in (args.workers or ("0,1" if quick else "0,1,2")).split(",")]
+    args.steady_devices = args.steady_devices or (100 if quick else 2000)
+    args.steady_interval = args.steady_interval or (2 if quick else 10)
+    args.steady_seconds = args.steady_seconds or (4.0 if quick else 60.0)
+    args.footprint = [
+        int(c) for c in (args.footprint or ("1000" if quick else "10000,100000")).split(",")
+    ]
+    args.env = dict(item.split("=", 1) for item in args.env)
+    return args
+
+
+def installed_engines() -> list[str]:
+    engines = ["aiohttp", "httpx", "aiohttp-raw"]
+    with contextlib.suppress(ImportError):
+        import httpx2  # noqa: F401
+
+        engines.insert(2, "httpx2")
+    return engines
+
+
+def start_target(workdir: Path, procs: int) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc(
+        "target",
+        python("-m", "bench.target", "--port", str(port), "--procs", str(procs)),
+        {},
+        workdir / "target.log",
+    )
+    proc.wait_for("READY", 30)
+    return proc, f"http://127.0.0.1:{port}/"
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from core.settings import Settings
+
+    settings = Settings(**args.env)
+    engine = settings.http_engine
+    result: dict[str, Any] = {
+        "bench": "fleetprobe",
+        "quick": args.quick,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "env": args.env,
+        "http_engine": engine,
+        "worker_concurrency": settings.worker_concurrency,
+    }
+    nats: EmbeddedNats = start_nats_server(
+        "127.0.0.1", free_port(), workdir / "nats", log_file=workdir / "nats.log"
+    )
+    sampler = Sampler().start()
+    try:
+        sampler.watch("nats-server", nats.pid)
+        target, url = start_target(workdir, args.target_procs)
+        sampler.watch("target", target.pid)
+        sampler.watch("bench", os.getpid(), children=False)
+
+        if "raw" in args.only:
+            engines = (
+                args.engines.split(",")
+                if args.engines
+                else [engine]
+                if args.quick
+                else installed_engines()
+            )
+            result["raw"] = {
+                e: scenarios.run_raw(
+                    e, url, args.raw_n, settings.worker_concurrency, workdir / f"raw-{e}.log"
+                )
+                for e in engines
+            }
+            _say(raw_table(result["raw"]))
+        if "saturation" in args.only:
+            runs = await scenarios.scaleout(
+                workdir,
+                nats.url,
+                url,
+                sampler,
+                args.n,
+                args.workers,
+                args.env,
+                timeout=120 if args.quick else 300,
+            )
+            result["scaleout"] = runs
+            result["saturation"] = dict(runs.get("+0", {}))
+            ceiling = result.get("raw", {}).get(engine, {}).get("rps")
+            if ceiling and "probes_per_s" in result["saturation"]:
+                result["saturation"]["raw_ceiling_rps"] = ceiling
+                result["saturation"]["ratio_to_raw"] = round(
+                    result["saturation"]["probes_per_s"] / ceiling, 3
+                )
+            _say(saturation_table(runs, ceiling))
+        if "steady" in args.only:
+            result["steady"] = await scenarios.steady(
+                workdir,
+                nats.url,
+                url,
+                sampler,
+                args.steady_devices,
+                args.steady_interval,
+                args.steady_seconds,
+                args.env,
+            )
+            _say(steady_table(result["steady"]))
+        if "footprint" in args.only:
+            result["footprint"] = await scenarios.footprint(
+                workdir, nats.url, url, sampler, args.footprint, args.env
+            )
+            _say(footprint_table(result["footprint"]))
+    finally:
+        sampler.close()
+        stop_all()
+        nats.stop()
+    result["targets"] = targets(result)
+    _say(targets_table(result["targets"]))
+    return result
+
+
+def _say(text: str) -> None:
+    print(text + "\n", flush=True)
+
+
+def raw_table(raw: dict[str, Any]) -> str:
+    rows = [
+        [
+            e,
+            r.get("rps", r.get("error", "?")),
+            r.get("p50_ms"),
+            r.get("p99_ms"),
+            r.get("cpu_us_per_req"),
+            f"{r.get('ok')}/{r.get('n')}",
+        ]
+        for e, r in raw.items()
+    ]
+    return "(1) raw ceiling: GETs from one process, worker's HTTP stack\n" + table(
+        rows, ["engine", "req/s", "p50 ms", "p99 ms", "CPU us/req", "ok"]
+    )
+
+
+def saturation_table(runs: dict[str, Any], ceiling: float | None) -> str:
+    rows = []
+    for name, r in runs.items():
+        if "error" in r:
+            rows.append([name, r["error"], "", "", "", "", "", ""])
+            continue
+        p = r["processes"]
+        cpu = ", ".join(f"{k} {v['cpu_pct']:.0f}%" for k, v in p.items())
+        ratio = f"{r['probes_per_s'] / ceiling:.0%}" if ceiling else "-"
+        rows.append(
+            [
+                f"in-process {name}",
+                r["devices"],
+                r["probes_per_s"],
+                ratio,
+                r["seconds"],
+                r["kick_s"],
+                f"{r['stored']}/{r['events']}",
+                cpu,
+            ]
+        )
+    return (
+        "(2) saturation and (4) scale-out: one POST /jobs/probe for N devices, until "
+        "all stored and seen on /ws/items\n"
+        + table(
+            rows,
+            [
+                "workers",
+                "N",
+                "probes/s",
+                "of raw",
+                "s",
+                "POST s",
+                "stored/events",
+                "CPU (share of one core)",
+            ],
+        )
+    )
+
+
+def steady_table(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{r['devices']} every {r['interval_s']}s for {r['seconds']:g}s",
+            r["lateness_ms"]["p50"],
+            r["lateness_ms"]["p99"],
+            r["lateness_ms"]["max"],
+            r["e2e_ms"]["p50"],
+            r["e2e_ms"]["p99"],
+            f"{r['stored']}/{r['expected']}",
+            r["missed"],
+            r["duplicates"],
+        ]
+    ]
+    procs = [[k, v["cpu_pct"], v["peak_rss_mb"]] for k, v in r["processes"].items()]
+    return (
+        "(3) steady schedule (ms from slot time)\n"
+        + table(
+            rows,
+            [
+                "load",
+                "late p50",
+                "late p99",
+                "late max",
+                "e2e p50",
+                "e2e p99",
+                "stored/expected",
+                "missed",
+                "dups",
+            ],
+        )
+        + "\n"
+        + table(procs, ["process", "CPU % of one core", "peak RSS MB"])
+    )
+
+
+def footprint_table(fp: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["devices"],
+            r["startup_s"],
+            r["scheduled_s"],
+            r["startup_peak_rss_mb"],
+            r["rss_mb"],
+            r["idle_cpu_pct"],
+        ]
+        for r in fp.values()
+    ]
+    return "(5) footprint of python scheduler.py\n" + table(
+        rows,
+        [
+            "devices",
+            "start-up s",
+            "scheduled s",
+            "peak RSS MB (start)",
+            "RSS MB (running)",
+            "CPU %",
+        ],
+    )
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, value: float | None, target: float, higher_better: bool) -> None:
+        if value is None:
+            return
+        met = value >= target if higher_better else value <= target
+        out.append(
+            {
+                "target": name,
+                "value": value,
+                "want": target,
+                "met": met,
+                "by": round((value - target) / target * 100, 1),
+            }
+        )
+
+    sat = result.get("scaleout", {})
+    check(
+        "saturation, in-process worker only (probes/s)",
+        sat.get("+0", {}).get("probes_per_s"),
+        TARGET_SAT_1,
+        True,
+    )
+    check(
+        "saturation, two worker processes: in-process +1 (probes/s)",
+        sat.get("+1", {}).get("probes_per_s"),
+        TARGET_SAT_2,
+        True,
+    )
+    check(
+        "saturation / raw ceiling",
+        result.get("saturation", {}).get("ratio_to_raw"),
+        TARGET_RATIO,
+        True,
+    )
+    steady = result.get("steady")
+    if steady:
+        check("steady lateness p99 (ms)", steady["lateness_ms"]["p99"], TARGET_LATE_P99, False)
+        check("steady end to end p99 (ms)", steady["e2e_ms"]["p99"], TARGET_E2E_P99, False)
+        out.append(
+            {
+                "target": "steady missed",
+                "value": steady["missed"],
+                "want": 0,
+                "met": steady["missed"] == 0,
+            }
+        )
+        out.append(
+            {
+                "target": "steady duplicates",
+                "value": steady["duplicates"],
+                "want": 0,
+                "met": steady["duplicates"] == 0,
+            }
+        )
+    fp = result.get("footprint", {}).get("10000")
+    if fp:
+        check("scheduler RSS, 10,000 devices (MB)", fp["rss_mb"], TARGET_RSS_10K, False)
+        check("scheduler start-up, 10,000 devices (s)", fp["startup_s"], TARGET_STARTUP_10K, False)
+    return out
+
+
+def targets_table(items: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            t["target"],
+            fmt(t["value"]),
+            fmt(t["want"]),
+            "met" if t["met"] else "MISSED",
+            f"{t['by']:+.1f}%" if "by" in t else "",
+        ]
+        for t in items
+    ]
+    return "targets\n" + table(rows, ["target", "value", "want", "", "vs target"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    workdir = Path(tempfile.mkdtemp(prefix="fleetprobe-bench-"))
+    try:
+        result = asyncio.run(run(args, workdir))
+    except KeyboardInterrupt:
+        print("interrupted; stopped every process", file=sys.stderr)
+        return 130
+    finally:
+        stop_all()
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    line = json.dumps(result, separators=(",", ":"), default=str)
+    if args.json_out:
+        args.json_out.write_text(line + "\n")
+    print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The five scenarios.  Each returns a plain dict (it goes into the JSON line as is)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.procs import Proc, Sampler, python
+from bench.stats import percentile
+from bench.system import Feed, System, prepare_db
+from jobs.schedule import slot_anchor
+
+# Saturation devices are scheduled a week apart (the longest interval): their slots
+# (spread over the week) almost never fall inside a run, and those that do are told
+# apart by their run key.
+IDLE_INTERVAL = 7 * 24 * 3600
+
+
+def run_raw(engine: str, url: str, n: int, concurrency: int, log: Path) -> dict[str, Any]:
+    """Scenario 1 for one engine, in a fresh process."""
+    proc = Proc(
+        f"raw-{engine}",
+        python(
+            "-m",
+            "bench.raw",
+            "--engine",
+            engine,
+            "--url",
+            url,
+            "--n",
+            str(n),
+            "--concurrency",
+            str(concurrency),
+        ),
+        {},
+        log,
+    )
+    code = proc.popen.wait(timeout=600)
+    out = proc.output()
+    proc.stop()
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            result: dict[str, Any] = json.loads(line)
+            return result
+    return {"engine": engine, "error": f"exit {code}: {out[-500:]}"}
+
+
+async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[str, Any]:
+    """One ``POST /jobs/probe`` for every active device; until all N stored and seen."""
+    system.sampler.mark()
+    t0 = time.perf_counter()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{system.base}/jobs/probe", json={}) as resp,
+    ):
+        body = await resp.json()
+        status = resp.status
+    kicked = time.perf_counter() - t0
+    jobs = body.get("jobs") or []
+    if status != 202 or len(jobs) != n:
+        return {"error": f"POST /jobs/probe -> {status}, {len(jobs)} jobs (want {n})"}
+    prefix = jobs[0]["run_key"].rsplit(":", 1)[0] + ":"
+    seen = await feed.wait_count(prefix, n, timeout)
+    events = [e for e in feed.events if str(e.payload.get("run_key", "")).startswith(prefix)]
+    t_events = max((e.received_perf for e in events), default=time.perf_counter())
+    stored = system.stored("run_key LIKE ?", (prefix + "%",))
+    t_end = t_events
+    deadline = time.monotonic() + 10
+    while stored < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        stored = system.stored("run_key LIKE ?", (prefix + "%",))
+        t_end = time.perf_counter()
+    elapsed = t_end - t0
+    procs = system.sampler.report()
+    return {
+        "devices": n,
+        "kick_s": round(kicked, 3),
+        "seconds": round(elapsed, 3),
+        "probes_per_s": round(min(stored, seen) / elapsed, 1),
+        "stored": stored,
+        "events": seen,
+        "ws_closed": feed.closed,
+        "up": sum(bool(e.payload.get("status_up")) for e in events),
+        "processes": procs,
+    }
+
+
+async def scaleout(
+    workdir: Path,
+    nats_url: str,
+    target: str,
+    sampler: Sampler,
+    n: int,
+    extra_workers: list[int],
+    env: dict[str, str],
+    timeout: float,
+) -> dict[str, Any]:
+    """Scenarios 2 and 4: saturation with the in-process worker, then with more
+    ``taskiq worker`` processes added to the same running system."""
+    url = await prepare_db(workdir / "saturation.db", n, target, IDLE_INTERVAL, 10.0)
+    system = System(workdir, nats_url, url, sampler, extra_env=env)
+    runs: dict[str, Any] = {}
+    try:
+        system.start()
+        feed = await Feed(f"ws://127.0.0.1:{system.port}/ws/items?types=check.created").start()
+        try:
+            # Warm-up: connections, caches, the JIT-less interpreter's first-call costs.
+            await saturate(system, feed, n, timeout)
+            for extra in sorted(extra_workers):
+                while sum(p.name.startswith("worker") for p in system.procs) < extra:
+                    system.add_worker()
+                runs[f"+{extra}"] = await saturate(system, feed, n, timeout)
+        finally:
+            await feed.close()
+    finally:
+        system.stop()
+    return runs
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def expected_slots(devices: int, interval: int, start: float, end: float) -> set[tuple[int, int]]:
+    """(device id, slot in ms) of every slot in ``[start, end)`` (the schedule maths)."""
+    slots = set()
+    for device in range(1, devices + 1):
+        anchor = slot_anchor(device, interval).timestamp()
+        k = math.ceil((start - anchor) / interval)
+        slot = anchor + k * interval
+        while slot < end:
+            slots.add((device, round(slot * 1000)))
+            slot += interval
+    return slots
+
+
+async def steady(
+    workdir: Path,
+    nats_url: str,
+    target: str,
+    sampler: Sampler,
+    devices: int,
+    interval: int,
+    seconds: float,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Scenario 3: ``devices`` probed every ``interval`` s for ``seconds``."""
+    url = await prepare_db(workdir / "steady.db", devices, target, interval, 5.0)
+    system = System(workdir, nats_url, url, sampler, extra_env=env)
+    try:
+        system.start()
+        feed = await Feed(f"ws://127.0.0.1:{system.port}/ws/items?types=check.created").start()
+        try:
+            # Begin on a whole second, after the first slots have warmed everything up.
+            start = math.ceil(time.time()) + min(3.0, interval)
+            end = start + seconds
+            await asyncio.sleep(max(0.0, start - time.time()))
+            sampler.mark()
+            await asyncio.sleep(max(0.0, end - time.time()))
+            procs = sampler.report()
+            await asyncio.sleep(min(5.0, interval / 2 + 1))  # stragglers
+        finally:
+            await feed.close()
+        rows = system.query(
+            "SELECT device_id, slot_at FROM check_results WHERE source = 'schedule'"
+        )
+    finally:
+        system.stop()
+
+    want = expected_slots(devices, interval, start, end)
+    found: Counter[tuple[int, int]] = Counter()
+    for device_id, slot_at in rows:
+        ts = _ts(slot_at)
+        if ts is not None and start <= ts < end:
+            found[(int(device_id), round(ts * 1000))] += 1
+    lateness: list[float] = []
+    e2e: list[float] = []
+    keys: Counter[str] = Counter()
+    for event in feed.events:
+        p = event.payload
+        slot = _ts(p.get("slot_at"))
+        if p.get("source") != "schedule" or slot is None or not start <= slot < end:
+            continue
+        keys[p["run_key"]] += 1
+        started = _ts(p.get("started_at"))
+        if started is not None:
+            lateness.append((started - slot) * 1000)
+        e2e.append((event.received - slot) * 1000)
+    return {
+        "devices": devices,
+        "interval_s": interval,
+        "seconds": seconds,
+        "expected": len(want),
+        "stored": sum(found.values()),
+        "missed": len(want - set(found)),
+        "duplicates": sum(c - 1 for c in found.values()),
+        "stray": len(set(found) - want),
+        "duplicate_events": sum(c - 1 for c in keys.values()),
+        "events": len(e2e),
+        "lateness_ms": _dist(lateness),
+        "e2e_ms": _dist(e2e),
+        "ws_closed": feed.closed,
+        "processes": procs,
+    }
+
+
+def _dist(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 50), 1),
+        "p99": round(percentile(values, 99), 1),
+        "max": round(max(values), 1) if values else math.nan,
+    }
+
+
+async def footprint(
+    workdir: Path,
+    nats_url: str,
+    target: str,
+    sampler: Sampler,
+    counts: list[int],
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Scenario 5: start-up time and RSS of ``python scheduler.py`` with many devices."""
+    out: dict[str, Any] = {}
+    for count in counts:
+        url = await prepare_db(workdir / f"footprint-{count}.db", count, target, 3600, 5.0)
+        system = System(workdir, nats_url, url, sampler, extra_env=env)
+        try:
+            startup = system.start(timeout=300)
+            scheduled = system.scheduler.wait_for("scheduler started devices=", 5)
+            startup_peak = sampler.report()["scheduler"]["peak_rss_mb"]
+            sampler.mark()
+            await asyncio.sleep(2.0)
+            report = sampler.report()["scheduler"]
+            out[str(count)] = {
+                "devices": count,
+                "startup_s": round(startup, 2),
+                "scheduled_s": round(scheduled, 2),
+                "rss_mb": report["peak_rss_mb"],
+                "startup_peak_rss_mb": startup_peak,
+                "idle_cpu_pct": report["cpu_pct"],
+            }
+        finally:
+            system.stop()
+    return out
