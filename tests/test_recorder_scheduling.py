@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import nats
@@ -152,3 +153,28 @@ async def test_two_schedulers_send_each_slot_once(settings: Settings, engine: As
     # every slot was kicked by both; JetStream kept one message per slot
     assert len({r.slot_at for r in rows}) == len(rows)
     assert one.kicks + two.kicks > len(rows)
+
+
+async def test_a_scheduler_that_does_not_lead_kicks_nothing(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    schedule = await add_schedule(engine, task_id="cam4", cmd="status", interval_seconds=60)
+    assert schedule.id is not None
+    leading = False
+    async with running_worker(settings, worker=False) as broker:
+        now = datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC)
+        scheduler = RecorderScheduler(
+            settings, broker, engine, clock=lambda: now, is_leader=lambda: leading
+        )
+        await scheduler.start()
+        try:
+            await scheduler.fire(schedule.id)
+            assert scheduler.kicks == 0
+            leading = True
+            await scheduler.fire(schedule.id)
+            await scheduler.fire(schedule.id)  # same slot: one message (Nats-Msg-Id)
+            assert scheduler.kicks == 2
+        finally:
+            await scheduler.stop()
+        info = await broker.js.stream_info(settings.jobs_stream)
+        assert info.state.messages == 1

@@ -26,6 +26,7 @@ from nats.aio.client import Client
 from pydantic import ValidationError
 
 from core.natsconn import connect_options
+from core.natsserver import redact
 from core.settings import Settings
 from jobs.recorder.errors import (
     InvalidReplyError,
@@ -132,7 +133,7 @@ class RecorderClient:
                         self._nc = await nats.connect(self.settings.nats_url, **options)
                 except (TimeoutError, OSError, nats_errors.Error) as exc:
                     raise RecorderConnectionError(
-                        f"cannot connect to NATS at {self.settings.nats_url}: "
+                        f"cannot connect to NATS at {redact(self.settings.nats_url)}: "
                         f"{type(exc).__name__} {exc}".strip()
                     ) from exc
                 self._state = ClientState.OPEN

@@ -126,6 +126,15 @@ def payload_for(cmd: CommandName, payload: Any) -> CommandPayload:
         raise ValueError(f"invalid {cmd} payload: {describe(exc)}") from None
 
 
+def payload_json(payload: CommandPayload) -> dict[str, Any] | None:
+    """A payload as sent: ``stop`` leaves out its ``null`` fields."""
+    if payload is None:
+        return None
+    if isinstance(payload, StopPayload):
+        return payload.model_dump(mode="json", exclude_none=True)
+    return payload.model_dump(mode="json")
+
+
 def describe(exc: ValidationError) -> str:
     """``field: message; other: message`` — one line for logs and API errors."""
     parts = []
@@ -154,15 +163,8 @@ class Command(BaseModel):
         return payload_for(cmd, value)
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object sent on the wire (``stop`` leaves out its ``null`` fields)."""
-        payload: dict[str, Any] | None
-        if self.payload is None:
-            payload = None
-        elif isinstance(self.payload, StopPayload):
-            payload = self.payload.model_dump(mode="json", exclude_none=True)
-        else:
-            payload = self.payload.model_dump(mode="json")
-        return {"task_id": self.task_id, "cmd": self.cmd, "payload": payload}
+        """The JSON object sent on the wire."""
+        return {"task_id": self.task_id, "cmd": self.cmd, "payload": payload_json(self.payload)}
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_wire(), separators=(",", ":")).encode()

@@ -96,6 +96,8 @@ class RecorderScheduler:
         )
         if self.nc is not None:
             self._sub = await self.nc.subscribe(self.settings.events_subject, cb=self._on_event)
+            # Registered at the server before start() returns: no later event is missed.
+            await self.nc.flush()
         log.info(
             "recorder scheduler started schedules=%d resync_s=%.0f",
             len(self.registered),
@@ -165,7 +167,7 @@ class RecorderScheduler:
             self._remove(spec.schedule_id)
             return
         self.scheduler.add_job(
-            self._fire,
+            self.fire,
             trigger,
             args=[spec.schedule_id],
             id=f"{JOB_PREFIX}{spec.schedule_id}",
@@ -181,7 +183,8 @@ class RecorderScheduler:
             if self.scheduler.get_job(job_id) is not None:
                 self.scheduler.remove_job(job_id)
 
-    async def _fire(self, schedule_id: int) -> None:
+    async def fire(self, schedule_id: int) -> None:
+        """One run of a schedule: kick its command for the current slot (leader only)."""
         spec = self.registered.get(schedule_id)
         trigger = self.triggers.get(schedule_id)
         if spec is None or trigger is None or not self.is_leader():

@@ -25,6 +25,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from core.logs import setup_logging
+from core.natsconn import connect
+from core.natsserver import redact
 from core.settings import Settings
 from jobs.recorder.machine import DEFAULT_ROOT, TaskState, handle_message
 from storage.types import utcnow
@@ -93,7 +95,9 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Names
         description="Reference recorder: answers start/stop/status on a NATS subject.",
     )
     p.add_argument(
-        "--nats-url", default=settings.nats_url, help="NATS server (default NATS_URL, %(default)s)"
+        "--nats-url",
+        default=settings.nats_url,
+        help=f"NATS server (default NATS_URL, {redact(settings.nats_url)})",
     )
     p.add_argument(
         "--subject",
@@ -109,21 +113,18 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Names
     return p.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The CLI's URL with the environment's credentials (NATS_CREDS, NATS_TLS_*).
+    settings = settings.model_copy(update={"nats_url": args.nats_url})
     try:
         async with asyncio.timeout(10):
-            nc = await nats.connect(
-                args.nats_url,
-                name="fleetprobe-recorder-simulator",
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-            )
+            nc = await connect(settings, "fleetprobe-recorder-simulator")
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        log.error("cannot connect url=%s error=%r", args.nats_url, exc)
+        log.error("cannot connect url=%s error=%r", redact(args.nats_url), exc)
         return 1
     simulator = RecorderSimulator(nc, args.subject, root=args.root)
     try:
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv, settings)
     setup_logging(args.log_level)
     try:
-        return asyncio.run(serve(args))
+        return asyncio.run(serve(args, settings))
     except KeyboardInterrupt:  # a second Ctrl-C before the handlers were installed
         return 130
 
