@@ -36,6 +36,7 @@ from core.settings import Settings
 from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.inprocess import InProcessWorker
 from jobs.leader import LeaderLease
+from jobs.recorder.scheduling import RecorderScheduler
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
 from jobs.tasks import expected_tasks, register_tasks
@@ -148,6 +149,12 @@ async def start_scheduler(
     scheduler = ProbeScheduler(settings, broker, engine, nc, lease=lease)
     await scheduler.start()
     parts.add("scheduler", scheduler.stop)
+    # Recorder schedules: jobs of their own, kicked only while the probe scheduler leads.
+    recorder = RecorderScheduler(
+        settings, broker, engine, nc, is_leader=lambda: scheduler.is_leader
+    )
+    await recorder.start()
+    parts.add("recorder scheduler", recorder.stop)
     return scheduler
 
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from storage.schemas import HealthReport
-from web import checks, devices, jobs_routes
+from web import checks, devices, jobs_routes, recorder_routes
 from web.cycles import CycleRunner
 from web.errors import EXCEPTION_HANDLERS
 from web.health import health
@@ -68,7 +68,13 @@ HEALTH: list[AnyEndpoint] = [
 
 def api_endpoints() -> list[AnyEndpoint]:
     """Every REST endpoint, in the order the spec lists them."""
-    return [*devices.ENDPOINTS, *checks.ENDPOINTS, *jobs_routes.ENDPOINTS, *HEALTH]
+    return [
+        *devices.ENDPOINTS,
+        *checks.ENDPOINTS,
+        *jobs_routes.ENDPOINTS,
+        *recorder_routes.ENDPOINTS,
+        *HEALTH,
+    ]
 
 
 def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:

@@ -34,12 +34,13 @@ from core.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from jobs.recorder.models import (
     TASK_ID_MAX,
     AppStatus,
-    Command,
     CommandName,
     MsgStatus,
     ResponsePayload,
     StartPayload,
     StopPayload,
+    payload_for,
+    payload_json,
 )
 from jobs.recorder.triggers import build_trigger, check_schedule, next_fire
 from storage.types import utcnow
@@ -79,7 +80,7 @@ class StopBody(StopPayload):
 def wire_payload(cmd: CommandName, payload: Any) -> dict[str, Any] | None:
     """The payload exactly as ``cmd`` sends it (defaults filled in); ``ValueError`` says
     which field is wrong."""
-    return Command(task_id="-", cmd=cmd, payload=payload).to_wire()["payload"]  # type: ignore[no-any-return]
+    return payload_json(payload_for(cmd, payload))
 
 
 class CommandResultRead(BaseModel):
@@ -154,7 +155,8 @@ class RecorderScheduleCreate(_ScheduleChecks):
 
 class RecorderScheduleUpdate(_ScheduleChecks):
     """A partial change.  Setting ``cron`` clears ``interval_seconds`` and the other way
-    round, unless both are sent."""
+    round, unless both are sent; changing ``cmd`` without a ``payload`` resets it to the
+    new command's defaults."""
 
     model_config = _INPUT
 
@@ -175,6 +177,8 @@ class RecorderScheduleUpdate(_ScheduleChecks):
     def merged(self, current: dict[str, Any]) -> dict[str, Any]:
         """``current`` with these changes applied (to validate as a create)."""
         changes = self.model_dump(exclude_unset=True)
+        if "cmd" in changes and "payload" not in changes:
+            changes["payload"] = None  # another command: its own defaults, not the old ones
         if "cron" in changes and changes["cron"] is not None:
             changes.setdefault("interval_seconds", None)
         if "interval_seconds" in changes and changes["interval_seconds"] is not None:
