@@ -171,3 +171,18 @@ async def test_the_background_loop_starts_once_and_runs_a_cycle(
 
         await wait_for(cycled, what="the loop's first cycle")
     assert web.app.state.cycles.looping
+
+
+async def test_a_queue_that_does_not_answer_is_a_503_and_nothing_is_reported_enqueued(
+    settings: Settings, engine: AsyncEngine, http_target: str
+) -> None:
+    async with (
+        running_worker(settings, worker=False) as broker,
+        serve_app(settings, engine, broker) as web,
+    ):
+        await add(web, "up", f"{http_target}/ok")
+        await broker.client.close()  # the kicking connection is gone
+        r = await web.client.post("/jobs/probe", json={})
+        assert r.status_code == 503 and "job queue" in r.json()["detail"]
+        r = await web.client.post("/tasks/run")
+        assert r.status_code == 503

@@ -1,10 +1,11 @@
 """Declarative endpoints: one declaration builds both the Starlette route and its OpenAPI.
 
 An endpoint names its path, method, handler, the pydantic models of its body and query
-string, and the model of each response by status.  :meth:`Endpoint.route` validates the
-request against those models before the handler runs (a refused request reaches no
-handler, so it changes nothing); :func:`build_spec` writes the OpenAPI document from the
-very same models, so the spec cannot drift from the code.  Example::
+string, and the model of each response by status.  The routes made by
+:func:`build_routes` validate the request against those models before the handler runs
+(a refused request reaches no handler, so it changes nothing); :func:`build_spec` writes
+the OpenAPI document from the very same models, so the spec cannot drift from the code.
+Handlers raise :class:`web.errors.ApiError` for any other refusal.  Example::
 
     class DeviceQuery(QueryModel):
         is_active: bool | None = None
