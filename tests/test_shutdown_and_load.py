@@ -75,11 +75,11 @@ async def test_sigterm_under_load_loses_nothing_and_stores_nothing_twice(
     engine = make_engine(settings)
     await init_db(engine)
     await engine.dispose()
-    total = 400
+    total = 600
     first = worker_of(kind, env, tmp_path / "first.log")
     with running(first):
         await wait_for(lambda: listening(first), timeout=60, what="first worker")
-        await kick_many(settings, f"{http_target}/slow?ms=400", total, "load")
+        await kick_many(settings, f"{http_target}/slow?ms=800", total, "load")
 
         async def some_done() -> bool:
             return await count(settings) >= 50
