@@ -25,6 +25,7 @@ import json
 import logging
 from typing import Any
 
+from nats.aio.msg import Msg
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
@@ -110,7 +111,7 @@ async def wait_for_command(
     ``recorder.command`` event, answered from the table (events are fire and forget)."""
     wake = asyncio.Event()
 
-    async def on_event(msg: Any) -> None:
+    async def on_event(msg: Msg) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError):
             event = json.loads(msg.data)
             if event["type"] == RECORDER_COMMAND and event["payload"]["run_key"] == run_key:

@@ -89,7 +89,7 @@ async def send_command(
         "msg_status": response.msg_status,
         "app_status": response.app_status,
         "reply_payload": response.payload.model_dump(mode="json"),
-        "reason": (response.reason or None) and response.reason[:ERROR_TEXT_MAX],
+        "reason": response.reason[:ERROR_TEXT_MAX] if response.reason else None,
         "latency_ms": reply.latency_ms,
     }
 
