@@ -112,6 +112,7 @@ class ProbeScheduler:
         )
         if self.nc is not None:
             self._sub = await self.nc.subscribe(self.settings.events_subject, cb=self._on_event)
+            await self.nc.flush()  # the subscription is live before start() returns
         log.info(
             "scheduler started devices=%d resync_s=%.0f",
             len(self.registered),

@@ -57,7 +57,10 @@ async def test_the_queue_and_events_connect_with_url_credentials(tmp_path: Path)
 async def test_the_embedded_server_requires_the_credentials_of_nats_url(tmp_path: Path) -> None:
     port, web_port = free_port(), free_port()
     env = isolated_env(
-        f"nats://app:Zq9-secret@127.0.0.1:{port}", tmp_path, EMBEDDED_NATS="true", WEB_PORT=str(web_port)
+        f"nats://app:Zq9-secret@127.0.0.1:{port}",
+        tmp_path,
+        EMBEDDED_NATS="true",
+        WEB_PORT=str(web_port),
     )
     proc = scheduler_cmd(env, tmp_path / "scheduler.log")
     with running(proc):
