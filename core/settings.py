@@ -60,13 +60,14 @@ class Settings(BaseSettings):
     # On SIGINT/SIGTERM, running tasks get this long to finish before they are cancelled
     # (unacknowledged, so redelivered).
     shutdown_grace_seconds: float = Field(8.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0, le=300)
-    fetch_batch: int = Field(50, alias="FETCH_BATCH", ge=1, le=1000)
+    # 100 / 20 ms: fewer pulls and transactions per probe (docs/performance.md).
+    fetch_batch: int = Field(100, alias="FETCH_BATCH", ge=1, le=1000)
 
     # Storage.
     database_url: str = Field("sqlite+aiosqlite:///./monitoring.db", alias="DATABASE_URL")
     sqlite_busy_timeout_ms: int = Field(30_000, alias="SQLITE_BUSY_TIMEOUT_MS", ge=0)
     result_batch_size: int = Field(200, alias="RESULT_BATCH_SIZE", ge=1, le=10_000)
-    result_flush_ms: float = Field(5.0, alias="RESULT_FLUSH_MS", ge=0, le=1000)
+    result_flush_ms: float = Field(20.0, alias="RESULT_FLUSH_MS", ge=0, le=1000)
 
     # Probing and scheduling.
     monitor_period_seconds: int = Field(
