@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra environment for fleetprobe's processes (repeatable), "
         "e.g. --env HTTP_ENGINE=httpx --env FETCH_BATCH=100",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the scheduler process with py-spy during the first "
+        "saturation run and print where its time goes",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
     args = p.parse_args(argv)
@@ -137,7 +143,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
-        "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        },
         "env": args.env,
         "http_engine": engine,
         "worker_concurrency": settings.worker_concurrency,
@@ -177,6 +187,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 args.workers,
                 args.env,
                 timeout=120 if args.quick else 300,
+                profile_runs=args.profile,
             )
             result["scaleout"] = runs
             result["saturation"] = dict(runs.get("+0", {}))
@@ -187,6 +198,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     result["saturation"]["probes_per_s"] / ceiling, 3
                 )
             _say(saturation_table(runs, ceiling))
+            for name, r in runs.items():
+                if "profile" in r:
+                    _say(f"profile of the scheduler process, saturation {name}:\n" + r["profile"])
         if "steady" in args.only:
             result["steady"] = await scenarios.steady(
                 workdir,
@@ -208,6 +222,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         sampler.close()
         stop_all()
         nats.stop()
+    result["host"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = targets(result)
     _say(targets_table(result["targets"]))
     return result
@@ -238,7 +253,7 @@ def saturation_table(runs: dict[str, Any], ceiling: float | None) -> str:
     rows = []
     for name, r in runs.items():
         if "error" in r:
-            rows.append([name, r["error"], "", "", "", "", "", ""])
+            rows.append([name, r["error"], "", "", "", "", "", "", ""])
             continue
         p = r["processes"]
         cpu = ", ".join(f"{k} {v['cpu_pct']:.0f}%" for k, v in p.items())
@@ -249,6 +264,7 @@ def saturation_table(runs: dict[str, Any], ceiling: float | None) -> str:
                 r["devices"],
                 r["probes_per_s"],
                 ratio,
+                r["cpu_us_per_probe"],
                 r["seconds"],
                 r["kick_s"],
                 f"{r['stored']}/{r['events']}",
@@ -265,6 +281,7 @@ def saturation_table(runs: dict[str, Any], ceiling: float | None) -> str:
                 "N",
                 "probes/s",
                 "of raw",
+                "CPU us/probe",
                 "s",
                 "POST s",
                 "stored/events",

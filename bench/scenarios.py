@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import profile
 from bench.procs import Proc, Sampler, python
 from bench.stats import percentile
 from bench.system import Feed, System, prepare_db
@@ -80,8 +81,11 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
         t_end = time.perf_counter()
     elapsed = t_end - t0
     procs = system.sampler.report()
+    ours = [v["cpu_s"] for k, v in procs.items() if k == "scheduler" or k.startswith("worker")]
     return {
         "devices": n,
+        # CPU of fleetprobe's processes per probe: steadier than probes/s on a busy box.
+        "cpu_us_per_probe": round(sum(ours) / n * 1e6),
         "kick_s": round(kicked, 3),
         "seconds": round(elapsed, 3),
         "probes_per_s": round(min(stored, seen) / elapsed, 1),
@@ -102,9 +106,11 @@ async def scaleout(
     extra_workers: list[int],
     env: dict[str, str],
     timeout: float,
+    profile_runs: bool = False,
 ) -> dict[str, Any]:
     """Scenarios 2 and 4: saturation with the in-process worker, then with more
-    ``taskiq worker`` processes added to the same running system."""
+    ``taskiq worker`` processes added to the same running system.  With
+    ``profile_runs``, py-spy records the scheduler process during the first measured run."""
     url = await prepare_db(workdir / "saturation.db", n, target, IDLE_INTERVAL, 10.0)
     system = System(workdir, nats_url, url, sampler, extra_env=env)
     runs: dict[str, Any] = {}
@@ -114,10 +120,14 @@ async def scaleout(
         try:
             # Warm-up: connections, caches, the JIT-less interpreter's first-call costs.
             await saturate(system, feed, n, timeout)
-            for extra in sorted(extra_workers):
+            for i, extra in enumerate(sorted(extra_workers)):
                 while sum(p.name.startswith("worker") for p in system.procs) < extra:
                     system.add_worker()
-                runs[f"+{extra}"] = await saturate(system, feed, n, timeout)
+                out = workdir / f"profile-scheduler+{extra}.txt"
+                with profile.recording(system.scheduler.pid, out, profile_runs and i == 0):
+                    runs[f"+{extra}"] = await saturate(system, feed, n, timeout)
+                if profile_runs and i == 0:
+                    runs[f"+{extra}"]["profile"] = profile.summarise(out)
         finally:
             await feed.close()
     finally:

@@ -83,11 +83,19 @@ class System:
 
     def start(self, timeout: float = 120.0) -> float:
         """Start scheduler.py; seconds until it reported running."""
+        script = str(Path(__file__).resolve().parent.parent / "scheduler.py")
+        args = python(script, *self.scheduler_args)
+        if self.extra_env.get("BENCH_SCHEDULER_UVLOOP") == "1":
+            # Experiment: scheduler.py on uvloop without touching it (event loop policy).
+            args = python(
+                "-c",
+                "import runpy, sys, uvloop; uvloop.install(); "
+                f"sys.argv = {[script, *self.scheduler_args]!r}; "
+                f"runpy.run_path({script!r}, run_name='__main__')",
+            )
         proc = Proc(
             "scheduler",
-            python(
-                str(Path(__file__).resolve().parent.parent / "scheduler.py"), *self.scheduler_args
-            ),
+            args,
             self.env,
             self.workdir / f"scheduler-{self.tag}.log",
         )

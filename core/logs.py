@@ -19,3 +19,25 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A line per task or per job cost ~6 % of a saturated worker's CPU and seconds of a
+    # 100,000-device start-up (docs/performance.md); at DEBUG they are kept.
+    if root.level > logging.DEBUG:
+        for name, prefix in _PER_ITEM:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _DropPrefix) for f in logger.filters):
+                logger.addFilter(_DropPrefix(prefix))
+
+
+_PER_ITEM = (
+    ("taskiq.receiver.receiver", "Executing task"),
+    ("apscheduler.scheduler", "Added job"),
+)
+
+
+class _DropPrefix(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
