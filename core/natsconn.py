@@ -23,7 +23,8 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     """
 
     async def _disconnected() -> None:
-        log.warning("nats disconnected conn=%s", name)
+        # INFO: a clean close disconnects too; real outages show up as failing fetches/kicks.
+        log.info("nats disconnected conn=%s", name)
 
     async def _reconnected() -> None:
         log.info("nats reconnected conn=%s", name)
