@@ -50,11 +50,14 @@ class Proc:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_for(self, text: str, timeout: float) -> float:
-        """Seconds since start when ``text`` appeared in the log; raises on exit/timeout."""
+    def wait_for(self, text: str | tuple[str, ...], timeout: float) -> float:
+        """Seconds since start when ``text`` (or one of them) appeared in the log; raises
+        on exit/timeout."""
+        texts = (text,) if isinstance(text, str) else text
         deadline = time.monotonic() + timeout
         while True:
-            if text in self.output():
+            out = self.output()
+            if any(t in out for t in texts):
                 return time.perf_counter() - self.started
             if self.popen.poll() is not None:
                 raise RuntimeError(

@@ -94,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="record the scheduler process with py-spy during the first "
         "saturation run and print where its time goes",
     )
+    p.add_argument(
+        "--worker-args",
+        default=None,
+        help="extra arguments of each `taskiq worker` process (default: '--max-async-tasks "
+        "WORKER_CONCURRENCY', the in-process worker's cap; taskiq's own default is 100)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
     args = p.parse_args(argv)
@@ -109,6 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         int(c) for c in (args.footprint or ("1000" if quick else "10000,100000")).split(",")
     ]
     args.env = dict(item.split("=", 1) for item in args.env)
+    args.command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     return args
 
 
@@ -138,11 +145,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     settings = Settings(**args.env)
     engine = settings.http_engine
+    if args.worker_args is None:
+        args.worker_args = f"--max-async-tasks {settings.worker_concurrency}"
     result: dict[str, Any] = {
         "bench": "fleetprobe",
         "quick": args.quick,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "command": args.command,
+        "worker_args": args.worker_args,
         "host": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -188,6 +198,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 args.env,
                 timeout=120 if args.quick else 300,
                 profile_runs=args.profile,
+                worker_args=args.worker_args.split(),
             )
             result["scaleout"] = runs
             result["saturation"] = dict(runs.get("+0", {}))

@@ -81,6 +81,16 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
         t_end = time.perf_counter()
     elapsed = t_end - t0
     procs = system.sampler.report()
+    # Where a probe's time goes: POST -> probe start (queue), the GET, then storing and
+    # announcing it (group commit, NATS, the WebSocket hub) until the client has it.
+    wall0 = time.time() - (time.perf_counter() - t0)
+    queued, probing, announcing = [], [], []
+    for e in events:
+        started, checked = _ts(e.payload.get("started_at")), _ts(e.payload.get("checked_at"))
+        if started is not None and checked is not None:
+            queued.append((started - wall0) * 1000)
+            probing.append((checked - started) * 1000)
+            announcing.append((e.received - checked) * 1000)
     ours = [v["cpu_s"] for k, v in procs.items() if k == "scheduler" or k.startswith("worker")]
     return {
         "devices": n,
@@ -93,6 +103,9 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
         "events": seen,
         "ws_closed": feed.closed,
         "up": sum(bool(e.payload.get("status_up")) for e in events),
+        "post_to_start_ms": _dist(queued),
+        "get_ms": _dist(probing),
+        "stored_to_ws_ms": _dist(announcing),
         "processes": procs,
     }
 
@@ -107,12 +120,13 @@ async def scaleout(
     env: dict[str, str],
     timeout: float,
     profile_runs: bool = False,
+    worker_args: list[str] | None = None,
 ) -> dict[str, Any]:
     """Scenarios 2 and 4: saturation with the in-process worker, then with more
     ``taskiq worker`` processes added to the same running system.  With
     ``profile_runs``, py-spy records the scheduler process during the first measured run."""
     url = await prepare_db(workdir / "saturation.db", n, target, IDLE_INTERVAL, 10.0)
-    system = System(workdir, nats_url, url, sampler, extra_env=env)
+    system = System(workdir, nats_url, url, sampler, extra_env=env, worker_args=worker_args or [])
     runs: dict[str, Any] = {}
     try:
         system.start()
@@ -250,7 +264,10 @@ async def footprint(
         system = System(workdir, nats_url, url, sampler, extra_env=env)
         try:
             startup = system.start(timeout=300)
-            scheduled = system.scheduler.wait_for("scheduler started devices=", 5)
+            # The probe scheduler's "started" line (worded differently across versions).
+            scheduled = system.scheduler.wait_for(
+                ("probe scheduler started", "scheduler started devices="), 5
+            )
             startup_peak = sampler.report()["scheduler"]["peak_rss_mb"]
             sampler.mark()
             await asyncio.sleep(2.0)

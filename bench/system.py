@@ -54,6 +54,7 @@ class System:
     sampler: Sampler
     extra_env: dict[str, str] = field(default_factory=dict)
     scheduler_args: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     procs: list[Proc] = field(default_factory=list)
@@ -121,6 +122,7 @@ class System:
                 "1",
                 "--shutdown-timeout",
                 "3",
+                *self.worker_args,
             ),
             self.env,
             self.workdir / f"{name}-{self.tag}.log",
