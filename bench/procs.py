@@ -106,6 +106,7 @@ class Sampler:
         self._cpu0: dict[str, float] = {}
         self._cpu_last: dict[str, float] = {}
         self._t0 = time.perf_counter()
+        self._box0 = self._box_busy()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._lock = threading.Lock()
@@ -131,10 +132,17 @@ class Sampler:
         self._thread.start()
         return self
 
+    @staticmethod
+    def _box_busy() -> float:
+        """CPU seconds the whole machine spent busy (every process, ours or not)."""
+        t = psutil.cpu_times()
+        return float(sum(t)) - t.idle - getattr(t, "iowait", 0.0)
+
     def mark(self) -> None:
         """Start a new measurement period: CPU and peak RSS count from now."""
         self._sample()
         with self._lock:
+            self._box0 = self._box_busy()
             self._t0 = time.perf_counter()
             self._cpu0 = dict(self._cpu_last)
             self._peak = dict.fromkeys(self._peak, 0)
@@ -174,6 +182,16 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.wait(self.period):
             self._sample()
+
+    def box(self) -> dict[str, float]:
+        """Since the last mark: how busy the machine was, and how much of it was not us
+        (other people's processes on a shared box make every figure noisier)."""
+        report = self.report()
+        with self._lock:
+            wall = max(time.perf_counter() - self._t0, 1e-9)
+            busy = (self._box_busy() - self._box0) / wall * 100
+        ours = sum(v["cpu_pct"] for v in report.values())
+        return {"busy_pct": round(busy, 1), "others_pct": round(max(0.0, busy - ours), 1)}
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Per process since the last mark: CPU seconds, share of one core, peak RSS MB."""

@@ -268,6 +268,7 @@ def saturation_table(runs: dict[str, Any], ceiling: float | None) -> str:
             continue
         p = r["processes"]
         cpu = ", ".join(f"{k} {v['cpu_pct']:.0f}%" for k, v in p.items())
+        cpu += f"; not ours {r['box_cpu']['others_pct']:.0f}%"
         ratio = f"{r['probes_per_s'] / ceiling:.0%}" if ceiling else "-"
         rows.append(
             [
@@ -317,6 +318,7 @@ def steady_table(r: dict[str, Any]) -> str:
         ]
     ]
     procs = [[k, v["cpu_pct"], v["peak_rss_mb"]] for k, v in r["processes"].items()]
+    procs.append(["(not ours: other processes on the box)", r["box_cpu"]["others_pct"], ""])
     return (
         "(3) steady schedule (ms from slot time)\n"
         + table(

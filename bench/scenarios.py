@@ -81,6 +81,7 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
         t_end = time.perf_counter()
     elapsed = t_end - t0
     procs = system.sampler.report()
+    box = system.sampler.box()
     # Where a probe's time goes: POST -> probe start (queue), the GET, then storing and
     # announcing it (group commit, NATS, the WebSocket hub) until the client has it.
     wall0 = time.time() - (time.perf_counter() - t0)
@@ -107,6 +108,7 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
         "get_ms": _dist(probing),
         "stored_to_ws_ms": _dist(announcing),
         "processes": procs,
+        "box_cpu": box,
     }
 
 
@@ -195,6 +197,7 @@ async def steady(
             sampler.mark()
             await asyncio.sleep(max(0.0, end - time.time()))
             procs = sampler.report()
+            box = sampler.box()
             await asyncio.sleep(min(5.0, interval / 2 + 1))  # stragglers
         finally:
             await feed.close()
@@ -238,6 +241,7 @@ async def steady(
         "e2e_ms": _dist(e2e),
         "ws_closed": feed.closed,
         "processes": procs,
+        "box_cpu": box,
     }
 
 
