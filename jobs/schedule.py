@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -57,11 +58,14 @@ class ProbeJobSpec:
     timeout: float
 
 
+Spec = TypeVar("Spec")
+
+
 @dataclass(frozen=True, slots=True)
-class SchedulePlan:
-    add: list[ProbeJobSpec]
+class SchedulePlan(Generic[Spec]):
+    add: list[tuple[int, Spec]]
     remove: list[int]
-    change: list[ProbeJobSpec]
+    change: list[tuple[int, Spec]]
 
     @property
     def empty(self) -> bool:
@@ -69,12 +73,14 @@ class SchedulePlan:
 
 
 def plan_schedule(
-    desired: Mapping[int, ProbeJobSpec], registered: Mapping[int, ProbeJobSpec]
-) -> SchedulePlan:
+    desired: Mapping[int, Spec], registered: Mapping[int, Spec]
+) -> SchedulePlan[Spec]:
     """What to add, remove and change so that ``registered`` becomes ``desired``."""
-    add = [spec for key, spec in desired.items() if key not in registered]
+    add = [(key, spec) for key, spec in desired.items() if key not in registered]
     remove = [key for key in registered if key not in desired]
     change = [
-        spec for key, spec in desired.items() if key in registered and registered[key] != spec
+        (key, spec)
+        for key, spec in desired.items()
+        if key in registered and registered[key] != spec
     ]
     return SchedulePlan(add=add, remove=sorted(remove), change=change)

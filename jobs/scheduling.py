@@ -1,24 +1,19 @@
 """The probe scheduler: one APScheduler interval job per active device; a job only kicks.
 
-Jobs live in APScheduler's in-memory store and are rebuilt from the ``devices`` table
-(at start, on every ``device.*`` event, and every ``SCHEDULER_RESYNC_SECONDS`` as a
-safety net for rows changed behind the API's back).
+The jobs mirror the ``devices`` table (:mod:`jobs.mirror`).  Only the holder of the
+leader lease kicks; while NATS is down each device owes its latest slot, kicked once when
+the queue answers again (coalesced: one catch-up run, not a burst).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
@@ -26,7 +21,8 @@ from core.settings import Settings
 from jobs.events import DEVICE_EVENTS
 from jobs.kick import kick_probe, scheduled_job
 from jobs.leader import LeaderLease
-from jobs.schedule import ProbeJobSpec, plan_schedule, slot_anchor, slot_at
+from jobs.mirror import TableMirror
+from jobs.schedule import ProbeJobSpec, slot_anchor, slot_at
 from storage.db import session_factory
 from storage.models import Device
 from storage.repo import list_devices
@@ -34,9 +30,7 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-JOB_PREFIX = "probe:"
 Clock = Callable[[], datetime]
-Kicker = Callable[[ProbeJobSpec, datetime], Awaitable[None]]
 
 
 def spec_for(device: Device, settings: Settings) -> ProbeJobSpec:
@@ -49,7 +43,9 @@ def spec_for(device: Device, settings: Settings) -> ProbeJobSpec:
     )
 
 
-class ProbeScheduler:
+class ProbeScheduler(TableMirror[ProbeJobSpec]):
+    kind = "probe"
+
     def __init__(
         self,
         settings: Settings,
@@ -59,12 +55,10 @@ class ProbeScheduler:
         clock: Clock = utcnow,
         lease: LeaderLease | None = None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, nc, DEVICE_EVENTS)
         self.broker = broker
         self.engine = engine
-        self.nc = nc
         self.clock = clock
-        self.registered: dict[int, ProbeJobSpec] = {}
         self.kicks = 0
         self.kick_failures = 0
         self.skipped_not_leader = 0
@@ -74,22 +68,11 @@ class ProbeScheduler:
         # None: always kick (a single scheduler); else only while holding the lease.
         self.lease = lease
         self._sessions = session_factory(engine)
-        self._sub: Subscription | None = None
-        self._sync_lock = asyncio.Lock()
-        self._background: set[asyncio.Task[Any]] = set()
-        self.scheduler = AsyncIOScheduler(
-            timezone="UTC",
-            job_defaults={
-                "coalesce": True,  # missed slots: one catch-up run, not a burst
-                "max_instances": 1,
-                "misfire_grace_time": settings.misfire_grace_seconds,
-            },
-        )
 
     async def start(self) -> None:
         if self.lease is not None:
             await self.lease.refresh()
-        self.scheduler.start()
+        await super().start()
         if self.lease is not None:
             self.scheduler.add_job(
                 self.lease.refresh,
@@ -97,94 +80,57 @@ class ProbeScheduler:
                 id="fleetprobe:lease",
                 replace_existing=True,
             )
-        await self.sync()
         self.scheduler.add_job(
             self.catch_up,
             IntervalTrigger(seconds=1),
             id="fleetprobe:catch-up",
             replace_existing=True,
         )
-        self.scheduler.add_job(
-            self.sync,
-            IntervalTrigger(seconds=self.settings.scheduler_resync_seconds),
-            id="fleetprobe:resync",
-            replace_existing=True,
-        )
-        if self.nc is not None:
-            self._sub = await self.nc.subscribe(self.settings.events_subject, cb=self._on_event)
-            await self.nc.flush()  # the subscription is live before start() returns
-        log.info(
-            "scheduler started devices=%d resync_s=%.0f",
-            len(self.registered),
-            self.settings.scheduler_resync_seconds,
-        )
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as exc:
-                log.debug("unsubscribe failed error=%s", exc)
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        await super().stop()
         if self.lease is not None:
             await self.lease.release()
-        for task in list(self._background):
-            task.cancel()
-        log.info("scheduler stopped kicks=%d failures=%d", self.kicks, self.kick_failures)
+        log.info(
+            "probe kicks=%d failures=%d caught_up=%d",
+            self.kicks,
+            self.kick_failures,
+            self.caught_up,
+        )
 
-    async def sync(self) -> None:
-        """Make the registered jobs match the active devices in the table."""
-        async with self._sync_lock:
-            async with self._sessions() as session:
-                devices = await list_devices(session, is_active=True)
-            desired = {d.id: spec_for(d, self.settings) for d in devices if d.id is not None}
-            self._apply(desired, full=True)
+    async def load_all(self) -> Mapping[int, ProbeJobSpec]:
+        async with self._sessions() as session:
+            devices = await list_devices(session, is_active=True)
+        return {d.id: spec_for(d, self.settings) for d in devices if d.id is not None}
+
+    async def load_one(self, row_id: int) -> ProbeJobSpec | None:
+        async with self._sessions() as session:
+            device = await session.get(Device, row_id)
+        if device is None or not device.is_active:
+            return None
+        return spec_for(device, self.settings)
 
     async def sync_device(self, device_id: int) -> None:
-        """Re-read one device (after a ``device.*`` event) and update its job."""
-        async with self._sync_lock:
-            async with self._sessions() as session:
-                device = await session.get(Device, device_id)
-            if device is None or not device.is_active:
-                self._remove(device_id)
-            else:
-                spec = spec_for(device, self.settings)
-                if self.registered.get(device_id) != spec:
-                    self._upsert(spec)
+        """Re-read one device (after a change through the API) and update its job."""
+        await self.sync_one(device_id)
 
-    def _apply(self, desired: dict[int, ProbeJobSpec], full: bool) -> None:
-        plan = plan_schedule(desired, self.registered)
-        for device_id in plan.remove:
-            self._remove(device_id)
-        for spec in [*plan.add, *plan.change]:
-            self._upsert(spec)
-        if not plan.empty:
-            log.info(
-                "schedule synced added=%d changed=%d removed=%d total=%d",
-                len(plan.add),
-                len(plan.change),
-                len(plan.remove),
-                len(self.registered),
-            )
-
-    def _upsert(self, spec: ProbeJobSpec) -> None:
+    def add_job(self, row_id: int, spec: ProbeJobSpec) -> bool:
         anchor = slot_anchor(spec.device_id, spec.interval)
         self.scheduler.add_job(
             self._fire,
             IntervalTrigger(seconds=spec.interval, start_date=anchor),
             args=[spec.device_id],
-            id=f"{JOB_PREFIX}{spec.device_id}",
+            id=self.job_id(row_id),
             replace_existing=True,
         )
-        self.registered[spec.device_id] = spec
+        return True
 
-    def _remove(self, device_id: int) -> None:
-        self.owed.pop(device_id, None)
-        if self.registered.pop(device_id, None) is not None:
-            job_id = f"{JOB_PREFIX}{device_id}"
-            if self.scheduler.get_job(job_id) is not None:
-                self.scheduler.remove_job(job_id)
+    def remove(self, row_id: int) -> None:
+        self.owed.pop(row_id, None)
+        super().remove(row_id)
+
+    def next_slot(self, device_id: int) -> datetime | None:
+        return self.next_run(device_id)
 
     @property
     def is_leader(self) -> bool:
@@ -256,20 +202,3 @@ class ProbeScheduler:
     def _queue_connected(self) -> bool:
         client = getattr(self.broker, "client", None)
         return client is None or bool(client.is_connected)
-
-    def next_slot(self, device_id: int) -> datetime | None:
-        job = self.scheduler.get_job(f"{JOB_PREFIX}{device_id}")
-        return None if job is None else job.next_run_time  # type: ignore[no-any-return]
-
-    async def _on_event(self, msg: Msg) -> None:
-        try:
-            event = json.loads(msg.data)
-            kind = event.get("type")
-            if kind not in DEVICE_EVENTS:
-                return
-            device_id = int(event["payload"]["id"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return  # not a device event we can use; the periodic resync covers it
-        task = asyncio.create_task(self.sync_device(device_id))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)

@@ -11,7 +11,7 @@ import pytest
 import jobs.recorder.plan
 import jobs.recorder.slots
 import jobs.recorder.triggers
-from jobs.recorder.plan import ScheduleSpec, plan
+from jobs.recorder.plan import ScheduleSpec
 from jobs.recorder.slots import slot_for, slot_key
 from jobs.recorder.triggers import (
     ScheduleError,
@@ -20,6 +20,7 @@ from jobs.recorder.triggers import (
     crontab_day_of_week,
     next_fire,
 )
+from jobs.schedule import plan_schedule
 
 
 def utc(text: str) -> datetime:
@@ -187,8 +188,10 @@ def test_plan_adds_changes_and_removes_jobs(
     change: list[ScheduleSpec],
     remove: list[int],
 ) -> None:
-    result = plan(desired, registered)
-    assert (result.add, result.change, result.remove) == (add, change, remove)
+    result = plan_schedule(desired, registered)
+    added = [s for _, s in result.add]
+    changed = [s for _, s in result.change]
+    assert (added, changed, result.remove) == (add, change, remove)
     assert result.empty == (not (add or change or remove))
 
 

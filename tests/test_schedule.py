@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobs.mirror import event_row_id
 from jobs.schedule import (
     EPOCH,
     ProbeJobSpec,
@@ -72,12 +73,31 @@ def test_plan_schedule_adds_removes_and_changes() -> None:
     registered = {1: spec(1), 2: spec(2), 3: spec(3)}
     desired = {1: spec(1), 3: spec(3, interval=30), 4: spec(4)}
     plan = plan_schedule(desired, registered)
-    assert plan.add == [spec(4)]
+    assert plan.add == [(4, spec(4))]
     assert plan.remove == [2]
-    assert plan.change == [spec(3, interval=30)]
+    assert plan.change == [(3, spec(3, interval=30))]
     assert not plan.empty
 
 
 def test_plan_schedule_of_equal_sets_is_empty() -> None:
     same = {1: spec(1), 2: spec(2, address="http://b/")}
     assert plan_schedule(same, dict(same)).empty
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"type": "device.updated", "payload": {"id": 3}}', 3),
+        (b'{"type": "device.created", "payload": {"id": "4"}}', 4),
+        (b'{"type": "check.created", "payload": {"id": 3}}', None),
+        (b'{"type": "device.deleted", "payload": null}', None),
+        (b'{"type": "device.deleted"}', None),
+        (b'{"type": "device.deleted", "payload": {"id": "x"}}', None),
+        (b"[1, 2]", None),
+        (b"not json", None),
+        (b"\xff", None),
+    ],
+)
+def test_only_usable_row_events_name_a_row(data: bytes, expected: int | None) -> None:
+    types = frozenset({"device.created", "device.updated", "device.deleted"})
+    assert event_row_id(data, types) == expected

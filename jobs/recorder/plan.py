@@ -1,16 +1,16 @@
-"""Which APScheduler jobs the recorder scheduler should hold, pure.
+"""What a recorder schedule job needs of a ``RecorderSchedule`` row, pure.
 
-A :class:`ScheduleSpec` is what a job needs of a ``RecorderSchedule`` row; the plan says
-what to add, change and remove so that the registered jobs match the active rows::
+Specs compare by value, so :func:`jobs.schedule.plan_schedule` can tell what to add,
+change and remove so that the registered jobs match the active rows::
 
+    >>> from jobs.schedule import plan_schedule
     >>> a = ScheduleSpec(1, "cam1", "status", None, None, 60)
-    >>> plan({1: a}, {}).add == [a]
+    >>> plan_schedule({1: a}, {}).add == [(1, a)]
     True
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,23 +45,4 @@ def spec_for(row: ScheduleRow) -> ScheduleSpec:
         payload=row.payload,
         cron=row.cron,
         interval_seconds=row.interval_seconds,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    add: list[ScheduleSpec]
-    change: list[ScheduleSpec]
-    remove: list[int]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.add or self.change or self.remove)
-
-
-def plan(desired: Mapping[int, ScheduleSpec], registered: Mapping[int, ScheduleSpec]) -> Plan:
-    return Plan(
-        add=[s for k, s in desired.items() if k not in registered],
-        change=[s for k, s in desired.items() if k in registered and registered[k] != s],
-        remove=sorted(k for k in registered if k not in desired),
     )
