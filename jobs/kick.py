@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import BaseModel
 from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
 
@@ -37,11 +38,17 @@ def one_off_job(spec: ProbeJobSpec, run_key: str, source: ProbeSource) -> ProbeJ
     )
 
 
-async def kick_probe(broker: AsyncBroker, job: ProbeJob) -> str:
-    """Enqueue one probe; the run key doubles as the de-duplication id.  Returns the
-    taskiq task id."""
-    kicker: AsyncKicker[[ProbeJob], object] = AsyncKicker(
-        task_name=PROBE_TASK, broker=broker, labels={MSG_ID_HEADER: job.run_key}
+async def kick_keyed(broker: AsyncBroker, task_name: str, job: BaseModel, run_key: str) -> str:
+    """Enqueue one task message whose ``run_key`` doubles as the JetStream de-duplication
+    id (a second kick of the same run within the window is dropped).  Returns the taskiq
+    task id."""
+    kicker: AsyncKicker[[BaseModel], object] = AsyncKicker(
+        task_name=task_name, broker=broker, labels={MSG_ID_HEADER: run_key}
     )
     task = await kicker.kiq(job.model_dump(mode="json"))  # type: ignore[arg-type]
     return task.task_id
+
+
+async def kick_probe(broker: AsyncBroker, job: ProbeJob) -> str:
+    """Enqueue one probe."""
+    return await kick_keyed(broker, PROBE_TASK, job, job.run_key)

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from taskiq import AsyncBroker
-from taskiq.kicker import AsyncKicker
 
 from jobs.broker import RECORDER_TASK
-from jobs.kick import MSG_ID_HEADER
+from jobs.kick import kick_keyed
 from jobs.recorder.models import CommandName
 from jobs.recorder.schemas import CommandSource
 from jobs.recorder.slots import slot_key
@@ -47,10 +46,5 @@ def scheduled_job(
 
 
 async def kick_recorder(broker: AsyncBroker, job: RecorderJob) -> str:
-    """Enqueue one command; the run key doubles as the de-duplication id.  Returns the
-    taskiq task id."""
-    kicker: AsyncKicker[[RecorderJob], object] = AsyncKicker(
-        task_name=RECORDER_TASK, broker=broker, labels={MSG_ID_HEADER: job.run_key}
-    )
-    task = await kicker.kiq(job.model_dump(mode="json"))  # type: ignore[arg-type]
-    return task.task_id
+    """Enqueue one command (de-duplicated on its run key).  Returns the taskiq task id."""
+    return await kick_keyed(broker, RECORDER_TASK, job, job.run_key)
