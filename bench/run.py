@@ -100,6 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra arguments of each `taskiq worker` process (default: '--max-async-tasks "
         "WORKER_CONCURRENCY', the in-process worker's cap; taskiq's own default is 100)",
     )
+    p.add_argument(
+        "--scheduler-uvloop",
+        action="store_true",
+        help="run scheduler.py on uvloop in the saturation runs (a measured "
+        "lever; taskiq worker uses uvloop by itself when installed)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
     args = p.parse_args(argv)
@@ -199,6 +205,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 timeout=120 if args.quick else 300,
                 profile_runs=args.profile,
                 worker_args=args.worker_args.split(),
+                uvloop=args.scheduler_uvloop,
             )
             result["scaleout"] = runs
             result["saturation"] = dict(runs.get("+0", {}))
@@ -395,12 +402,22 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         TARGET_SAT_2,
         True,
     )
-    check(
-        "saturation / raw ceiling",
-        result.get("saturation", {}).get("ratio_to_raw"),
-        TARGET_RATIO,
-        True,
-    )
+    ceiling = result.get("saturation", {}).get("raw_ceiling_rps")
+    if ceiling:
+        # Percent of the raw ceiling, for the in-process worker and for the best run.
+        check(
+            "saturation / raw ceiling, in-process worker only (%)",
+            round(sat.get("+0", {}).get("probes_per_s", 0) / ceiling * 100, 1),
+            TARGET_RATIO * 100,
+            True,
+        )
+        best = max(sat, key=lambda k: sat[k].get("probes_per_s", 0))
+        check(
+            f"saturation / raw ceiling, best run: in-process {best} (%)",
+            round(sat[best].get("probes_per_s", 0) / ceiling * 100, 1),
+            TARGET_RATIO * 100,
+            True,
+        )
     steady = result.get("steady")
     if steady:
         check("steady lateness p99 (ms)", steady["lateness_ms"]["p99"], TARGET_LATE_P99, False)

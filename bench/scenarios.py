@@ -123,6 +123,7 @@ async def scaleout(
     timeout: float,
     profile_runs: bool = False,
     worker_args: list[str] | None = None,
+    uvloop: bool = False,
 ) -> dict[str, Any]:
     """Scenarios 2 and 4: saturation with the in-process worker, then with more
     ``taskiq worker`` processes added to the same running system.  With

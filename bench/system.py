@@ -55,6 +55,7 @@ class System:
     extra_env: dict[str, str] = field(default_factory=dict)
     scheduler_args: list[str] = field(default_factory=list)
     worker_args: list[str] = field(default_factory=list)
+    scheduler_uvloop: bool = False
     port: int = field(default_factory=free_port)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     procs: list[Proc] = field(default_factory=list)
@@ -74,6 +75,7 @@ class System:
             "EVENTS_SUBJECT": f"bench.{self.tag}.items",
             "LEADER_BUCKET": f"bench_{self.tag}",
             "LOG_LEVEL": "INFO",
+            "API_TOKEN": "",  # the bench's own client carries no token
         }
         env.update(self.extra_env)
         return env
@@ -86,7 +88,7 @@ class System:
         """Start scheduler.py; seconds until it reported running."""
         script = str(Path(__file__).resolve().parent.parent / "scheduler.py")
         args = python(script, *self.scheduler_args)
-        if self.extra_env.get("BENCH_SCHEDULER_UVLOOP") == "1":
+        if self.scheduler_uvloop:
             # Experiment: scheduler.py on uvloop without touching it (event loop policy).
             args = python(
                 "-c",
