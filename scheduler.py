@@ -217,6 +217,8 @@ async def _start_web(
 ) -> Callable[[], Awaitable[None]]:
     from jobs.events import EventPublisher
     from web.app import create_app
+    from web.auth import warn_if_exposed
+    from web.limits import WS_MAX_MESSAGE_BYTES
     from web.services import Services
 
     services = Services(
@@ -229,6 +231,7 @@ async def _start_web(
     )
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
+    warn_if_exposed(host, settings.api_token)
     config = uvicorn.Config(
         create_app(services),
         host=host,
@@ -237,6 +240,7 @@ async def _start_web(
         lifespan="on",
         timeout_graceful_shutdown=5,
         ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
     )
     server = _HostedServer(config)
     task = asyncio.create_task(server.serve(), name="web")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -94,8 +94,16 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", alias="WEB_HOST")
     web_port: int = Field(8002, alias="WEB_PORT", ge=0, le=65535)
     tick_seconds: float = Field(30.0, alias="TICK_SECONDS", gt=0)
+    # Set: every REST route but /health and every WebSocket need it (web/auth.py).
+    api_token: SecretStr | None = Field(None, alias="API_TOKEN")
 
     log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        # `API_TOKEN=` in an env file means "no token", not "the empty token".
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Settings:

@@ -356,6 +356,7 @@ async def test_the_recorder_endpoints_are_in_the_openapi_document(web: WebApp) -
     paths = spec["paths"]
     assert set(paths["/recorder/{task_id}/start"]["post"]["responses"]) == {
         "200",
+        "413",  # the body limit (web/limits.py), on every operation with a body
         "422",
         "502",
         "503",

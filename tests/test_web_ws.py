@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,12 +13,13 @@ from typing import Any
 import nats
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.settings import Settings
 from tests.helpers import running_worker, wait_for
 from tests.webapp import WebApp, of_type, receive_until, serve_app
+from web.limits import WS_MAX_MESSAGE_BYTES
 from web.ws import SLOW_CLIENT_CLOSE, EventFilter
 
 DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
@@ -251,3 +253,64 @@ async def test_a_client_that_goes_away_is_unsubscribed(web: WebApp) -> None:
         return web.hub.clients == 0
 
     await wait_for(gone, what="the hub to forget the client")
+
+
+async def test_a_client_that_sends_an_oversized_message_is_closed_and_the_others_keep_receiving(
+    web: WebApp,
+) -> None:
+    async with web.websocket() as big, web.websocket() as other:
+        await big.send("x" * WS_MAX_MESSAGE_BYTES)  # at the limit: still served
+        assert (await recv_json(big))["payload"] == "x" * WS_MAX_MESSAGE_BYTES
+        await big.send("x" * 1024 * 1024)
+        with pytest.raises(ConnectionClosed) as info:
+            async with asyncio.timeout(10):
+                await big.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009  # message too big
+
+        async def forgotten() -> bool:
+            return web.hub.clients == 1
+
+        await wait_for(forgotten, what="the hub to forget the closed client")
+        device = (await web.client.post("/devices", json=DEVICE)).json()
+        assert await recv_json(other) == {"type": "device.created", "payload": device}
+        await other.send("ping")
+        assert await recv_json(other) == {"type": "pong"}
+
+
+def at_least_open_files(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        pytest.skip(f"needs {wanted} open files, the hard limit is {hard}")
+
+
+async def test_a_thousand_connected_clients_all_receive_an_event(web: WebApp) -> None:
+    clients = 1000
+    at_least_open_files(2 * clients + 500)  # client and server ends live in this process
+    gate = asyncio.Semaphore(100)  # a handshake backlog the listen queue takes easily
+
+    async def open_one() -> ClientConnection:
+        async with gate:
+            # no compression (a zlib context per client) and no keepalive pings
+            return await connect(
+                web.ws_url(), compression=None, ping_interval=None, open_timeout=60
+            )
+
+    opened = await asyncio.gather(*(open_one() for _ in range(clients)), return_exceptions=True)
+    sockets = [ws for ws in opened if isinstance(ws, ClientConnection)]
+    try:
+        assert len(sockets) == clients, [e for e in opened if isinstance(e, BaseException)][:3]
+
+        async def all_subscribed() -> bool:
+            return web.hub.clients == clients
+
+        await wait_for(all_subscribed, timeout=60, what="every client to subscribe")
+        device = (await web.client.post("/devices", json=DEVICE)).json()
+        received = await asyncio.gather(*(recv_json(ws) for ws in sockets))
+        assert all(event == {"type": "device.created", "payload": device} for event in received)
+        assert web.hub.dropped == 0
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)

@@ -24,6 +24,7 @@ from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.scheduling import ProbeScheduler
 from web.app import create_app
+from web.limits import WS_MAX_MESSAGE_BYTES
 from web.services import Services
 from web.ws import Hub
 
@@ -92,6 +93,7 @@ async def serve_app(
             lifespan="on",
             log_config=None,
             ws="websockets-sansio",
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
     )
     task = asyncio.create_task(server.serve(), name="test-web")
@@ -101,8 +103,11 @@ async def serve_app(
             raise RuntimeError("test web server did not start")
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
+    # With API_TOKEN set, the client carries it; tests of refusals make their own.
+    token = settings.api_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
             yield WebApp(url=url, app=app, services=services, client=client)
     finally:
         server.should_exit = True

@@ -3,7 +3,8 @@
 REST endpoints are declared in one module per concept (``ENDPOINTS`` lists of
 :class:`web.openapi.Endpoint`); :func:`api_endpoints` gathers them, and the same list
 builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub and
-stops it and the cycle loop on shutdown.
+stops it and the cycle loop on shutdown.  In front of the routes: :class:`BearerAuth`
+when ``API_TOKEN`` is set (``web/auth.py``), then :class:`BodyLimit` (``web/limits.py``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from storage.schemas import HealthReport
 from web import checks, devices, jobs_routes, recorder_routes
+from web.auth import BearerAuth, describe_security
 from web.cycles import CycleRunner
 from web.errors import EXCEPTION_HANDLERS
 from web.health import health
+from web.limits import MAX_BODY_BYTES, BodyLimit, describe_body_limit
 from web.openapi import (
     AnyEndpoint,
     Call,
@@ -81,6 +85,13 @@ def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:
     endpoints = api_endpoints()
     spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
     devices.describe_limits(spec, services.settings)
+    describe_body_limit(spec, MAX_BODY_BYTES)
+    token = services.settings.api_token
+    # Outermost first: an unauthenticated request is refused before its body is looked at.
+    middleware = [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)]
+    if token is not None:
+        describe_security(spec)
+        middleware.insert(0, Middleware(BearerAuth, token=token.get_secret_value()))
     hub = Hub(
         services.nc,
         services.settings.events_subject,
@@ -104,7 +115,12 @@ def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:
         *swagger_routes(TITLE),
         WebSocketRoute("/ws/items", items_socket),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
     app.state.services = services
     app.state.hub = hub
     app.state.cycles = cycles

@@ -30,6 +30,8 @@ Rules the builder follows:
   and a body that is not JSON is a 422 like any other invalid body.
 - Query models subclass :class:`QueryModel` (unknown parameters are refused); each field
   becomes one query parameter.
+- Text anywhere in a request (path, query, body, keys included) may not contain NUL
+  (``\\u0000``): PostgreSQL cannot store it, so it is a 422 naming the field, not a 500.
 - A 422 response (``ErrorBody``) is added to the spec of every endpoint that validates
   something; declare every other status the handler can answer.
 - The document is OpenAPI 3.0.3 (the bundled Swagger UI 4 does not render 3.1):
@@ -152,9 +154,13 @@ class Endpoint(Generic[B, Q]):
 
     async def handle(self, request: Request) -> Response:
         """Validate query and body, then call the handler."""
-        issues: list[Issue] = []
+        issues: list[Issue] = _nul_issues(request.path_params, ["path"])
         query = self._parse_query(request, issues)
         body = await self._parse_body(request, issues) if self.has_body else NoBody()
+        if query is not None:
+            issues.extend(_nul_issues(query.model_dump(), ["query"]))
+        if body is not None:
+            issues.extend(_nul_issues(body.model_dump(), ["body"]))
         if issues or query is None or body is None:
             raise RequestInvalid(issues)
         return await self.handler(Call(request, body, query))  # type: ignore[arg-type]
@@ -205,6 +211,24 @@ def _path_route(path: str, methods: Mapping[str, AnyEndpoint]) -> Route:
 
     name = "|".join(endpoint.name for endpoint in methods.values())
     return Route(path, dispatch, methods=list(methods), name=name)
+
+
+def _nul_issues(value: Any, loc: list[str | int]) -> list[Issue]:
+    """An issue for every string (or key) under ``value`` that holds a NUL character."""
+    if isinstance(value, str):
+        if "\x00" not in value:
+            return []
+        return [Issue(loc=loc, msg="must not contain the NUL character \\u0000", type="string_nul")]
+    if isinstance(value, Mapping):
+        issues = []
+        for key, item in value.items():
+            where = [*loc, str(key)]
+            issues.extend(_nul_issues(str(key), where))
+            issues.extend(_nul_issues(item, where))
+        return issues
+    if isinstance(value, list | tuple):
+        return [issue for i, item in enumerate(value) for issue in _nul_issues(item, [*loc, i])]
+    return []
 
 
 def _detail(exc: RequestInvalid) -> list[Issue]:

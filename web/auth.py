@@ -1,0 +1,198 @@
+"""Who may call the API: with ``API_TOKEN`` set, everyone who presents it, and nobody else.
+
+:class:`BearerAuth` is a pure ASGI middleware in front of every route.  A request or a
+WebSocket handshake carries the token as ``Authorization: Bearer <token>`` or, for
+browsers and WebSocket clients that cannot set headers, as the query parameter
+``?token=<token>`` (the header wins when both are sent).  Without it:
+
+- HTTP: 401 ``{"detail": ...}`` with ``WWW-Authenticate: Bearer``;
+- WebSocket: the handshake is refused with the same HTTP 401 (no connection is opened;
+  a server without the ASGI denial-response extension answers 403 instead).
+
+Public, token or not: ``/health`` (for load balancers and monitors), ``/openapi.json``
+and ``/swagger`` with its assets: they hold no data, and Swagger's "Authorize" button
+needs the page and the spec to take the token.  Tokens are compared in constant time.
+The ``token`` parameter is taken out of the query string before the app sees it (no
+endpoint has such a parameter), and out of uvicorn's access log with it; prefer the
+header all the same: a proxy in front may log query strings.
+
+Without ``API_TOKEN`` nothing is checked: bind to 127.0.0.1 only (the default);
+:func:`warn_if_exposed` says so loudly when the host is anything else.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = [
+    "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
+    "BearerAuth",
+    "describe_security",
+    "is_loopback",
+    "split_token",
+    "warn_if_exposed",
+]
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/swagger"})
+PUBLIC_PREFIXES = ("/swagger/assets/",)
+TOKEN_PARAM = "token"
+_TOKEN_PARAM = TOKEN_PARAM.encode()
+_CHALLENGE = [(b"www-authenticate", b"Bearer")]
+
+
+def _digest(token: str | bytes) -> bytes:
+    raw = token.encode() if isinstance(token, str) else token
+    return hashlib.sha256(raw).digest()
+
+
+def _bearer(scope: Scope) -> bytes | None:
+    """The credentials of an ``Authorization: Bearer`` header; None without the header."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.partition(b" ")
+            return credentials.strip() if scheme.lower() == b"bearer" else b""
+    return None
+
+
+def split_token(query_string: bytes) -> tuple[bytes | None, bytes]:
+    """The ``token`` parameter and the query string without it (other bytes unchanged).
+
+    >>> split_token(b"types=tick&token=s%3Dcret&device_id=1")
+    (b's=cret', b'types=tick&device_id=1')
+    """
+    token: bytes | None = None
+    kept: list[bytes] = []
+    for part in query_string.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if _unquote(name) == _TOKEN_PARAM:
+            token = _unquote(value)
+        else:
+            kept.append(part)
+    return token, b"&".join(kept)
+
+
+def _unquote(raw: bytes) -> bytes:
+    return unquote_to_bytes(raw.replace(b"+", b" "))
+
+
+class BearerAuth:
+    """Refuse every request and WebSocket but the public ones unless it carries ``token``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token:
+            raise ValueError("an empty API token would let everyone in")
+        self.app = app
+        self._digest = _digest(token)
+
+    def is_public(self, path: str) -> bool:
+        return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        query_token, rest = split_token(scope.get("query_string", b""))
+        if query_token is not None:
+            # In place, not a copy: uvicorn's access log reads this very scope, and a
+            # token in a log line is a token leaked.
+            scope["query_string"] = rest
+        if self.is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        header_token = _bearer(scope)
+        given = header_token if header_token is not None else query_token
+        if given is None:
+            await self._refuse(scope, send, "missing API token (Authorization: Bearer ...)")
+        elif not hmac.compare_digest(_digest(given), self._digest):
+            await self._refuse(scope, send, "invalid API token")
+        else:
+            await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, send: Send, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *_CHALLENGE,
+        ]
+        log.info("unauthorized %s path=%r reason=%s", scope["type"], scope["path"], detail)
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:  # the server cannot send an HTTP answer to a handshake: it sends 403
+            await send({"type": "websocket.close", "code": 1008, "reason": detail})
+
+
+def describe_security(spec: dict[str, Any]) -> None:
+    """Declare the bearer token (and its query form) in the spec, so that Swagger's
+    "Authorize" button works and clients know every non-public operation may answer 401."""
+    spec["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "API_TOKEN, sent as Authorization: Bearer <token>",
+        },
+        "token": {
+            "type": "apiKey",
+            "in": "query",
+            "name": TOKEN_PARAM,
+            "description": "API_TOKEN as a query parameter (browsers, WebSocket clients)",
+        },
+    }
+    spec["security"] = [{"bearer": []}, {"token": []}]
+    unauthorized = {
+        "description": "No API token, or a wrong one",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+                continue
+            responses = operation["responses"]
+            responses.setdefault("401", copy.deepcopy(unauthorized))
+            operation["responses"] = dict(sorted(responses.items()))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "10.1.2.3")]
+    [True, True, True, False, False]
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+def warn_if_exposed(host: str, api_token: SecretStr | None) -> bool:
+    """Log a WARNING when the API would listen beyond this machine without a token;
+    True when it did."""
+    if api_token is not None or is_loopback(host):
+        return False
+    log.warning(
+        "web app listens on host=%s without API_TOKEN: anyone who reaches this address can "
+        "read and change devices and drive the recorder; set API_TOKEN or bind to 127.0.0.1",
+        host,
+    )
+    return True
