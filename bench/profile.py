@@ -32,7 +32,6 @@ def recording(pid: int, out: Path, enabled: bool) -> Iterator[None]:
         "raw",
         "--rate",
         "200",
-        "--nonblocking",
         "--output",
         str(out),
     ]
