@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -196,7 +197,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_worker:
             start_worker(settings, parts, broker)
         if not args.no_web:
-            parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler))
+            try:
+                parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler))
+            except WebStartError as exc:
+                log.error("refusing to start: %s", exc)
+                return 3
         log.info("fleetprobe running; Ctrl-C to stop")
         await stop.wait()
         log.info("stopping")
@@ -242,14 +247,20 @@ async def _start_web(
         ws="websockets-sansio",
         ws_max_size=WS_MAX_MESSAGE_BYTES,
     )
+    try:
+        # Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
+        # event loop down before anything (the embedded nats-server) is stopped.
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     server = _HostedServer(config)
-    task = asyncio.create_task(server.serve(), name="web")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
     # uvicorn offers no "started" event to await; poll its flag briefly.
     while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if task.done():
-        task.result()
-        raise RuntimeError(f"web server did not start on {host}:{port}")
+        sock.close()
+        raise WebStartError(f"web server did not start on {host}:{port}")
     log.info("web listening url=http://%s:%d swagger=/swagger ws=/ws/items", host, port)
 
     async def stop_web() -> None:
@@ -257,6 +268,24 @@ async def _start_web(
         await task
 
     return stop_web
+
+
+class WebStartError(RuntimeError):
+    """The web app could not listen where it was told to."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 class _HostedServer(uvicorn.Server):

@@ -118,6 +118,9 @@ class BatchWriter:
                     self._queue.task_done()
 
     async def _flush(self, rows: list[Row]) -> None:
+        if self._engine.dialect.name == "postgresql":
+            # PostgreSQL text refuses NUL; probe errors and recorder replies come from outside.
+            rows = [scrub_nul(row) for row in rows]
         delay = 0.05
         for attempt in range(1, self._retries + 1):
             try:
@@ -145,6 +148,15 @@ class BatchWriter:
                 self.rows_written += len(rows)
                 self.batches_written += 1
                 return
+
+
+def scrub_nul(row: Row) -> Row:
+    """The row with NUL characters removed from its text values (pure)::
+
+    >>> scrub_nul({"error": "bad\x00byte", "n": 1})
+    {'error': 'badbyte', 'n': 1}
+    """
+    return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _transient(exc: DBAPIError) -> bool:

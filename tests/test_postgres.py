@@ -90,3 +90,12 @@ async def test_postgres_batches_are_idempotent_and_times_stay_utc(pg_engine: Asy
         await delete_device(session, device)
     async with sessions() as session:
         assert await count_checks(session) == 0
+
+
+async def test_text_with_nul_characters_is_stored_without_them(pg_engine: AsyncEngine) -> None:
+    writer = BatchWriter(pg_engine, CheckResult.__table__, "run_key")  # type: ignore[attr-defined]
+    await writer.write(row("nul", 1) | {"error": "reset\x00by peer"})
+    await writer.close()
+    async with session_factory(pg_engine)() as session:
+        stored = (await list_checks(session, 1, limit=1))[0]
+    assert stored.error == "resetby peer"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -99,3 +100,29 @@ def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
     assert not _alive(nats_pid)
     assert not is_reachable(env["NATS_URL"])
     assert (tmp_path / "data" / "nats").is_dir()  # JetStream store under NATS_DATA_DIR
+
+
+def test_a_taken_web_port_stops_everything_with_a_clear_error(tmp_path: Path) -> None:
+    nats_port, web_port = free_port(), free_port()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", web_port))
+    taken.listen(1)
+    env = {
+        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
+        "NATS_DATA_DIR": str(tmp_path / "data"),
+        "WEB_PORT": str(web_port),
+        "EMBEDDED_NATS": "true",
+    }
+    proc = scheduler_cmd(env, tmp_path / "scheduler.log")
+    try:
+        code = proc.popen.wait(timeout=60)
+    finally:
+        proc.stop()
+        taken.close()
+    output = proc.output()
+    assert code == 3, output[-3000:]
+    assert f"cannot listen on 127.0.0.1:{web_port}" in output
+    assert "Traceback" not in output
+    assert "embedded nats-server stopped" in output  # nothing left behind
+    assert not is_reachable(env["NATS_URL"])

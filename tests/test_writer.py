@@ -92,3 +92,9 @@ async def test_a_closed_writer_refuses_rows(engine: AsyncEngine) -> None:
     await w.close()
     with pytest.raises(WriterClosedError):
         await w.write(row("late"))
+
+
+def test_nul_characters_are_scrubbed_from_text_values() -> None:
+    from storage.writer import scrub_nul
+
+    assert scrub_nul({"a": "x\x00y", "b": None, "c": 3}) == {"a": "xy", "b": None, "c": 3}
