@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 _running: list[Proc] = []
+_cleanups: list[Callable[[], None]] = []
 
 
 class Proc:
@@ -88,10 +90,18 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def on_stop(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` in :func:`stop_all`, after the processes (the nats-server)."""
+    _cleanups.append(cleanup)
+
+
 def stop_all() -> None:
     for proc in reversed(list(_running)):
         with contextlib.suppress(Exception):
             proc.stop(timeout=5)
+    while _cleanups:
+        with contextlib.suppress(Exception):
+            _cleanups.pop()()
 
 
 class Sampler:

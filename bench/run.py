@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import scenarios
-from bench.procs import Proc, Sampler, python, stop_all
+from bench.procs import Proc, Sampler, on_stop, python, stop_all
 from bench.stats import fmt, table
 from core.natsserver import EmbeddedNats, free_port, start_nats_server
 
@@ -171,6 +171,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     nats: EmbeddedNats = start_nats_server(
         "127.0.0.1", free_port(), workdir / "nats", log_file=workdir / "nats.log"
     )
+    on_stop(nats.stop)
     sampler = Sampler().start()
     try:
         sampler.watch("nats-server", nats.pid)
@@ -464,8 +465,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     def _terminate(*_: object) -> None:
+        # Further signals must not interrupt the clean-up below.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    # Our own handlers (asyncio.run then keeps out of SIGINT): the interrupt lands at
+    # once, even inside a blocking wait, and the finally below stops every child.
+    signal.signal(signal.SIGINT, _terminate)
     signal.signal(signal.SIGTERM, _terminate)
     workdir = Path(tempfile.mkdtemp(prefix="fleetprobe-bench-"))
     try:
