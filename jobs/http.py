@@ -22,23 +22,15 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         keepalive_expiry=30,
     )
     timeout = httpx.Timeout(settings.probe_timeout_seconds)
-    headers = {"User-Agent": USER_AGENT}
+    client_class = httpx.AsyncClient
     if settings.http_engine == "aiohttp":
         from httpx_aiohttp import HttpxAiohttpClient
 
-        client: httpx.AsyncClient = HttpxAiohttpClient(
-            limits=limits,
-            timeout=timeout,
-            headers=headers,
-            follow_redirects=True,
-            max_redirects=10,
-            trust_env=False,
-        )
-        return client
-    return httpx.AsyncClient(
+        client_class = HttpxAiohttpClient
+    return client_class(
         limits=limits,
         timeout=timeout,
-        headers=headers,
+        headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
         max_redirects=10,
         trust_env=False,

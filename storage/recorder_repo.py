@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.recorder_models import CommandResult, RecorderSchedule
-from storage.types import utcnow
+from storage.repo import add_row, update_row
 
 
 async def get_command(session: AsyncSession, run_key: str) -> CommandResult | None:
@@ -46,23 +46,13 @@ async def get_schedule(session: AsyncSession, schedule_id: int) -> RecorderSched
 
 
 async def create_schedule(session: AsyncSession, **fields: Any) -> RecorderSchedule:
-    schedule = RecorderSchedule(**fields)
-    session.add(schedule)
-    await session.commit()
-    await session.refresh(schedule)
-    return schedule
+    return await add_row(session, RecorderSchedule(**fields))
 
 
 async def update_schedule(
     session: AsyncSession, schedule: RecorderSchedule, **changes: Any
 ) -> RecorderSchedule:
-    for key, value in changes.items():
-        setattr(schedule, key, value)
-    schedule.updated_at = utcnow()
-    session.add(schedule)
-    await session.commit()
-    await session.refresh(schedule)
-    return schedule
+    return await update_row(session, schedule, **changes)
 
 
 async def delete_schedule(session: AsyncSession, schedule: RecorderSchedule) -> None:

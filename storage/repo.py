@@ -4,11 +4,11 @@ except where the name says so."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import CheckResult, Device
@@ -37,22 +37,31 @@ async def get_device(session: AsyncSession, device_id: int) -> Device | None:
     return await session.get(Device, device_id)
 
 
-async def create_device(session: AsyncSession, **fields: Any) -> Device:
-    device = Device(**fields)
-    session.add(device)
+RowT = TypeVar("RowT", bound=SQLModel)
+
+
+async def add_row(session: AsyncSession, row: RowT) -> RowT:
+    """Insert one row, commit, and return it with its id."""
+    session.add(row)
     await session.commit()
-    await session.refresh(device)
-    return device
+    await session.refresh(row)
+    return row
+
+
+async def update_row(session: AsyncSession, row: RowT, **changes: Any) -> RowT:
+    """Apply ``changes``, stamp ``updated_at``, commit, and return the fresh row."""
+    for key, value in changes.items():
+        setattr(row, key, value)
+    row.updated_at = utcnow()  # type: ignore[attr-defined]
+    return await add_row(session, row)
+
+
+async def create_device(session: AsyncSession, **fields: Any) -> Device:
+    return await add_row(session, Device(**fields))
 
 
 async def update_device(session: AsyncSession, device: Device, **changes: Any) -> Device:
-    for key, value in changes.items():
-        setattr(device, key, value)
-    device.updated_at = utcnow()
-    session.add(device)
-    await session.commit()
-    await session.refresh(device)
-    return device
+    return await update_row(session, device, **changes)
 
 
 async def delete_device(session: AsyncSession, device: Device) -> None:
