@@ -16,6 +16,9 @@ from nats.aio.client import Client
 log = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "Fleetprobe-Origin"
+# The event type, repeated as a header so that listeners interested in a few types (the
+# schedulers want device.* among a stream of check.created) skip the rest undecoded.
+TYPE_HEADER = "Fleetprobe-Event"
 
 DEVICE_CREATED = "device.created"
 DEVICE_UPDATED = "device.updated"
@@ -61,13 +64,15 @@ class EventPublisher:
     def __init__(self, nc: Client, subject: str, origin: str) -> None:
         self._nc = nc
         self._subject = subject
-        self._headers = {ORIGIN_HEADER: origin}
+        self._origin = origin
 
     async def publish(self, type_: str, payload: Any) -> None:
         """Fire and forget; an event lost while NATS is down is logged, never raised."""
         try:
             await self._nc.publish(
-                self._subject, encode_event(type_, payload), headers=self._headers
+                self._subject,
+                encode_event(type_, payload),
+                headers={ORIGIN_HEADER: self._origin, TYPE_HEADER: type_},
             )
         except Exception as exc:
             log.warning("event not published type=%s error=%s", type_, exc)

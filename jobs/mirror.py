@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from core.settings import Settings
+from jobs.events import TYPE_HEADER
 from jobs.schedule import plan_schedule
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,9 @@ class TableMirror(ABC, Generic[Spec]):
         task.add_done_callback(self._background.discard)
 
     async def _on_event(self, msg: Msg) -> None:
+        kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
+        if kind is not None and kind not in self._event_types:
+            return  # one of ours, of a type we don't follow: not worth decoding
         row_id = event_row_id(msg.data, self._event_types)
         if row_id is not None:  # anything else: the periodic resync covers it
             self.spawn(self.sync_one(row_id))
