@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -92,6 +92,11 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     # A redelivery delay for messages this worker cannot run, so another worker takes them.
     unknown_task_delay: float = 5.0
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Messages handed to taskiq and not acknowledged yet (by id of the NATS message).
+        self._unacked: dict[int, Msg] = {}
+
     async def startup(self) -> None:
         await super().startup()
         await self.verify_stream()
@@ -137,13 +142,45 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
                 log.warning("fetch failed stream=%s error=%r; retrying", self.stream_name, exc)
                 await asyncio.sleep(1.0)
                 continue
+            # Fetched is delivered: until acked, each one is ours to hand back on shutdown
+            # (including those of the batch not yet given to taskiq).
+            for msg in messages:
+                self._unacked[id(msg)] = msg
             for msg in messages:
                 name = task_name_of(msg.data)
                 if name is not None and self.find_task(name) is None:
+                    self._unacked.pop(id(msg), None)
                     await self._refuse(msg, name)
                     continue
                 # Unparseable messages go on to taskiq, which logs and drops them.
-                yield AckableMessage(data=msg.data, ack=msg.ack)
+                yield AckableMessage(data=msg.data, ack=self._tracked_ack(msg))
+
+    def _tracked_ack(self, msg: Msg) -> Callable[[], Awaitable[None]]:
+        """The message's ack, forgetting it as unacknowledged."""
+
+        async def ack() -> None:
+            self._unacked.pop(id(msg), None)
+            await msg.ack()
+
+        return ack
+
+    async def shutdown(self) -> None:
+        """Hand back what this process fetched but never acknowledged (not started, or
+        cancelled at the end of the grace time), so another worker gets it now rather
+        than after ``ack_wait``."""
+        unacked = list(self._unacked.values())
+        self._unacked.clear()
+        handed_back = 0
+        for msg in unacked:
+            try:
+                await msg.nak()
+            except Exception as exc:  # connection gone: ack_wait redelivers it anyway
+                log.debug("nak on shutdown failed error=%r", exc)
+            else:
+                handed_back += 1
+        if unacked:
+            log.info("handed back unfinished tasks count=%d of=%d", handed_back, len(unacked))
+        await super().shutdown()
 
     async def _refuse(self, msg: Msg, name: str) -> None:
         """Hand a task this worker lacks back to the queue, then stop: never ack it."""

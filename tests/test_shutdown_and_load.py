@@ -67,7 +67,9 @@ async def test_sigterm_under_load_loses_nothing_and_stores_nothing_twice(
         PROBE_MAX_TIMEOUT_SECONDS="2",
         PROBE_TIMEOUT_SECONDS="2",
         NATS_TIMEOUT="1",
-        ACK_WAIT_SECONDS="6",
+        # Far longer than the test waits below: what the first worker did not finish must
+        # be handed back (nak) at shutdown, not left to ack_wait.
+        ACK_WAIT_SECONDS="300",
         SHUTDOWN_GRACE_SECONDS="3",
         WORKER_CONCURRENCY="100",
     )
