@@ -40,7 +40,7 @@ from jobs.leader import LeaderLease
 from jobs.recorder.scheduling import RecorderScheduler
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
-from jobs.tasks import expected_tasks, register_tasks
+from jobs.tasks import register_tasks
 from storage.db import init_db, make_engine
 
 log = logging.getLogger("fleetprobe")
@@ -117,15 +117,17 @@ class Parts:
 
 
 async def start_queue(
-    args: argparse.Namespace, settings: Settings, parts: Parts, on_fatal: Callable[[Any], None]
+    args: argparse.Namespace,
+    settings: Settings,
+    parts: Parts,
+    engine: AsyncEngine,
+    on_fatal: Callable[[Any], None],
 ) -> FleetprobeBroker:
     broker = make_broker(settings, name=instance_name("scheduler"))
     broker.on_fatal = on_fatal
-    register_tasks(broker)
-    missing = expected_tasks() - set(broker.get_all_tasks())
-    if missing:
-        raise BrokerConfigError(f"tasks not registered: {sorted(missing)}")
+    register_tasks(broker)  # its worker start-up hook checks the expected tasks
     broker.is_worker_process = not args.no_worker
+    broker.state.engine = engine  # the in-process worker shares this engine
     await broker.startup()
     parts.add("queue", broker.shutdown)
     log.info(
@@ -185,7 +187,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         await init_db(engine)
         parts.add("database", engine.dispose)
         try:
-            broker = await start_queue(args, settings, parts, fatal)
+            broker = await start_queue(args, settings, parts, engine, fatal)
         except BrokerConfigError as exc:
             log.error("refusing to start: %s", exc)
             return 3

@@ -10,7 +10,7 @@ import asyncio
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 import httpx
@@ -40,7 +40,6 @@ class ProbeResult:
     error_kind: ErrorKind | None = None
     error: str | None = None
     body_excerpt: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def is_up(status_code: int) -> bool:
@@ -111,9 +110,7 @@ def error_text(exc: BaseException) -> str:
     return " ".join(text.split())[:ERROR_TEXT_MAX]
 
 
-def result_from_response(
-    status_code: int, latency_ms: float, body: bytes, headers: dict[str, str] | None = None
-) -> ProbeResult:
+def result_from_response(status_code: int, latency_ms: float, body: bytes) -> ProbeResult:
     up = is_up(status_code)
     return ProbeResult(
         status_up=up,
@@ -122,7 +119,6 @@ def result_from_response(
         error_kind=None if up else ErrorKind.HTTP_STATUS,
         error=None if up else f"HTTP {status_code}",
         body_excerpt=body,
-        headers=headers or {},
     )
 
 

@@ -16,6 +16,7 @@ import httpx
 from nats.aio.client import Client
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
 from taskiq import Context, TaskiqDepends
 
 from core.natsconn import connect
@@ -48,31 +49,20 @@ class WorkerRuntime:
     # like probe results (group commit, idempotent by run_key).
     recorder: RecorderClient
     commands: BatchWriter
+    owns_engine: bool = True
 
     @classmethod
-    async def open(cls, settings: Settings, role: str = "worker") -> WorkerRuntime:
+    async def open(
+        cls, settings: Settings, role: str = "worker", engine: AsyncEngine | None = None
+    ) -> WorkerRuntime:
+        """Open what tasks need; ``engine``: share the host process's engine (its tables
+        already made) instead of opening a second pool."""
         name = instance_name(role)
-        engine = make_engine(settings)
-        await init_db(engine)
+        owns_engine = engine is None
+        if engine is None:
+            engine = make_engine(settings)
+            await init_db(engine)
         nc = await connect(settings, name)
-        table: Table = CheckResult.__table__  # type: ignore[attr-defined]
-        checks = BatchWriter(
-            engine,
-            table,
-            "run_key",
-            batch_size=settings.result_batch_size,
-            flush_ms=settings.result_flush_ms,
-        )
-        checks.start()
-        commands_table: Table = CommandResult.__table__  # type: ignore[attr-defined]
-        commands = BatchWriter(
-            engine,
-            commands_table,
-            "run_key",
-            batch_size=settings.result_batch_size,
-            flush_ms=settings.result_flush_ms,
-        )
-        commands.start()
         runtime = cls(
             name=name,
             settings=settings,
@@ -80,9 +70,10 @@ class WorkerRuntime:
             http=make_http_client(settings),
             nc=nc,
             events=EventPublisher(nc, settings.events_subject, name),
-            checks=checks,
+            checks=_writer(engine, CheckResult, settings),
             recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
-            commands=commands,
+            commands=_writer(engine, CommandResult, settings),
+            owns_engine=owns_engine,
         )
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
         return runtime
@@ -97,7 +88,22 @@ class WorkerRuntime:
             await self.nc.drain()
         except Exception as exc:
             log.debug("nats drain failed error=%s", exc)
-        await self.engine.dispose()
+        if self.owns_engine:
+            await self.engine.dispose()
+
+
+def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> BatchWriter:
+    """A started group-commit writer into ``model``'s table, idempotent on ``run_key``."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    writer = BatchWriter(
+        engine,
+        table,
+        "run_key",
+        batch_size=settings.result_batch_size,
+        flush_ms=settings.result_flush_ms,
+    )
+    writer.start()
+    return writer
 
 
 def get_runtime(context: Context = TaskiqDepends()) -> WorkerRuntime:

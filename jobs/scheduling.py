@@ -61,7 +61,6 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.clock = clock
         self.kicks = 0
         self.kick_failures = 0
-        self.skipped_not_leader = 0
         self.caught_up = 0
         # device id -> latest slot whose kick failed (NATS down); kicked once it is back.
         self.owed: dict[int, datetime] = {}
@@ -129,9 +128,6 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.owed.pop(row_id, None)
         super().remove(row_id)
 
-    def next_slot(self, device_id: int) -> datetime | None:
-        return self.next_run(device_id)
-
     @property
     def is_leader(self) -> bool:
         return self.lease is None or self.lease.is_leader
@@ -141,7 +137,6 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         if spec is None:
             return
         if not self.is_leader:
-            self.skipped_not_leader += 1
             return
         slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
         if not self._queue_connected():

@@ -104,7 +104,9 @@ def register_tasks(broker: AsyncBroker) -> None:
         if missing:
             raise RuntimeError(f"tasks not registered in this worker: {sorted(missing)}")
         settings = broker.settings  # type: ignore[attr-defined]
-        state.runtime = await WorkerRuntime.open(settings)
+        # A host process (scheduler.py) may lend its engine through the state.
+        engine = getattr(state, "engine", None)
+        state.runtime = await WorkerRuntime.open(settings, engine=engine)
 
     async def _shutdown(state: TaskiqState) -> None:
         runtime: WorkerRuntime | None = getattr(state, "runtime", None)

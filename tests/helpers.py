@@ -10,11 +10,14 @@ from typing import Any
 
 import nats
 from nats.aio.msg import Msg
+from sqlmodel import select
 from taskiq.api import run_receiver_task
 
 from core.settings import Settings
 from jobs.broker import FleetprobeBroker, make_broker
 from jobs.tasks import register_tasks
+from storage.db import init_db, make_engine, session_factory
+from storage.models import CheckResult, Device
 
 
 async def wait_for(
@@ -69,3 +72,25 @@ async def collect_events(settings: Settings) -> AsyncIterator[list[dict[str, Any
         yield events
     finally:
         await nc.close()
+
+
+async def add_devices(settings: Settings, address: str, n: int, interval: int) -> None:
+    """``n`` active devices probing ``address`` every ``interval`` s, in a fresh database."""
+    engine = make_engine(settings)
+    await init_db(engine)
+    async with session_factory(engine)() as session:
+        for i in range(n):
+            session.add(
+                Device(name=f"d{i}", address=address, interval_seconds=interval, timeout_seconds=2)
+            )
+        await session.commit()
+    await engine.dispose()
+
+
+async def stored_checks(settings: Settings) -> list[CheckResult]:
+    """Every stored check result (through a short-lived engine of its own)."""
+    engine = make_engine(settings)
+    async with session_factory(engine)() as session:
+        rows = list((await session.exec(select(CheckResult))).all())
+    await engine.dispose()
+    return rows

@@ -18,6 +18,16 @@ from tests.helpers import running_worker
 from tests.processes import running, scheduler_cmd, wait_until
 
 
+async def assert_refused_without_credentials(port: int) -> None:
+    with pytest.raises((NoServersError, nats.errors.Error, OSError)):
+        await nats.connect(
+            f"nats://127.0.0.1:{port}",
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=2,
+        )
+
+
 def test_credentials_in_the_url_become_server_flags() -> None:
     assert auth_args("nats://app:s%40cret@127.0.0.1:4222") == ["--user", "app", "--pass", "s@cret"]
     assert auth_args("nats://tok@127.0.0.1:4222") == ["--auth", "tok"]
@@ -42,13 +52,7 @@ async def test_the_queue_and_events_connect_with_url_credentials(tmp_path: Path)
         nc = await connect(settings, "test")
         assert nc.is_connected
         await nc.close()
-        with pytest.raises((NoServersError, nats.errors.Error, OSError)):
-            await nats.connect(
-                f"nats://127.0.0.1:{port}",
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-                connect_timeout=2,
-            )
+        await assert_refused_without_credentials(port)
     finally:
         server.stop()
 
@@ -67,11 +71,5 @@ async def test_the_embedded_server_requires_the_credentials_of_nats_url(tmp_path
         wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/health", timeout=5) as r:
             assert json.loads(r.read())["nats"]["ok"] is True
-        with pytest.raises((NoServersError, nats.errors.Error, OSError)):
-            await nats.connect(
-                f"nats://127.0.0.1:{port}",
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-                connect_timeout=2,
-            )
+        await assert_refused_without_credentials(port)
         assert "Zq9-secret" not in proc.output()  # the password is never logged

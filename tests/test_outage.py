@@ -19,46 +19,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
 
 from core.natsserver import free_port, start_nats_server
 from core.settings import Settings
 from jobs.kick import kick_probe, one_off_job
 from jobs.schedule import ProbeJobSpec
-from storage.db import init_db, make_engine, session_factory
-from storage.models import CheckResult, Device
+from storage.db import init_db, make_engine
 from tests.conftest import isolated_env
-from tests.helpers import collect_events, running_worker, wait_for
+from tests.helpers import (
+    add_devices,
+    collect_events,
+    running_worker,
+    stored_checks,
+    wait_for,
+)
 from tests.processes import Proc, running, scheduler_cmd, taskiq_worker
 
 pytestmark = pytest.mark.slow
 
 OUTAGE_S = 20
-
-
-async def add_devices(settings: Settings, target: str, n: int, interval: int) -> None:
-    engine = make_engine(settings)
-    await init_db(engine)
-    async with session_factory(engine)() as session:
-        for i in range(n):
-            session.add(
-                Device(
-                    name=f"d{i}",
-                    address=f"{target}/ok",
-                    interval_seconds=interval,
-                    timeout_seconds=2,
-                )
-            )
-        await session.commit()
-    await engine.dispose()
-
-
-async def rows(settings: Settings) -> list[CheckResult]:
-    engine = make_engine(settings)
-    async with session_factory(engine)() as session:
-        out = list((await session.exec(select(CheckResult))).all())
-    await engine.dispose()
-    return out
 
 
 def health(port: int) -> tuple[int, dict[str, object]]:
@@ -82,14 +61,14 @@ async def test_a_nats_outage_is_survived_reported_and_caught_up_once(
     env = isolated_env(nats_server.url, tmp_path, WEB_PORT=str(web_port), LEADER_LEASE_SECONDS="60")
     settings = Settings(**env)  # type: ignore[arg-type]
     devices = 3
-    await add_devices(settings, http_target, devices, interval=5)
+    await add_devices(settings, f"{http_target}/ok", devices, interval=5)
     proc = scheduler_cmd(env, tmp_path / "scheduler.log")
     try:
         with running(proc):
             await wait_for(lambda: running_up(proc), timeout=60, what="scheduler up")
 
             async def each_probed() -> bool:
-                return len({r.device_id for r in await rows(settings)}) == devices
+                return len({r.device_id for r in await stored_checks(settings)}) == devices
 
             await wait_for(each_probed, timeout=15, what="a first result per device")
 
@@ -117,7 +96,7 @@ async def test_a_nats_outage_is_survived_reported_and_caught_up_once(
             await wait_for(caught_up, timeout=15, what="the catch-up kicks")
 
             async def probed_after_restart() -> bool:
-                fresh = [r for r in await rows(settings) if r.checked_at > restarted_at]
+                fresh = [r for r in await stored_checks(settings) if r.checked_at > restarted_at]
                 return len({r.device_id for r in fresh}) == devices
 
             await wait_for(probed_after_restart, timeout=20, what="probes after the restart")
@@ -125,7 +104,7 @@ async def test_a_nats_outage_is_survived_reported_and_caught_up_once(
     finally:
         nats_server.stop()
 
-    stored = await rows(settings)
+    stored = await stored_checks(settings)
     missed = Counter(
         r.device_id
         for r in stored
@@ -166,7 +145,7 @@ async def test_tasks_queued_before_nats_stops_are_run_after_it_restarts(
         with running(worker):
 
             async def all_stored() -> bool:
-                return len(await rows(settings)) == 20
+                return len(await stored_checks(settings)) == 20
 
             await wait_for(all_stored, timeout=30, what="the 20 queued probes")
     finally:
@@ -178,7 +157,7 @@ async def test_a_restarted_scheduler_fires_no_slot_twice(
 ) -> None:
     env = isolated_env(nats_server_url, tmp_path)
     settings = Settings(**env)  # type: ignore[arg-type]
-    await add_devices(settings, http_target, 4, interval=1)
+    await add_devices(settings, f"{http_target}/ok", 4, interval=1)
     async with collect_events(settings) as events:
         for run in range(2):
             proc = scheduler_cmd(env, tmp_path / f"run{run}.log", "--no-web")
@@ -190,7 +169,7 @@ async def test_a_restarted_scheduler_fires_no_slot_twice(
         await asyncio.sleep(0.5)
     runs = Counter(e["payload"]["run_key"] for e in events if e["type"] == "check.created")
     assert len(runs) >= 16 and max(runs.values()) == 1
-    assert len(await rows(settings)) == len(runs)
+    assert len(await stored_checks(settings)) == len(runs)
 
 
 @pytest.fixture

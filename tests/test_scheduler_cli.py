@@ -40,6 +40,19 @@ def test_help_explains_every_flag() -> None:
         assert flag in out
 
 
+def embedded_env(tmp_path: Path, db: Path, web_port: int, **extra: str) -> dict[str, str]:
+    """`scheduler.py` as on a fresh machine: its own NATS (embedded, free port), SQLite file
+    and web port, all under ``tmp_path``."""
+    return {
+        "NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "NATS_DATA_DIR": str(tmp_path / "data"),
+        "WEB_PORT": str(web_port),
+        "EMBEDDED_NATS": "true",
+        **extra,
+    }
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -53,17 +66,9 @@ def _alive(pid: int) -> bool:
 def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
     tmp_path: Path, http_target: str
 ) -> None:
-    nats_port, web_port = free_port(), free_port()
+    web_port = free_port()
     db = tmp_path / "monitoring.db"
-    env = {
-        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "NATS_DATA_DIR": str(tmp_path / "data"),
-        "WEB_PORT": str(web_port),
-        "EMBEDDED_NATS": "true",
-        "SCHEDULER_RESYNC_SECONDS": "1",
-        "RESULT_FLUSH_MS": "2",
-    }
+    env = embedded_env(tmp_path, db, web_port, SCHEDULER_RESYNC_SECONDS="1", RESULT_FLUSH_MS="2")
     proc = scheduler_cmd(env, tmp_path / "scheduler.log")
     try:
         wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
@@ -103,17 +108,11 @@ def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
 
 
 def test_a_taken_web_port_stops_everything_with_a_clear_error(tmp_path: Path) -> None:
-    nats_port, web_port = free_port(), free_port()
+    web_port = free_port()
     taken = socket.socket()
     taken.bind(("127.0.0.1", web_port))
     taken.listen(1)
-    env = {
-        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'm.db'}",
-        "NATS_DATA_DIR": str(tmp_path / "data"),
-        "WEB_PORT": str(web_port),
-        "EMBEDDED_NATS": "true",
-    }
+    env = embedded_env(tmp_path, tmp_path / "m.db", web_port)
     proc = scheduler_cmd(env, tmp_path / "scheduler.log")
     try:
         code = proc.popen.wait(timeout=60)

@@ -19,15 +19,19 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
 from jobs.scheduling import ProbeScheduler
-from storage.db import init_db, make_engine, session_factory
-from storage.models import CheckResult, Device
+from storage.db import make_engine
 from tests.conftest import isolated_env
-from tests.helpers import collect_events, running_worker, wait_for
+from tests.helpers import (
+    add_devices,
+    collect_events,
+    running_worker,
+    stored_checks,
+    wait_for,
+)
 from tests.processes import Proc, running, scheduler_cmd
 
 pytestmark = pytest.mark.slow
@@ -36,30 +40,10 @@ DEVICES = 5
 RUN_S = 60  # "a minute of short intervals"
 
 
-async def add_devices(settings: Settings, target: str) -> None:
-    engine = make_engine(settings)
-    await init_db(engine)
-    async with session_factory(engine)() as session:
-        for i in range(DEVICES):
-            session.add(
-                Device(name=f"d{i}", address=f"{target}/ok", interval_seconds=1, timeout_seconds=2)
-            )
-        await session.commit()
-    await engine.dispose()
-
-
-async def stored_rows(settings: Settings) -> list[CheckResult]:
-    engine = make_engine(settings)
-    async with session_factory(engine)() as session:
-        rows = list((await session.exec(select(CheckResult))).all())
-    await engine.dispose()
-    return rows
-
-
 async def test_two_schedulers_without_a_lease_run_each_slot_once(
     settings: Settings, http_target: str
 ) -> None:
-    await add_devices(settings, http_target)
+    await add_devices(settings, f"{http_target}/ok", DEVICES, interval=1)
     engine = make_engine(settings)
     async with collect_events(settings) as events, running_worker(settings) as broker:
         a = ProbeScheduler(settings, broker, engine)
@@ -76,7 +60,7 @@ async def test_two_schedulers_without_a_lease_run_each_slot_once(
     runs = Counter(e["payload"]["run_key"] for e in events if e["type"] == "check.created")
     assert runs and max(runs.values()) == 1  # no slot executed twice
     assert abs(len(runs) - kicked_slots) <= DEVICES  # the schedulers agreed on the slots
-    rows = await stored_rows(settings)
+    rows = await stored_checks(settings)
     assert len(rows) == len(runs)
 
 
@@ -99,7 +83,7 @@ async def test_two_scheduler_processes_share_one_leader_and_fail_over(
         ACK_WAIT_SECONDS="6",
     )
     settings = Settings(**env)  # type: ignore[arg-type]
-    await add_devices(settings, http_target)
+    await add_devices(settings, f"{http_target}/ok", DEVICES, interval=1)
     first = scheduler_cmd(env, tmp_path / "a.log", "--no-web")
     second = scheduler_cmd(env, tmp_path / "b.log", "--no-web")
     async with collect_events(settings) as events:
@@ -145,7 +129,7 @@ async def test_two_scheduler_processes_share_one_leader_and_fail_over(
         f"FIGURES fail-over: lease_s=3 interval_s=1 took_over_s={took_over_s:.1f} "
         f"slots_before_kill={len(runs)} executed_twice=0 skipped=0"
     )
-    rows = await stored_rows(settings)
+    rows = await stored_checks(settings)
     per_slot = Counter((r.device_id, r.slot_at) for r in rows)
     assert max(per_slot.values()) == 1
 
@@ -163,5 +147,5 @@ async def _acquired(p: Proc) -> bool:
 
 
 async def _probed_after(settings: Settings, t: float) -> bool:
-    rows = await stored_rows(settings)
+    rows = await stored_checks(settings)
     return any(r.slot_at is not None and r.slot_at.timestamp() > t for r in rows)

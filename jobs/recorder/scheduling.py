@@ -77,10 +77,6 @@ class RecorderScheduler(TableMirror[ScheduleSpec]):
             row = await session.get(RecorderSchedule, row_id)
         return None if row is None or not row.is_active else spec_for(row)
 
-    async def sync_schedule(self, schedule_id: int) -> None:
-        """Re-read one schedule (after a ``recorder.schedule.*`` event)."""
-        await self.sync_one(schedule_id)
-
     def add_job(self, row_id: int, spec: ScheduleSpec) -> bool:
         try:
             trigger = build_trigger(spec.cron, spec.interval_seconds)
