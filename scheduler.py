@@ -125,7 +125,7 @@ async def start_queue(
 ) -> FleetprobeBroker:
     broker = make_broker(settings, name=instance_name("scheduler"))
     broker.on_fatal = on_fatal
-    register_tasks(broker)  # its worker start-up hook checks the expected tasks
+    register_tasks(broker)
     broker.is_worker_process = not args.no_worker
     broker.state.engine = engine  # the in-process worker shares this engine
     await broker.startup()

@@ -129,7 +129,15 @@ async def scaleout(
     ``taskiq worker`` processes added to the same running system.  With
     ``profile_runs``, py-spy records the scheduler process during the first measured run."""
     url = await prepare_db(workdir / "saturation.db", n, target, IDLE_INTERVAL, 10.0)
-    system = System(workdir, nats_url, url, sampler, extra_env=env, worker_args=worker_args or [])
+    system = System(
+        workdir,
+        nats_url,
+        url,
+        sampler,
+        extra_env=env,
+        worker_args=worker_args or [],
+        scheduler_uvloop=uvloop,
+    )
     runs: dict[str, Any] = {}
     try:
         system.start()

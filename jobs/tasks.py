@@ -99,10 +99,6 @@ def register_tasks(broker: AsyncBroker) -> None:
     broker.register_task(send_recorder_command, task_name=RECORDER_TASK)
 
     async def _startup(state: TaskiqState) -> None:
-        # A worker missing a task would see it as unknown and hand it back for ever.
-        missing = expected_tasks() - set(broker.get_all_tasks())
-        if missing:
-            raise RuntimeError(f"tasks not registered in this worker: {sorted(missing)}")
         settings = broker.settings  # type: ignore[attr-defined]
         # A host process (scheduler.py) may lend its engine through the state.
         engine = getattr(state, "engine", None)
@@ -116,7 +112,3 @@ def register_tasks(broker: AsyncBroker) -> None:
 
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _startup)
     broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _shutdown)
-
-
-def expected_tasks() -> set[str]:
-    return {PROBE_TASK, RECORDER_TASK}

@@ -103,6 +103,15 @@ async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResu
     return (await session.exec(stmt)).first()
 
 
+async def devices_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Device]:
+    """The devices among ``ids``, by id (one query per 500 ids: SQLite caps bound values)."""
+    found: dict[int, Device] = {}
+    for start in range(0, len(ids), 500):
+        stmt = select(Device).where(col(Device.id).in_(ids[start : start + 500]))
+        found.update((d.id, d) for d in (await session.exec(stmt)).all() if d.id is not None)
+    return found
+
+
 async def checks_by_run_keys(session: AsyncSession, run_keys: Sequence[str]) -> list[CheckResult]:
     """The stored results among ``run_keys`` (queried in chunks: SQLite caps bound values)."""
     found: list[CheckResult] = []

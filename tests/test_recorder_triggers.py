@@ -136,7 +136,7 @@ def test_two_processes_firing_the_same_slot_compute_the_same_key() -> None:
 def test_a_schedule_that_has_never_fired_has_no_slot() -> None:
     trigger = build_trigger("0 0 29 2 *", None)
     assert next_fire(trigger, MON_0759) == utc("2028-02-29T00:00:00")
-    # before the first fire time within the look-back, nothing
+    # the previous leap day (2020-02-29) still counts as this schedule's last slot
     assert slot_for(trigger, utc("2024-02-28T00:00:00"), skew=timedelta(0)) is not None
     assert slot_for(build_trigger(None, 60), utc("2000-01-01T00:00:00")) == utc(
         "2000-01-01T00:00:00"

@@ -26,7 +26,7 @@ from jobs.scheduling import ProbeScheduler
 from web.app import create_app
 from web.limits import WS_MAX_MESSAGE_BYTES
 from web.services import Services
-from web.ws import Hub
+from web.ws import QUEUE_SIZE, Hub
 
 
 class _Server(uvicorn.Server):
@@ -70,7 +70,7 @@ async def serve_app(
     broker: AsyncBroker,
     *,
     scheduler: ProbeScheduler | None = None,
-    ws_queue_size: int = 256,
+    ws_queue_size: int = QUEUE_SIZE,
     nc: Client | None = None,
 ) -> AsyncIterator[WebApp]:
     own_nc = nc is None

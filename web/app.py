@@ -37,7 +37,7 @@ from web.openapi import (
 )
 from web.services import Services
 from web.swagger import swagger_routes
-from web.ws import Hub, items_socket
+from web.ws import QUEUE_SIZE, Hub, items_socket
 
 TITLE = "fleetprobe"
 VERSION = "0.1.0"
@@ -81,7 +81,7 @@ def api_endpoints() -> list[AnyEndpoint]:
     ]
 
 
-def create_app(services: Services, *, ws_queue_size: int = 256) -> Starlette:
+def create_app(services: Services, *, ws_queue_size: int = QUEUE_SIZE) -> Starlette:
     endpoints = api_endpoints()
     spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
     devices.describe_limits(spec, services.settings)

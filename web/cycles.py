@@ -13,29 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
 
-from nats.aio.msg import Msg
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from jobs.events import CHECK_CREATED, CYCLE_FINISHED
 from jobs.kick import kick_probe, one_off_job
 from jobs.scheduling import spec_for
 from jobs.tasks import ProbeSource
 from storage.db import session_factory
-from storage.models import CheckResult, Device
+from storage.models import Device
 from storage.repo import checks_by_run_keys, list_devices
 from storage.schemas import CheckRead, CycleSummary, EnqueuedJob
 from storage.types import utcnow
 from web.errors import ApiError
 from web.services import Services
+from web.waiting import wait_for_stored
 
 log = logging.getLogger(__name__)
-
-# Re-read the table at least this often while waiting, in case an event was lost.
-POLL_SECONDS = 0.5
 
 
 class CycleBusy(ApiError):
@@ -69,39 +66,12 @@ async def wait_for_results(
     services: Services, run_keys: Sequence[str], timeout: float
 ) -> dict[str, CheckRead]:
     """The stored results of ``run_keys``, once all are stored or ``timeout`` passed."""
-    pending = set(run_keys)
-    found: dict[str, CheckRead] = {}
-    wake = asyncio.Event()
 
-    async def on_event(msg: Msg) -> None:
-        try:
-            event = json.loads(msg.data)
-            if event["type"] == CHECK_CREATED and event["payload"]["run_key"] in pending:
-                wake.set()
-        except (ValueError, KeyError, TypeError):
-            return  # not a check event we can read: the table re-read covers it
+    async def read(session: AsyncSession, keys: list[str]) -> dict[str, CheckRead]:
+        rows = await checks_by_run_keys(session, keys)
+        return {row.run_key: CheckRead.model_validate(row) for row in rows}
 
-    sessions = session_factory(services.engine)
-    sub = await services.nc.subscribe(services.settings.events_subject, cb=on_event)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    try:
-        while pending:
-            wake.clear()  # before reading: an event arriving during the read wakes us
-            async with sessions() as session:
-                rows: list[CheckResult] = await checks_by_run_keys(session, sorted(pending))
-            for row in rows:
-                found[row.run_key] = CheckRead.model_validate(row)
-                pending.discard(row.run_key)
-            remaining = deadline - loop.time()
-            if not pending or remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), min(remaining, POLL_SECONDS))
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-    return found
+    return await wait_for_stored(services, CHECK_CREATED, run_keys, read, timeout)
 
 
 class CycleRunner:
@@ -185,8 +155,8 @@ class CycleRunner:
                 await self.run_once()
             except CycleBusy:
                 log.info("cycle loop: a cycle is already running; skipping this one")
-            except Exception as exc:  # NATS or the database away: try again next period
-                log.warning("cycle loop: cycle failed error=%r", exc)
+            except Exception:  # already logged by _retrieve; try again next period
+                pass
             await asyncio.sleep(period)
 
     async def stop(self) -> None:

@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from storage.db import session_factory
 from storage.models import Device
-from storage.repo import get_device, list_devices
+from storage.repo import devices_by_ids, list_devices
 from storage.schemas import BackgroundStatus, CycleSummary, ProbeJobs, ProbeRequest
-from web.cycles import CycleBusy, CycleRunner, kick_devices, wait_for_results
+from web.cycles import CycleRunner, kick_devices, wait_for_results
 from web.errors import ApiError, ErrorBody
 from web.openapi import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.services import services_of
@@ -79,11 +79,11 @@ async def probe(call: Call[ProbeRequest, ProbeQuery]) -> Response:
     wanted = list(dict.fromkeys(call.body.device_ids or []))
     async with session_factory(services.engine)() as session:
         if wanted:
-            found = [await get_device(session, device_id) for device_id in wanted]
-            unknown = [i for i, d in zip(wanted, found, strict=True) if d is None]
+            found = await devices_by_ids(session, wanted)
+            unknown = [i for i in wanted if i not in found]
             if unknown:
                 raise ApiError(404, f"unknown device ids: {unknown[:20]}")
-            devices: list[Device] = [d for d in found if d is not None]
+            devices: list[Device] = [found[i] for i in wanted]
         else:
             devices = list(await list_devices(session, is_active=True))
     jobs = await kick_devices(services, devices, f"manual:{uuid.uuid4().hex}", "manual")
@@ -104,8 +104,6 @@ async def run_cycle(call: Call[NoBody, CycleQuery]) -> Response:
     """One monitoring cycle over every active device, now, through the queue; publishes
     ``monitor.cycle.finished`` ``{devices_checked: N}``."""
     runner = cycles_of(call.request)
-    if runner.busy:
-        raise CycleBusy
     summary = await unless_client_leaves(call.request, runner.run_once(call.query.timeout))
     if summary is None:  # the client left; the cycle goes on and announces itself
         return respond(None, 204)

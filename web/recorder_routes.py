@@ -19,13 +19,9 @@ Schedule changes are announced as ``recorder.schedule.created`` / ``.updated`` /
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 from typing import Any
 
-from nats.aio.msg import Msg
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
@@ -60,13 +56,12 @@ from web.openapi import (
     respond,
 )
 from web.services import Services, services_of
+from web.waiting import wait_for_stored
 
 log = logging.getLogger(__name__)
 
 # Queue and worker overhead on top of the recorder's own NATS_TIMEOUT.
 WAIT_MARGIN_SECONDS = 5.0
-# Re-read the table at least this often while waiting, in case an event was lost.
-POLL_SECONDS = 0.5
 
 STATUS_OF_ERROR = {
     "timeout": 504,
@@ -107,35 +102,14 @@ def task_id_of(call: Call[Any, Any]) -> str:
 async def wait_for_command(
     services: Services, run_key: str, timeout: float
 ) -> CommandResultRead | None:
-    """The stored result of ``run_key``, or None after ``timeout``; woken by its
-    ``recorder.command`` event, answered from the table (events are fire and forget)."""
-    wake = asyncio.Event()
+    """The stored result of ``run_key``, or None after ``timeout``."""
 
-    async def on_event(msg: Msg) -> None:
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            event = json.loads(msg.data)
-            if event["type"] == RECORDER_COMMAND and event["payload"]["run_key"] == run_key:
-                wake.set()
+    async def read(session: AsyncSession, keys: list[str]) -> dict[str, CommandResultRead]:
+        row = await recorder_repo.get_command(session, keys[0])
+        return {} if row is None else {row.run_key: CommandResultRead.model_validate(row)}
 
-    sessions = session_factory(services.engine)
-    sub = await services.nc.subscribe(services.settings.events_subject, cb=on_event)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    try:
-        while True:
-            wake.clear()  # before reading: an event arriving during the read wakes us
-            async with sessions() as session:
-                row = await recorder_repo.get_command(session, run_key)
-            if row is not None:
-                return CommandResultRead.model_validate(row)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), min(remaining, POLL_SECONDS))
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    found = await wait_for_stored(services, RECORDER_COMMAND, [run_key], read, timeout)
+    return found.get(run_key)
 
 
 def failure(status: int, detail: str, result: CommandResultRead | None = None) -> Response:

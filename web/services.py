@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +23,6 @@ class Services:
     # Publishes device.* / check.created / monitor.cycle.finished on settings.events_subject.
     events: EventPublisher
     scheduler: ProbeScheduler | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def services_of(conn: HTTPConnection) -> Services:

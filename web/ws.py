@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 # Policy violation: the client did not read fast enough (its queue overflowed).
 SLOW_CLIENT_CLOSE = 1008
 BAD_FILTER_CLOSE = 1008
-GOING_AWAY_CLOSE = 1001
 QUEUE_SIZE = 256
 # How long a dropped client may take to accept the close frame before we give up on it.
 CLOSE_GRACE_SECONDS = 10.0

@@ -20,12 +20,11 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
-import nats
 from nats import errors as nats_errors
 from nats.aio.client import Client
 from pydantic import ValidationError
 
-from core.natsconn import connect_options
+from core.natsconn import connect
 from core.natsserver import redact
 from core.settings import Settings
 from jobs.recorder.errors import (
@@ -127,10 +126,9 @@ class RecorderClient:
             return self._nc
         async with self._open_lock:
             if self._nc is None:
-                options = connect_options(self.settings, self.name)
                 try:
                     async with asyncio.timeout(self.connect_timeout):
-                        self._nc = await nats.connect(self.settings.nats_url, **options)
+                        self._nc = await connect(self.settings, self.name)
                 except (TimeoutError, OSError, nats_errors.Error) as exc:
                     raise RecorderConnectionError(
                         f"cannot connect to NATS at {redact(self.settings.nats_url)}: "

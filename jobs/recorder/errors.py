@@ -70,9 +70,3 @@ class InvalidReplyError(RecorderError):
     ) -> None:
         super().__init__(message, task_id=task_id, cmd=cmd, latency_ms=latency_ms)
         self.excerpt = excerpt
-
-
-ERROR_KINDS: frozenset[str] = frozenset(
-    cls.kind
-    for cls in (NoResponderError, RecorderTimeoutError, RecorderConnectionError, InvalidReplyError)
-)

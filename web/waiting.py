@@ -1,0 +1,74 @@
+"""Waiting, bounded, for the results of queued tasks: woken by their events, answered from
+the table (events are fire and forget; the table is the truth)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TypeVar
+
+from nats.aio.msg import Msg
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from jobs.events import TYPE_HEADER
+from storage.db import session_factory
+from web.services import Services
+
+# Re-read the table at least this often while waiting, in case an event was lost.
+POLL_SECONDS = 0.5
+
+Result = TypeVar("Result")
+Reader = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Result]]]
+
+
+def names_a_pending_run(msg: Msg, event_type: str, pending: Collection[str]) -> bool:
+    """Is this an ``event_type`` event about one of the ``pending`` run keys?"""
+    kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
+    if kind is not None and kind != event_type:
+        return False  # ours, of another type: not worth decoding
+    try:
+        event = json.loads(msg.data)
+        return bool(event["type"] == event_type and event["payload"]["run_key"] in pending)
+    except (ValueError, KeyError, TypeError):
+        return False  # not an event we can read: the table re-read covers it
+
+
+async def wait_for_stored(
+    services: Services,
+    event_type: str,
+    run_keys: Collection[str],
+    read: Reader[Result],
+    timeout: float,
+) -> dict[str, Result]:
+    """The stored results of ``run_keys`` (by run key), once all are stored or ``timeout``
+    passed; ``read`` fetches those of a list of keys that are stored."""
+    pending = set(run_keys)
+    found: dict[str, Result] = {}
+    wake = asyncio.Event()
+
+    async def on_event(msg: Msg) -> None:
+        if names_a_pending_run(msg, event_type, pending):
+            wake.set()
+
+    sessions = session_factory(services.engine)
+    sub = await services.nc.subscribe(services.settings.events_subject, cb=on_event)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while pending:
+            wake.clear()  # before reading: an event arriving during the read wakes us
+            async with sessions() as session:
+                stored = await read(session, sorted(pending))
+            found.update(stored)
+            pending.difference_update(stored)
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(remaining, POLL_SECONDS))
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return found
