@@ -19,6 +19,7 @@ from core.settings import Settings
 from storage.db import init_db, make_engine
 from tests.targets import ThreadedServer
 from tests.targets import app as target_app
+from tests.webapp import WebApp, served
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +83,11 @@ def subprocess_env(env: dict[str, str]) -> dict[str, str]:
     root = str(Path(__file__).resolve().parent.parent)
     full["PYTHONPATH"] = root + os.pathsep + full.get("PYTHONPATH", "")
     return full
+
+
+@pytest.fixture
+async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
+    """The web app with no worker: a job that got through stays in the stream, and
+    invented device addresses are never probed.  Modules that need a worker override it."""
+    async with served(settings, engine) as app:
+        yield app

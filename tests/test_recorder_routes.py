@@ -16,14 +16,14 @@ from jobs.recorder.scheduling import RecorderScheduler
 from jobs.recorder.simulator import RecorderSimulator
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.recorder_helpers import fake_recorder, reply_bytes, running_simulator
-from tests.webapp import WebApp, of_type, receive_until, serve_app
+from tests.webapp import WebApp, of_type, receive_until, serve_app, served
 from web import recorder_routes
 
 
 @pytest.fixture
 async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    async with running_worker(settings) as broker, serve_app(settings, engine, broker) as web:
-        yield web
+    async with served(settings, engine, worker=True) as app:
+        yield app
 
 
 @pytest.fixture

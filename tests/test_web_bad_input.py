@@ -4,17 +4,14 @@ changes nothing: no row, no event, no queued job."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from tests.helpers import collect_events, running_worker, wait_for
-from tests.webapp import WebApp, serve_app
+from tests.helpers import collect_events, wait_for
+from tests.webapp import WebApp
 from web.limits import MAX_BODY_BYTES
 
 ADDRESS = "http://127.0.0.1:9/"
@@ -65,16 +62,6 @@ REFUSED: list[tuple[str, str, Any, list[str | int]]] = [
     ("GET", "/recorder/cam%001/status", None, ["path", "task_id"]),
     ("GET", "/recorder/schedules?task_id=cam%00", None, ["query", "task_id"]),
 ]  # fmt: skip
-
-
-@pytest.fixture
-async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    # No worker: a job that got through would stay in the stream, where the test sees it.
-    async with (
-        running_worker(settings, worker=False) as broker,
-        serve_app(settings, engine, broker) as web,
-    ):
-        yield web
 
 
 def database_dump(settings: Settings) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,19 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from storage.db import session_factory
 from storage.repo import count_checks
-from tests.helpers import collect_events, running_worker, wait_for
-from tests.webapp import WebApp, serve_app
+from tests.helpers import collect_events, wait_for
+from tests.webapp import WebApp
 
 DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
-
-
-@pytest.fixture
-async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    async with (
-        running_worker(settings, worker=False) as broker,
-        serve_app(settings, engine, broker) as web,
-    ):
-        yield web
 
 
 async def new_device(web: WebApp) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,15 +16,6 @@ from tests.helpers import collect_events, running_worker, wait_for
 from tests.webapp import WebApp, serve_app
 
 NEW = {"name": "edge-1", "address": "http://127.0.0.1:9/health"}
-
-
-@pytest.fixture
-async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    async with (
-        running_worker(settings, worker=False) as broker,
-        serve_app(settings, engine, broker) as web,
-    ):
-        yield web
 
 
 async def table(engine: AsyncEngine) -> list[dict[str, Any]]:

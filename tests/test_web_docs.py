@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -48,16 +47,6 @@ FUZZ_CONFIG = """
 [checks.not_a_server_error]
 expected-statuses = ["2xx", "3xx", "4xx", "502", "503", "504"]
 """
-
-
-@pytest.fixture
-async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    # No worker: schemathesis invents device addresses, and tests only talk to 127.0.0.1.
-    async with (
-        running_worker(settings, worker=False) as broker,
-        serve_app(settings, engine, broker) as web,
-    ):
-        yield web
 
 
 async def test_the_spec_is_valid_openapi_and_describes_every_endpoint(web: WebApp) -> None:

@@ -11,14 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
 from tests.helpers import collect_events, running_worker, wait_for
-from tests.webapp import WebApp, serve_app
+from tests.webapp import WebApp, serve_app, served
 from web.cycles import CycleRunner
 
 
 @pytest.fixture
 async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    async with running_worker(settings) as broker, serve_app(settings, engine, broker) as web:
-        yield web
+    async with served(settings, engine, worker=True) as app:
+        yield app
 
 
 async def add(web: WebApp, name: str, address: str, active: bool = True) -> int:

@@ -10,14 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from core.settings import Settings
-from tests.helpers import running_worker
-from tests.webapp import WebApp, serve_app
+from tests.webapp import WebApp
 from web.limits import MAX_BODY_BYTES, BodyLimit
 
 LIMIT = 10_000
@@ -86,15 +83,6 @@ async def test_a_body_of_exactly_the_limit_reaches_the_app() -> None:
 
 
 # -- through uvicorn -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    async with (
-        running_worker(settings, worker=False) as broker,
-        serve_app(settings, engine, broker) as web,
-    ):
-        yield web
 
 
 def device_body(size: int) -> bytes:

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.settings import Settings
 from tests.helpers import running_worker, wait_for
-from tests.webapp import WebApp, of_type, receive_until, serve_app
+from tests.webapp import WebApp, of_type, receive_until, serve_app, served
 from web.limits import WS_MAX_MESSAGE_BYTES
 from web.ws import SLOW_CLIENT_CLOSE, EventFilter
 
@@ -27,8 +27,8 @@ DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
 
 @pytest.fixture
 async def web(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
-    async with running_worker(settings) as broker, serve_app(settings, engine, broker) as web:
-        yield web
+    async with served(settings, engine, worker=True) as app:
+        yield app
 
 
 def small_buffer_socket(url: str) -> socket.socket:

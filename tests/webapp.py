@@ -141,3 +141,17 @@ def of_type(kind: str, **payload: Any) -> Callable[[dict[str, Any]], bool]:
         return all(isinstance(body, dict) and body.get(k) == v for k, v in payload.items())
 
     return match
+
+
+@contextlib.asynccontextmanager
+async def served(
+    settings: Settings, engine: AsyncEngine, *, worker: bool = False, **serve_kw: Any
+) -> AsyncIterator[WebApp]:
+    """The app on a broker of its own, with an in-process worker when ``worker``."""
+    from tests.helpers import running_worker
+
+    async with (
+        running_worker(settings, worker=worker) as broker,
+        serve_app(settings, engine, broker, **serve_kw) as web,
+    ):
+        yield web
