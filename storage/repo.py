@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, insert, literal
+from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import CheckResult, Device
 from storage.types import utcnow
-from storage.writer import insert_ignore
 
 
 async def list_devices(
@@ -65,9 +65,14 @@ async def update_device(session: AsyncSession, device: Device, **changes: Any) -
 
 
 async def delete_device(session: AsyncSession, device: Device) -> None:
-    """Delete a device and its history in one transaction."""
-    await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
+    """Delete a device and its history in one transaction.
+
+    The device row goes first: on PostgreSQL that locks it, so an
+    :func:`insert_device_check` under way either waits and then finds no device, or
+    commits first and its check is deleted here with the rest."""
     await session.delete(device)
+    await session.flush()
+    await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
     await session.commit()
 
 
@@ -91,11 +96,25 @@ async def count_checks(session: AsyncSession, device_id: int | None = None) -> i
     return int((await session.exec(stmt)).one())
 
 
-async def insert_check(engine: AsyncEngine, row: dict[str, Any]) -> None:
-    """One idempotent insert (the batch writer is the hot path; this is for manual rows)."""
+async def insert_device_check(engine: AsyncEngine, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Insert ``row`` if its device exists and return it as stored; None when it does not.
+
+    One statement (``INSERT ... SELECT ... FROM devices WHERE id = ... RETURNING``), so a
+    device deleted at the same time cannot be left with an orphan check: SQLite runs the
+    statement alone, and PostgreSQL holds a key-share lock on the device row until the
+    insert commits (see :func:`delete_device`).  For manual rows; the batch writer is the
+    hot path."""
+    table = CheckResult.__table__  # type: ignore[attr-defined]
+    devices = Device.__table__  # type: ignore[attr-defined]
+    values = (
+        core_select(*(literal(value, table.c[name].type) for name, value in row.items()))
+        .where(devices.c.id == row["device_id"])
+        .with_for_update(read=True, key_share=True)
+    )
+    stmt = insert(table).from_select(list(row), values).returning(*table.c)
     async with engine.begin() as conn:
-        table = CheckResult.__table__  # type: ignore[attr-defined]
-        await conn.execute(insert_ignore(engine, table, "run_key"), [row])
+        stored = (await conn.execute(stmt)).mappings().first()
+    return None if stored is None else dict(stored)
 
 
 async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResult | None:

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult, Device
-from storage.repo import count_checks, delete_device, list_checks
+from storage.repo import count_checks, delete_device, insert_device_check, list_checks
 from storage.writer import BatchWriter
 
 pytestmark = pytest.mark.postgres
@@ -99,3 +100,51 @@ async def test_text_with_nul_characters_is_stored_without_them(pg_engine: AsyncE
     async with session_factory(pg_engine)() as session:
         stored = (await list_checks(session, 1, limit=1))[0]
     assert stored.error == "resetby peer"
+
+
+class HeldCommit(AsyncSession):
+    """A session whose commit waits for ``release``: its transaction stays open."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def commit(self) -> None:
+        self.holding.set()
+        await self.release.wait()
+        await super().commit()
+
+
+async def lock_waits(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def test_a_check_for_a_device_being_deleted_is_not_stored(pg_engine: AsyncEngine) -> None:
+    """A manual check arrives while the device's deletion is not committed yet: it waits
+    for the deletion and stores nothing, instead of leaving a check without its device."""
+    async with session_factory(pg_engine)() as session:
+        device = Device(name="pg", address="http://127.0.0.1/")
+        session.add(device)
+        await session.commit()
+        await session.refresh(device)
+    assert device.id is not None
+    async with HeldCommit(pg_engine) as deleting:
+        doomed = await deleting.get(Device, device.id)
+        assert doomed is not None
+        deletion = asyncio.create_task(delete_device(deleting, doomed))
+        await asyncio.wait_for(deleting.holding.wait(), 10)
+        insert = asyncio.create_task(insert_device_check(pg_engine, row("raced", device.id)))
+        async with asyncio.timeout(10):
+            while not insert.done() and await lock_waits(pg_engine) == 0:
+                await asyncio.sleep(0.02)
+        deleting.release.set()
+        await deletion
+    assert await insert is None
+    async with session_factory(pg_engine)() as session:
+        assert await count_checks(session) == 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
@@ -77,6 +80,34 @@ async def test_deleting_a_device_deletes_its_history(web: WebApp, engine: AsyncE
     await web.client.delete(f"/devices/{device_id}")
     assert await stored(engine) == 0
     assert (await web.client.get(f"/devices/{device_id}/checks")).status_code == 404
+
+
+async def test_a_device_deleted_just_before_the_check_is_written_leaves_no_orphan(
+    web: WebApp, engine: AsyncEngine, settings: Settings
+) -> None:
+    """Another client deletes the device at the last moment: after the handler saw the
+    device, right before the check row is written.  The answer is a 404 and no check is
+    left without its device (check_results.device_id has no foreign key to catch it)."""
+    device_id = await new_device(web)
+    database = settings.database_url.split("///", 1)[1]
+    deleted: list[int] = []
+
+    def delete_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if deleted or not statement.lstrip().upper().startswith("INSERT INTO CHECK_RESULTS"):
+            return
+        with contextlib.closing(sqlite3.connect(database, timeout=10)) as other, other:
+            other.execute("DELETE FROM check_results WHERE device_id = ?", (device_id,))
+            other.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+        deleted.append(device_id)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", delete_first)
+    try:
+        r = await web.client.post(f"/devices/{device_id}/checks", json={"status_up": True})
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", delete_first)
+    assert deleted == [device_id]
+    assert r.status_code == 404 and "not found" in r.json()["detail"]
+    assert await stored(engine) == 0
 
 
 @pytest.mark.parametrize(

@@ -39,30 +39,27 @@ async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
     """Record a result by hand (``source: manual``); announced as ``check.created``."""
     services = services_of(call.request)
     body = call.body
-    async with session_factory(services.engine)() as session:
-        device = await device_or_404(session, call.path["device_id"])
-    assert device.id is not None
-    run_key = f"manual:{uuid.uuid4().hex}"
+    device_id: int = call.path["device_id"]
     row = {
-        "device_id": device.id,
+        "device_id": device_id,
         "status_up": body.status_up,
         "latency_ms": body.latency_ms,
         "checked_at": body.checked_at or utcnow(),
-        "run_key": run_key,
+        "run_key": f"manual:{uuid.uuid4().hex}",
         "slot_at": None,
         "status_code": body.status_code,
         "error_kind": None,
         "error": body.error,
         "source": "manual",
     }
-    await repo.insert_check(services.engine, row)
-    async with session_factory(services.engine)() as session:
-        stored = await repo.get_check_by_run_key(session, run_key)
-    if stored is None:  # committed, then gone: the device was deleted meanwhile
-        raise ApiError(404, f"device {device.id} was deleted while the check was recorded")
+    # The device lookup and the insert are one statement: a device deleted meanwhile
+    # is a 404, never a check without its device.
+    stored = await repo.insert_device_check(services.engine, row)
+    if stored is None:
+        raise ApiError(404, f"device {device_id} not found")
     check = CheckRead.model_validate(stored)
-    log.info("manual check device=%d up=%s", device.id, body.status_up)
-    await services.events.publish(CHECK_CREATED, check_event_payload(row))
+    log.info("manual check device=%d up=%s", device_id, body.status_up)
+    await services.events.publish(CHECK_CREATED, check_event_payload(stored))
     return respond(check, 201)
 
 
