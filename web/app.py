@@ -19,11 +19,11 @@ from starlette.routing import BaseRoute, WebSocketRoute
 
 from storage.schemas import HealthReport
 from web import checks, devices, jobs_routes, recorder_routes
-from web.auth import BearerAuth, describe_security
+from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.errors import EXCEPTION_HANDLERS
 from web.health import health
-from web.limits import MAX_BODY_BYTES, BodyLimit, describe_body_limit
+from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
 from web.openapi import (
     AnyEndpoint,
     Call,
@@ -33,6 +33,7 @@ from web.openapi import (
     Reply,
     build_routes,
     build_spec,
+    describe_refusal,
     openapi_route,
 )
 from web.services import Services
@@ -85,12 +86,12 @@ def create_app(services: Services, *, ws_queue_size: int = QUEUE_SIZE) -> Starle
     endpoints = api_endpoints()
     spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
     devices.describe_limits(spec, services.settings)
-    describe_body_limit(spec, MAX_BODY_BYTES)
+    describe_refusal(spec, body_limit_refusal(MAX_BODY_BYTES))
     token = services.settings.api_token
     # Outermost first: an unauthenticated request is refused before its body is looked at.
     middleware = [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)]
     if token is not None:
-        describe_security(spec)
+        describe_refusal(spec, UNAUTHORIZED)
         middleware.insert(0, Middleware(BearerAuth, token=token.get_secret_value()))
     hub = Hub(
         services.nc,

@@ -22,23 +22,23 @@ Without ``API_TOKEN`` nothing is checked: bind to 127.0.0.1 only (the default);
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from web.errors import error_response
+from web.openapi import Refusal
+
 __all__ = [
     "PUBLIC_PATHS",
     "PUBLIC_PREFIXES",
+    "UNAUTHORIZED",
     "BearerAuth",
-    "describe_security",
     "is_loopback",
     "split_token",
     "warn_if_exposed",
@@ -50,7 +50,7 @@ PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/swagger"})
 PUBLIC_PREFIXES = ("/swagger/assets/",)
 TOKEN_PARAM = "token"
 _TOKEN_PARAM = TOKEN_PARAM.encode()
-_CHALLENGE = [(b"www-authenticate", b"Bearer")]
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def _digest(token: str | bytes) -> bytes:
@@ -115,34 +115,29 @@ class BearerAuth:
         header_token = _bearer(scope)
         given = header_token if header_token is not None else query_token
         if given is None:
-            await self._refuse(scope, send, "missing API token (Authorization: Bearer ...)")
+            await self._refuse(
+                scope, receive, send, "missing API token (Authorization: Bearer ...)"
+            )
         elif not hmac.compare_digest(_digest(given), self._digest):
-            await self._refuse(scope, send, "invalid API token")
+            await self._refuse(scope, receive, send, "invalid API token")
         else:
             await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, send: Send, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *_CHALLENGE,
-        ]
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
         log.info("unauthorized %s path=%r reason=%s", scope["type"], scope["path"], detail)
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 401, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        elif "websocket.http.response" in scope.get("extensions", {}):
-            await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": body})
+        if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            # A WebSocket handshake gets the same HTTP answer (the denial-response extension).
+            await error_response(401, detail, _CHALLENGE)(scope, receive, send)
         else:  # the server cannot send an HTTP answer to a handshake: it sends 403
             await send({"type": "websocket.close", "code": 1008, "reason": detail})
 
 
-def describe_security(spec: dict[str, Any]) -> None:
-    """Declare the bearer token (and its query form) in the spec, so that Swagger's
-    "Authorize" button works and clients know every non-public operation may answer 401."""
-    spec["components"]["securitySchemes"] = {
+UNAUTHORIZED = Refusal(
+    401,
+    "No API token, or a wrong one",
+    applies=lambda path, operation: path not in PUBLIC_PATHS,
+    headers={"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
+    schemes={
         "bearer": {
             "type": "http",
             "scheme": "bearer",
@@ -154,21 +149,10 @@ def describe_security(spec: dict[str, Any]) -> None:
             "name": TOKEN_PARAM,
             "description": "API_TOKEN as a query parameter (browsers, WebSocket clients)",
         },
-    }
-    spec["security"] = [{"bearer": []}, {"token": []}]
-    unauthorized = {
-        "description": "No API token, or a wrong one",
-        "headers": {"WWW-Authenticate": {"schema": {"type": "string", "enum": ["Bearer"]}}},
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
-    }
-    for path, operations in spec["paths"].items():
-        for operation in operations.values():
-            if path in PUBLIC_PATHS:
-                operation["security"] = []
-                continue
-            responses = operation["responses"]
-            responses.setdefault("401", copy.deepcopy(unauthorized))
-            operation["responses"] = dict(sorted(responses.items()))
+    },
+)
+"""The 401 and the bearer token (and its query form) for the spec, so that Swagger's
+"Authorize" button works and clients know every non-public operation may answer 401."""
 
 
 def is_loopback(host: str) -> bool:

@@ -16,21 +16,21 @@ short texts: uvicorn closes a connection whose message is above
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.errors import error_response
+from web.openapi import Refusal
 
 __all__ = [
     "MAX_BODY_BYTES",
     "WS_MAX_MESSAGE_BYTES",
     "BodyLimit",
     "BodyTooLarge",
-    "describe_body_limit",
+    "body_limit_refusal",
 ]
 
 MAX_BODY_BYTES = 1024 * 1024
-_ERROR_REF = "#/components/schemas/ErrorBody"
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -38,15 +38,10 @@ class BodyTooLarge(Exception):
     """Raised by the counting ``receive`` once a body passes the limit."""
 
 
-def _too_large(limit: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
+def _too_large(limit: int) -> Response:
     # No "Connection: close": the HTTP server discards the rest of the body after the
     # answer, so a client still sending reads the 413 instead of a reset connection.
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    return body, headers
+    return error_response(413, f"request body larger than {limit} bytes")
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -72,7 +67,7 @@ class BodyLimit:
             return
         length = _content_length(scope)
         if length is not None and length > self.max_bytes:
-            await self._refuse(send)
+            await _too_large(self.max_bytes)(scope, receive, send)
             return
         received = 0
         started = False
@@ -97,26 +92,13 @@ class BodyLimit:
         except BodyTooLarge:
             if started:  # a handler answered before reading everything: nothing to add
                 raise
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body, headers = _too_large(self.max_bytes)
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+            await _too_large(self.max_bytes)(scope, receive, send)
 
 
-def describe_body_limit(spec: dict[str, Any], max_bytes: int = MAX_BODY_BYTES) -> None:
-    """Document the 413 on every operation that takes a body."""
-    for operations in spec["paths"].values():
-        for operation in operations.values():
-            if "requestBody" not in operation:
-                continue
-            responses = operation["responses"]
-            responses.setdefault(
-                "413",
-                {
-                    "description": f"The body is larger than {max_bytes} bytes",
-                    "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
-                },
-            )
-            operation["responses"] = dict(sorted(responses.items()))
+def body_limit_refusal(max_bytes: int = MAX_BODY_BYTES) -> Refusal:
+    """The 413, for the spec of every operation that takes a body."""
+    return Refusal(
+        413,
+        f"The body is larger than {max_bytes} bytes",
+        applies=lambda path, operation: "requestBody" in operation,
+    )

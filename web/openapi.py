@@ -41,6 +41,7 @@ Rules the builder follows:
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -62,9 +63,11 @@ __all__ = [
     "NoBody",
     "NoQuery",
     "QueryModel",
+    "Refusal",
     "Reply",
     "build_routes",
     "build_spec",
+    "describe_refusal",
     "openapi_route",
     "respond",
 ]
@@ -381,6 +384,43 @@ def build_spec(
         "paths": paths,
         "components": {"schemas": dict(sorted(components.schemas.items()))},
     }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An error answered in front of the endpoints (by a middleware), with the one
+    ``ErrorBody``: ``status`` on every operation ``applies(path, operation)`` accepts.
+
+    ``schemes`` are the security schemes that avoid it: they are declared for the whole
+    API, and the operations it does not apply to are marked as needing none."""
+
+    status: int
+    description: str
+    applies: Callable[[str, Mapping[str, Any]], bool]
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    schemes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def describe_refusal(spec: dict[str, Any], refusal: Refusal) -> None:
+    """Write ``refusal`` into ``spec`` (a document made by :func:`build_spec`)."""
+    reply: dict[str, Any] = {"description": refusal.description}
+    if refusal.headers:
+        reply["headers"] = dict(refusal.headers)
+    reply["content"] = {
+        "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=ErrorBody.__name__)}}
+    }
+    if refusal.schemes:
+        spec["components"]["securitySchemes"] = dict(refusal.schemes)
+        spec["security"] = [{name: []} for name in refusal.schemes]
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            if not refusal.applies(path, operation):
+                if refusal.schemes:
+                    operation["security"] = []
+                continue
+            responses = operation["responses"]
+            responses.setdefault(str(refusal.status), copy.deepcopy(reply))
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 # -- JSON Schema (2020-12, pydantic's) -> OpenAPI 3.0 Schema Object --------------------
