@@ -15,6 +15,8 @@ from enum import StrEnum
 
 import httpx
 
+from jobs.http import probe_url
+
 ERROR_TEXT_MAX = 300
 
 
@@ -93,7 +95,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
     cur: BaseException | None = exc
     while cur is not None and cur not in seen and len(seen) < 10:
         seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
+        if isinstance(cur, BaseExceptionGroup) and cur.exceptions:
+            cur = cur.exceptions[0]  # anyio's connect wraps its failure in a group
+        else:
+            cur = cur.__cause__ or cur.__context__
     return seen
 
 
@@ -163,7 +168,8 @@ async def _get(
     client: httpx.AsyncClient, address: str, timeout: float, body_max_bytes: int, started: float
 ) -> ProbeResult:
     try:
-        async with client.stream("GET", address, timeout=timeout) as response:
+        url = probe_url(address)
+        async with client.stream("GET", url, timeout=timeout) as response:
             body = bytearray()
             if body_max_bytes > 0:
                 async for chunk in response.aiter_raw():

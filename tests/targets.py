@@ -52,6 +52,17 @@ async def redirect_loop(request: Request) -> Response:
     return RedirectResponse("/loop", status_code=302)
 
 
+async def cookie_set(request: Request) -> Response:
+    response = PlainTextResponse("set")
+    response.set_cookie("session", "from-the-target")
+    return response
+
+
+async def cookie_echo(request: Request) -> Response:
+    """The Cookie header the request carried, or ``none``."""
+    return PlainTextResponse(request.headers.get("cookie", "none"))
+
+
 async def endless(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         chunk = b"x" * 65536
@@ -71,6 +82,8 @@ app = Starlette(
         Route("/slow", slow),
         Route("/loop", redirect_loop),
         Route("/endless", endless),
+        Route("/cookie/set", cookie_set),
+        Route("/cookie/echo", cookie_echo),
         Route("/gate/{name}", gate),
     ]
 )

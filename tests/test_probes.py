@@ -134,6 +134,24 @@ async def test_an_unsupported_scheme_is_an_invalid_url(client: httpx.AsyncClient
     assert not r.status_up and r.error_kind is ErrorKind.INVALID_URL
 
 
+async def test_a_probe_keeps_no_cookie_for_the_next_one(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    first = await run_probe(client, f"{http_target}/cookie/set", 2)
+    assert first.status_up and first.body_excerpt == b"set"
+    again = await run_probe(client, f"{http_target}/cookie/echo", 2)
+    assert again.status_up and again.body_excerpt == b"none"
+
+
+@pytest.mark.parametrize("address", ["http://[::1/", "http://:80/"])
+async def test_an_unparseable_address_is_an_invalid_url(
+    client: httpx.AsyncClient, address: str
+) -> None:
+    for _ in range(2):  # the second time too (parsed addresses are cached; errors not)
+        r = await run_probe(client, address, 1)
+        assert not r.status_up and r.error_kind is ErrorKind.INVALID_URL, r
+
+
 # Pure classification of the exceptions both engines raise.
 
 
@@ -153,6 +171,12 @@ def test_a_refusal_remapped_to_a_timeout_is_still_a_refusal() -> None:
 def test_a_plain_timeout_is_a_timeout() -> None:
     assert classify_error(httpx.ReadTimeout("read")) is ErrorKind.TIMEOUT
     assert classify_error(TimeoutError()) is ErrorKind.TIMEOUT
+
+
+def test_a_failure_inside_an_exception_group_is_named_by_its_cause() -> None:
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "no")])
+    assert error_text(group) == "ConnectionRefusedError: [Errno 111] no"
+    assert classify_error(group) is ErrorKind.REFUSED
 
 
 def test_error_text_is_one_short_line() -> None:
