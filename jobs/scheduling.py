@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
@@ -23,9 +25,8 @@ from jobs.kick import kick_probe, scheduled_job
 from jobs.leader import LeaderLease
 from jobs.mirror import TableMirror
 from jobs.schedule import ProbeJobSpec, slot_anchor, slot_at
-from storage.db import session_factory
 from storage.models import Device
-from storage.repo import list_devices
+from storage.repo import probe_fields
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-def spec_for(device: Device, settings: Settings) -> ProbeJobSpec:
+def spec_for(device: Device | Row[Any], settings: Settings) -> ProbeJobSpec:
+    """The probe job of a device (an ORM object, or a row of :func:`probe_fields`)."""
     assert device.id is not None
     return ProbeJobSpec(
         device_id=device.id,
@@ -41,6 +43,18 @@ def spec_for(device: Device, settings: Settings) -> ProbeJobSpec:
         interval=device.interval_seconds or settings.monitor_period_seconds,
         timeout=device.timeout_seconds or settings.probe_timeout_seconds,
     )
+
+
+async def load_specs(
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    ids: Sequence[int] | None = None,
+    active_only: bool = False,
+) -> dict[int, ProbeJobSpec]:
+    """The probe jobs of the devices among ``ids`` (all when None), by device id."""
+    rows = await probe_fields(engine, ids=ids, active_only=active_only)
+    return {row.id: spec_for(row, settings) for row in rows}
 
 
 class ProbeScheduler(TableMirror[ProbeJobSpec]):
@@ -66,7 +80,6 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.owed: dict[int, datetime] = {}
         # None: always kick (a single scheduler); else only while holding the lease.
         self.lease = lease
-        self._sessions = session_factory(engine)
 
     async def start(self) -> None:
         if self.lease is not None:
@@ -98,16 +111,12 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         )
 
     async def load_all(self) -> Mapping[int, ProbeJobSpec]:
-        async with self._sessions() as session:
-            devices = await list_devices(session, is_active=True)
-        return {d.id: spec_for(d, self.settings) for d in devices if d.id is not None}
+        return await load_specs(self.engine, self.settings, active_only=True)
 
     async def load_one(self, row_id: int) -> ProbeJobSpec | None:
-        async with self._sessions() as session:
-            device = await session.get(Device, row_id)
-        if device is None or not device.is_active:
-            return None
-        return spec_for(device, self.settings)
+        return (await load_specs(self.engine, self.settings, ids=[row_id], active_only=True)).get(
+            row_id
+        )
 
     async def sync_device(self, device_id: int) -> None:
         """Re-read one device (after a change through the API) and update its job."""

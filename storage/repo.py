@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, literal
+from sqlalchemy import Row, delete, func, insert, literal
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
@@ -122,13 +122,27 @@ async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResu
     return (await session.exec(stmt)).first()
 
 
-async def devices_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, Device]:
-    """The devices among ``ids``, by id (one query per 500 ids: SQLite caps bound values)."""
-    found: dict[int, Device] = {}
-    for start in range(0, len(ids), 500):
-        stmt = select(Device).where(col(Device.id).in_(ids[start : start + 500]))
-        found.update((d.id, d) for d in (await session.exec(stmt)).all() if d.id is not None)
-    return found
+async def probe_fields(
+    engine: AsyncEngine, *, ids: Sequence[int] | None = None, active_only: bool = False
+) -> list[Row[Any]]:
+    """``id, address, interval_seconds, timeout_seconds`` of the devices among ``ids`` (all
+    when None), by id, through Core: what a probe job needs, without building an ORM
+    object per device (a POST for 5,000 devices spent ~5 % of its CPU on those).  One
+    query per 500 ids: SQLite caps bound values."""
+    table = Device.__table__  # type: ignore[attr-defined]
+    stmt = core_select(
+        table.c.id, table.c.address, table.c.interval_seconds, table.c.timeout_seconds
+    ).order_by(table.c.id)
+    if active_only:
+        stmt = stmt.where(table.c.is_active.is_(True))
+    async with engine.connect() as conn:
+        if ids is None:
+            return list((await conn.execute(stmt)).all())
+        rows: list[Row[Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = stmt.where(table.c.id.in_(ids[start : start + 500]))
+            rows.extend((await conn.execute(chunk)).all())
+        return rows
 
 
 async def checks_by_run_keys(session: AsyncSession, run_keys: Sequence[str]) -> list[CheckResult]:

@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from jobs.events import CHECK_CREATED, CYCLE_FINISHED
-from jobs.kick import kick_probe, one_off_job
-from jobs.scheduling import spec_for
+from jobs.kick import kick_probes, one_off_job
+from jobs.schedule import ProbeJobSpec
+from jobs.scheduling import load_specs
 from jobs.tasks import ProbeSource
-from storage.db import session_factory
-from storage.models import Device
-from storage.repo import checks_by_run_keys, list_devices
+from storage.repo import checks_by_run_keys
 from storage.schemas import CheckRead, CycleSummary, EnqueuedJob
 from storage.types import utcnow
 from web.errors import ApiError
@@ -43,16 +42,15 @@ class CycleBusy(ApiError):
 
 
 async def kick_devices(
-    services: Services, devices: Sequence[Device], prefix: str, source: ProbeSource
+    services: Services, specs: Sequence[ProbeJobSpec], prefix: str, source: ProbeSource
 ) -> list[EnqueuedJob]:
     """Enqueue one probe per device, run keys ``<prefix>:<device id>``.
 
     A queue that does not answer is a 503, raised before anything is reported enqueued.
     """
-    specs = [spec_for(d, services.settings) for d in devices]
     jobs = [one_off_job(spec, f"{prefix}:{spec.device_id}", source) for spec in specs]
     try:
-        task_ids = await asyncio.gather(*(kick_probe(services.broker, job) for job in jobs))
+        task_ids = await kick_probes(services.broker, jobs)
     except Exception as exc:
         log.warning("kick failed prefix=%s jobs=%d error=%r", prefix, len(jobs), exc)
         raise ApiError(503, f"the job queue did not accept the jobs: {exc}") from exc
@@ -113,9 +111,8 @@ class CycleRunner:
     async def _cycle(self, timeout: float) -> CycleSummary:
         cycle_id = uuid.uuid4().hex[:12]
         started = utcnow()
-        async with session_factory(self.services.engine)() as session:
-            devices = list(await list_devices(session, is_active=True))
-        jobs = await kick_devices(self.services, devices, f"cycle:{cycle_id}", "cycle")
+        specs = await load_specs(self.services.engine, self.services.settings, active_only=True)
+        jobs = await kick_devices(self.services, list(specs.values()), f"cycle:{cycle_id}", "cycle")
         results = await wait_for_results(self.services, [j.run_key for j in jobs], timeout)
         stored = [results[j.run_key] for j in jobs if j.run_key in results]
         summary = CycleSummary(

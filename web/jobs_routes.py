@@ -13,9 +13,7 @@ from pydantic import Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from storage.db import session_factory
-from storage.models import Device
-from storage.repo import devices_by_ids, list_devices
+from jobs.scheduling import load_specs
 from storage.schemas import BackgroundStatus, CycleSummary, ProbeJobs, ProbeRequest
 from web.cycles import CycleRunner, kick_devices, wait_for_results
 from web.errors import ApiError, ErrorBody
@@ -77,16 +75,14 @@ async def probe(call: Call[ProbeRequest, ProbeQuery]) -> Response:
     false).  Devices named explicitly are probed even when inactive."""
     services = services_of(call.request)
     wanted = list(dict.fromkeys(call.body.device_ids or []))
-    async with session_factory(services.engine)() as session:
-        if wanted:
-            found = await devices_by_ids(session, wanted)
-            unknown = [i for i in wanted if i not in found]
-            if unknown:
-                raise ApiError(404, f"unknown device ids: {unknown[:20]}")
-            devices: list[Device] = [found[i] for i in wanted]
-        else:
-            devices = list(await list_devices(session, is_active=True))
-    jobs = await kick_devices(services, devices, f"manual:{uuid.uuid4().hex}", "manual")
+    found = await load_specs(
+        services.engine, services.settings, ids=wanted or None, active_only=not wanted
+    )
+    unknown = [i for i in wanted if i not in found]
+    if unknown:
+        raise ApiError(404, f"unknown device ids: {unknown[:20]}")
+    specs = [found[i] for i in wanted] if wanted else list(found.values())
+    jobs = await kick_devices(services, specs, f"manual:{uuid.uuid4().hex}", "manual")
     log.info("probe jobs enqueued jobs=%d wait=%s", len(jobs), call.query.wait)
     if not call.query.wait:
         return respond(ProbeJobs(jobs=jobs, complete=False), 202)
