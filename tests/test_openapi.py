@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from web.errors import EXCEPTION_HANDLERS
 from web.openapi import (
+    MAX_PATH_INT,
     AnyEndpoint,
     Call,
     Endpoint,
@@ -56,6 +57,12 @@ async def get_pet(call: Call[NoBody, Any]) -> Response:
     return respond(Pet(name=f"pet{call.path['pet_id']}"))
 
 
+async def owner_pets(call: Call[NoBody, Any]) -> Response:
+    return respond(PetList(pets=[Pet(name=call.path["owner"])], limit=1))
+
+
+OwnerName = Annotated[str, Field(min_length=2, max_length=5)]
+
 ENDPOINTS: list[AnyEndpoint] = [
     Endpoint(
         "POST",
@@ -80,6 +87,14 @@ ENDPOINTS: list[AnyEndpoint] = [
         get_pet,
         summary="One",
         responses={200: Reply("A pet", Pet), 404: Reply("No such pet")},
+    ),
+    Endpoint(
+        "GET",
+        "/owners/{owner}/pets",
+        owner_pets,
+        summary="An owner's pets",
+        path_params={"owner": OwnerName},
+        responses={200: Reply("Pets", PetList)},
     ),
 ]
 
@@ -168,6 +183,41 @@ async def test_the_spec_describes_bodies_queries_paths_and_responses(
     assert spec["components"]["schemas"]["PetList"]["properties"]["pets"]["items"] == {
         "$ref": "#/components/schemas/Pet"
     }
+
+
+async def test_path_parameters_are_validated_and_documented_from_one_declaration(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get(f"/pets/{MAX_PATH_INT}")).status_code == 200
+    assert (await client.get("/owners/ann/pets")).json()["pets"] == [{"name": "ann", "age": None}]
+    for path, loc, kind in (
+        (f"/pets/{MAX_PATH_INT + 1}", ["path", "pet_id"], "less_than_equal"),
+        ("/owners/annabel/pets", ["path", "owner"], "string_too_long"),
+        ("/owners/a/pets", ["path", "owner"], "string_too_short"),
+    ):
+        r = await client.get(path)
+        assert r.status_code == 422, (path, r.text)
+        [issue] = r.json()["detail"]
+        assert (issue["loc"], issue["type"]) == (loc, kind) and issue["msg"]
+    spec = (await client.get("/openapi.json")).json()
+    [pet_id] = spec["paths"]["/pets/{pet_id}"]["get"]["parameters"]
+    assert pet_id["schema"] == {"type": "integer", "minimum": 0, "maximum": MAX_PATH_INT}
+    [owner] = spec["paths"]["/owners/{owner}/pets"]["get"]["parameters"]
+    # the endpoint's bounds on top of the convertor's (a segment has no "/")
+    assert owner["schema"] == {
+        "type": "string",
+        "minLength": 2,
+        "maxLength": 5,
+        "pattern": "^[^/]+$",
+    }
+
+
+def test_path_bounds_must_name_a_parameter_of_the_path_and_fit_its_type() -> None:
+    for bounds, error in (({"owner": OwnerName}, ValueError), ({"pet_id": OwnerName}, TypeError)):
+        with pytest.raises(error, match="path parameter"):
+            Endpoint(
+                "GET", "/pets/{pet_id:int}", get_pet, summary="x", responses={}, path_params=bounds
+            )
 
 
 def test_two_models_with_one_name_are_refused() -> None:

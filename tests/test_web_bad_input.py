@@ -61,6 +61,11 @@ REFUSED: list[tuple[str, str, Any, list[str | int]]] = [
     ("POST", "/recorder/cam1/start", {"vid_stream": "\x00"}, ["body", "vid_stream"]),
     ("GET", "/recorder/cam%001/status", None, ["path", "task_id"]),
     ("GET", "/recorder/schedules?task_id=cam%00", None, ["query", "task_id"]),
+    # path parameters past their declared bounds (BIGINT ids, 128-character task ids)
+    ("GET", f"/devices/{2**70}", None, ["path", "device_id"]),
+    ("DELETE", f"/devices/{2**63}", None, ["path", "device_id"]),
+    ("GET", f"/recorder/schedules/{2**63}", None, ["path", "schedule_id"]),
+    ("GET", f"/recorder/{'x' * 129}/commands", None, ["path", "task_id"]),
 ]  # fmt: skip
 
 

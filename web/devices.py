@@ -22,7 +22,6 @@ from storage.models import Device
 from storage.schemas import DeviceCreate, DeviceRead, DeviceUpdate
 from web.errors import ApiError, ErrorBody, RequestInvalid
 from web.openapi import (
-    MAX_PATH_INT,
     AnyEndpoint,
     Call,
     Endpoint,
@@ -46,7 +45,7 @@ class DeviceQuery(QueryModel):
 
 
 async def device_or_404(session: AsyncSession, device_id: int) -> Device:
-    device = await repo.get_device(session, device_id) if device_id <= MAX_PATH_INT else None
+    device = await repo.get_device(session, device_id)
     if device is None:
         raise ApiError(404, f"device {device_id} not found")
     return device

@@ -64,10 +64,10 @@ class RequestInvalid(ApiError):
         super().__init__(422, issues)
 
     @classmethod
-    def from_validation(cls, exc: ValidationError, where: str) -> RequestInvalid:
+    def from_validation(cls, exc: ValidationError, *where: str | int) -> RequestInvalid:
         """Turn a pydantic error into issues located in ``where`` (body, query, path)."""
         issues = [
-            Issue(loc=[where, *err["loc"]], msg=err["msg"], type=err["type"])
+            Issue(loc=[*where, *err["loc"]], msg=err["msg"], type=err["type"])
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         return cls(issues)

@@ -24,8 +24,11 @@ Handlers raise :class:`web.errors.ApiError` for any other refusal.  Example::
 
 Rules the builder follows:
 
-- Path parameters use Starlette's syntax (``/devices/{device_id:int}``); their schema
-  comes from the convertor (``int`` -> a non-negative 64-bit integer).
+- Path parameters use Starlette's syntax (``/devices/{device_id:int}``); their type and
+  bounds come from the convertor (``int`` -> a non-negative 64-bit integer, ``str`` -> no
+  ``/``), narrowed by the endpoint's ``path_params`` (``{"task_id": Annotated[str,
+  Field(max_length=128)]}``).  Both the validation (a 422 naming ``["path", name]``) and
+  the parameter's schema in the spec come from that one declaration.
 - An endpoint without ``body=`` reads no body; with one, an empty body counts as ``{}``
   and a body that is not JSON is a 422 like any other invalid body.
 - Query models subclass :class:`QueryModel` (unknown parameters are refused); each field
@@ -43,12 +46,20 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeAlias, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeAlias, TypeVar, cast, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
-from starlette.convertors import Convertor, FloatConvertor, IntegerConvertor, UUIDConvertor
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.convertors import (
+    Convertor,
+    FloatConvertor,
+    IntegerConvertor,
+    PathConvertor,
+    StringConvertor,
+    UUIDConvertor,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, compile_path
@@ -75,6 +86,14 @@ __all__ = [
 REF_TEMPLATE = "#/components/schemas/{model}"
 # The largest integer a path parameter may carry (SQLite/PostgreSQL BIGINT).
 MAX_PATH_INT = 2**63 - 1
+# What a path parameter is, by its Starlette convertor, before an endpoint's own bounds.
+_PATH_TYPES: dict[type[Convertor[Any]], object] = {
+    IntegerConvertor: Annotated[int, Field(ge=0, le=MAX_PATH_INT)],
+    FloatConvertor: Annotated[float, Field(ge=0)],
+    UUIDConvertor: uuid.UUID,
+    StringConvertor: Annotated[str, Field(pattern="^[^/]+$")],
+    PathConvertor: str,
+}
 
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
@@ -136,12 +155,24 @@ class Endpoint(Generic[B, Q]):
     tags: tuple[str, ...] = ()
     description: str | None = None  # default: the handler's docstring
     operation_id: str | None = None  # default: the handler's name
+    # Bounds of path parameters beyond their convertor's, by name: a ``Field(...)`` or an
+    # ``Annotated[T, Field(...)]`` of the convertor's type T.
+    path_params: Mapping[str, object] = field(default_factory=dict)
     convertors: dict[str, Convertor[Any]] = field(init=False, repr=False)
+    path_types: dict[str, TypeAdapter[Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())
         _, _, convertors = compile_path(self.path)
+        unknown = set(self.path_params) - set(convertors)
+        if unknown:
+            raise ValueError(f"{self.path} has no path parameter {', '.join(sorted(unknown))}")
+        types: dict[str, TypeAdapter[Any]] = {
+            name: TypeAdapter(cast(Any, _path_type(conv, self.path_params.get(name))))
+            for name, conv in convertors.items()
+        }
         object.__setattr__(self, "convertors", convertors)
+        object.__setattr__(self, "path_types", types)
 
     @property
     def has_body(self) -> bool:
@@ -158,6 +189,7 @@ class Endpoint(Generic[B, Q]):
     async def handle(self, request: Request) -> Response:
         """Validate query and body, then call the handler."""
         issues: list[Issue] = _nul_issues(request.path_params, ["path"])
+        self._check_path(request, issues)
         query = self._parse_query(request, issues)
         body = await self._parse_body(request, issues) if self.has_body else NoBody()
         if query is not None:
@@ -171,6 +203,13 @@ class Endpoint(Generic[B, Q]):
     def route(self) -> Route:
         """This endpoint alone as a Starlette route (:func:`build_routes` for an API)."""
         return Route(self.path, self.handle, methods=[self.method], name=self.name)
+
+    def _check_path(self, request: Request, issues: list[Issue]) -> None:
+        for name, adapter in self.path_types.items():
+            try:
+                adapter.validate_python(request.path_params[name])
+            except ValidationError as exc:
+                issues.extend(_detail(RequestInvalid.from_validation(exc, "path", name)))
 
     def _parse_query(self, request: Request, issues: list[Issue]) -> Q | None:
         try:
@@ -189,6 +228,21 @@ class Endpoint(Generic[B, Q]):
 
 
 AnyEndpoint: TypeAlias = Endpoint[Any, Any]
+
+
+def _path_type(convertor: Convertor[Any], bounds: object | None) -> object:
+    """The convertor's type (:data:`_PATH_TYPES`, anything for an unknown convertor) with
+    ``bounds`` on top."""
+    base = _PATH_TYPES.get(type(convertor), Any)
+    if bounds is None:
+        return base
+    if get_origin(bounds) is not Annotated:
+        return Annotated[base, bounds]
+    declared, *metadata = get_args(bounds)
+    plain = get_args(base)[0] if get_origin(base) is Annotated else base
+    if declared is not plain:
+        raise TypeError(f"bounds of type {declared!r} for a {plain!r} path parameter")
+    return Annotated[base, *metadata]
 
 
 def build_routes(endpoints: Iterable[AnyEndpoint]) -> list[Route]:
@@ -293,20 +347,15 @@ class _Components:
         return to_openapi30(schema)  # type: ignore[no-any-return]
 
 
-def _path_schema(convertor: Convertor[Any]) -> dict[str, Any]:
-    if isinstance(convertor, IntegerConvertor):
-        return {"type": "integer", "minimum": 0, "maximum": MAX_PATH_INT}
-    if isinstance(convertor, FloatConvertor):
-        return {"type": "number", "minimum": 0}
-    if isinstance(convertor, UUIDConvertor):
-        return {"type": "string", "format": "uuid"}
-    return {"type": "string", "pattern": "^[^/]+$"}
-
-
 def _parameters(endpoint: AnyEndpoint, components: _Components) -> list[dict[str, Any]]:
     params = [
-        {"name": name, "in": "path", "required": True, "schema": _path_schema(conv)}
-        for name, conv in endpoint.convertors.items()
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": to_openapi30(adapter.json_schema(mode="validation")),
+        }
+        for name, adapter in endpoint.path_types.items()
     ]
     schema = endpoint.query.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
     for name, sub in schema.pop("$defs", {}).items():

@@ -37,6 +37,7 @@ from jobs.recorder.schemas import (
     RecorderScheduleUpdate,
     StartBody,
     StopBody,
+    TaskId,
     wire_payload,
 )
 from storage import recorder_repo
@@ -45,7 +46,6 @@ from storage.recorder_models import RecorderSchedule
 from storage.types import utcnow
 from web.errors import ApiError, ErrorBody, RequestInvalid
 from web.openapi import (
-    MAX_PATH_INT,
     AnyEndpoint,
     Call,
     Endpoint,
@@ -87,15 +87,6 @@ class ScheduleQuery(QueryModel):
     is_active: bool | None = Field(None, description="only active (true) or inactive (false)")
 
 
-def task_id_of(call: Call[Any, Any]) -> str:
-    task_id: str = call.path["task_id"]
-    if len(task_id) > TASK_ID_MAX:
-        raise RequestInvalid.field(
-            ["path", "task_id"], f"at most {TASK_ID_MAX} characters", "string_too_long"
-        )
-    return task_id
-
-
 # -- commands --------------------------------------------------------------------------
 
 
@@ -120,7 +111,7 @@ async def run_command(
     call: Call[Any, Any], cmd: CommandName, payload: BaseModel | None
 ) -> Response:
     services = services_of(call.request)
-    task_id = task_id_of(call)
+    task_id: str = call.path["task_id"]
     job = one_off_job(task_id, cmd, wire_payload(cmd, payload))
     try:
         await kick_recorder(services.broker, job)
@@ -159,7 +150,7 @@ async def status(call: Call[NoBody, NoQuery]) -> Response:
 
 async def history(call: Call[NoBody, HistoryQuery]) -> Response:
     """Commands sent for this task, newest first."""
-    task_id = task_id_of(call)
+    task_id: str = call.path["task_id"]
     async with session_factory(services_of(call.request).engine)() as session:
         rows = await recorder_repo.list_commands(session, task_id, call.query.limit)
     return respond([CommandResultRead.model_validate(r) for r in rows])
@@ -169,11 +160,7 @@ async def history(call: Call[NoBody, HistoryQuery]) -> Response:
 
 
 async def schedule_or_404(session: AsyncSession, schedule_id: int) -> RecorderSchedule:
-    row = (
-        await recorder_repo.get_schedule(session, schedule_id)
-        if schedule_id <= MAX_PATH_INT
-        else None
-    )
+    row = await recorder_repo.get_schedule(session, schedule_id)
     if row is None:
         raise ApiError(404, f"recorder schedule {schedule_id} not found")
     return row
@@ -253,6 +240,7 @@ async def delete_schedule(call: Call[NoBody, NoQuery]) -> Response:
 
 
 _TASK = "/recorder/{task_id}"
+_TASK_PARAMS = {"task_id": TaskId}
 _SCHEDULES = "/recorder/schedules"
 _ONE = "/recorder/schedules/{schedule_id:int}"
 _TAGS = ("recorder",)
@@ -320,6 +308,7 @@ ENDPOINTS: list[AnyEndpoint] = [
         tags=_TAGS,
         summary="Start recording",
         operation_id="recorder_start",
+        path_params=_TASK_PARAMS,
         responses=COMMAND_REPLIES,
     ),
     Endpoint(
@@ -330,6 +319,7 @@ ENDPOINTS: list[AnyEndpoint] = [
         tags=_TAGS,
         summary="Stop recording",
         operation_id="recorder_stop",
+        path_params=_TASK_PARAMS,
         responses=COMMAND_REPLIES,
     ),
     Endpoint(
@@ -339,6 +329,7 @@ ENDPOINTS: list[AnyEndpoint] = [
         tags=_TAGS,
         summary="Recorder status",
         operation_id="recorder_status",
+        path_params=_TASK_PARAMS,
         responses=COMMAND_REPLIES,
     ),
     Endpoint(
@@ -349,6 +340,7 @@ ENDPOINTS: list[AnyEndpoint] = [
         tags=_TAGS,
         summary="Command history",
         operation_id="recorder_commands",
+        path_params=_TASK_PARAMS,
         responses={200: Reply("Commands, newest first", list[CommandResultRead])},
     ),
 ]
