@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats
 
@@ -15,57 +15,155 @@ from tests.webapp import WebApp
 from web.limits import MAX_BODY_BYTES
 
 ADDRESS = "http://127.0.0.1:9/"
-# (method, path, body: JSON value or raw bytes, where the refusal must point)
-# {device} and {schedule} are an existing device and recorder schedule.
-REFUSED: list[tuple[str, str, Any, list[str | int]]] = [
-    ("POST", "/devices", b'{"name": "x",', ["body"]),
-    ("POST", "/devices", b"[]", ["body"]),
-    ("POST", "/devices", {"name": 5, "address": ADDRESS}, ["body", "name"]),
-    ("POST", "/devices", {"name": "x", "address": ADDRESS, "colour": "red"}, ["body", "colour"]),
-    ("POST", "/devices", {"name": "x", "address": "ftp://x"}, ["body", "address"]),
-    ("POST", "/devices", {"name": "x", "address": ADDRESS, "is_active": "true"},
-     ["body", "is_active"]),
-    ("POST", "/devices", {"address": ADDRESS}, ["body", "name"]),
-    ("PATCH", "/devices/{device}", {"name": "renamed", "colour": "red"}, ["body", "colour"]),
-    ("PATCH", "/devices/{device}", {"name": "renamed", "timeout_seconds": 61},
-     ["body", "timeout_seconds"]),
-    ("PATCH", "/devices/{device}", {"is_active": False, "name": None}, ["body", "name"]),
-    ("PATCH", "/devices/{device}", b"\xff\xfe", ["body"]),
-    ("POST", "/devices/{device}/checks", {"status_up": "yes"}, ["body", "status_up"]),
-    ("POST", "/devices/{device}/checks", {"status_up": True, "checked_at": "2026-01-01T00:00"},
-     ["body", "checked_at"]),
-    ("GET", "/devices?limit=0", None, ["query", "limit"]),
-    ("GET", "/devices?colour=red", None, ["query", "colour"]),
-    ("GET", "/devices/{device}/checks?limit=x", None, ["query", "limit"]),
-    ("POST", "/jobs/probe", {"device_ids": ["1"]}, ["body", "device_ids", 0]),
-    ("POST", "/jobs/probe?wait=maybe", {}, ["query", "wait"]),
-    ("POST", "/tasks/run?timeout=-1", None, ["query", "timeout"]),
-    ("POST", "/recorder/schedules", {"task_id": "cam1", "cmd": "explode", "interval_seconds": 60},
-     ["body", "cmd"]),
-    ("POST", "/recorder/schedules", {"task_id": "cam1", "cmd": "start", "cron": "61 * * * *"},
-     ["body", "cron"]),
-    ("PATCH", "/recorder/schedules/{schedule}", {"is_active": False, "interval_seconds": 0},
-     ["body", "interval_seconds"]),
-    ("PATCH", "/recorder/schedules/{schedule}", {"is_active": False, "when": "now"},
-     ["body", "when"]),
-    ("POST", "/recorder/cam1/start", {"segment_time": "300"}, ["body", "segment_time"]),
-    ("POST", "/recorder/cam1/stop", {"segment_time": 300, "loud": True}, ["body", "loud"]),
-    ("POST", f"/recorder/{'x' * 129}/start", {}, ["path", "task_id"]),
-    ("GET", "/recorder/cam1/commands?limit=1001", None, ["query", "limit"]),
+DEVICE = {"name": "x", "address": ADDRESS}
+SCHEDULE = {"task_id": "cam1", "cmd": "start"}
+
+
+class Refused(NamedTuple):
+    method: str
+    path: str  # {device} and {schedule}: an existing device and recorder schedule
+    body: Any  # a JSON value, or raw bytes
+    loc: list[str | int]  # where the refusal must point
+    says: str = ""  # part of that issue's message, where the reason matters
+
+
+REFUSED: list[Refused] = [
+    # not JSON, or not an object
+    Refused("POST", "/devices", b'{"name": "x",', ["body"], "Invalid JSON"),
+    Refused("POST", "/devices", b"not json", ["body"], "Invalid JSON"),
+    Refused("POST", "/devices", b'{"name": "x",}', ["body"], "Invalid JSON"),
+    Refused("POST", "/devices", "\u00e9".encode("latin-1"), ["body"], "Invalid JSON"),
+    Refused("POST", "/devices", b"[]", ["body"]),
+    Refused("PATCH", "/devices/{device}", b"\xff\xfe", ["body"], "Invalid JSON"),
+    # devices
+    Refused("POST", "/devices", {"name": 5, "address": ADDRESS}, ["body", "name"]),
+    Refused("POST", "/devices", {"address": ADDRESS}, ["body", "name"]),
+    Refused("POST", "/devices", {"name": "x"}, ["body", "address"]),
+    Refused("POST", "/devices", DEVICE | {"name": ""}, ["body", "name"]),
+    Refused("POST", "/devices", DEVICE | {"name": "   "}, ["body", "name"]),
+    Refused("POST", "/devices", DEVICE | {"name": "n" * 201}, ["body", "name"]),
+    Refused("POST", "/devices", DEVICE | {"colour": "red"}, ["body", "colour"]),
+    Refused("POST", "/devices", DEVICE | {"id": 7}, ["body", "id"]),
+    Refused("POST", "/devices", {"name": "x", "address": "ftp://x"}, ["body", "address"]),
+    Refused("POST", "/devices", DEVICE | {"address": "example.com"}, ["body", "address"]),
+    Refused("POST", "/devices", DEVICE | {"address": "http://"}, ["body", "address"]),
+    Refused("POST", "/devices", DEVICE | {"address": "http://exa mple.com"}, ["body", "address"]),
+    Refused("POST", "/devices", DEVICE | {"is_active": "true"}, ["body", "is_active"]),
+    Refused("POST", "/devices", DEVICE | {"interval_seconds": 0}, ["body", "interval_seconds"]),
+    Refused("POST", "/devices", DEVICE | {"interval_seconds": 10**9},
+            ["body", "interval_seconds"]),
+    Refused("POST", "/devices", DEVICE | {"interval_seconds": 1.5}, ["body", "interval_seconds"]),
+    Refused("POST", "/devices", DEVICE | {"timeout_seconds": 0}, ["body", "timeout_seconds"]),
+    Refused("POST", "/devices", DEVICE | {"timeout_seconds": 1000}, ["body", "timeout_seconds"]),
+    # within MAX_TIMEOUT_SECONDS but above this deployment's PROBE_MAX_TIMEOUT_SECONDS (60)
+    Refused("POST", "/devices", DEVICE | {"timeout_seconds": 61}, ["body", "timeout_seconds"],
+            "PROBE_MAX_TIMEOUT_SECONDS"),
+    Refused("PATCH", "/devices/{device}", {"name": "renamed", "colour": "red"},
+            ["body", "colour"]),
+    Refused("PATCH", "/devices/{device}", {"name": "renamed", "timeout_seconds": 61},
+            ["body", "timeout_seconds"], "PROBE_MAX_TIMEOUT_SECONDS"),
+    Refused("PATCH", "/devices/{device}", {"is_active": False, "name": None}, ["body", "name"]),
+    Refused("PATCH", "/devices/{device}", {"address": None}, ["body", "address"]),
+    Refused("PATCH", "/devices/{device}", {"is_active": None}, ["body", "is_active"]),
+    Refused("PATCH", "/devices/{device}", {"address": "mailto:x@example.com"},
+            ["body", "address"]),
+    Refused("PATCH", "/devices/{device}", {"created_at": "2020-01-01T00:00:00Z"},
+            ["body", "created_at"]),
+    Refused("PATCH", "/devices/{device}", {"name": "ok", "interval_seconds": -1},
+            ["body", "interval_seconds"]),
+    Refused("GET", "/devices?limit=0", None, ["query", "limit"]),
+    Refused("GET", "/devices?limit=100000", None, ["query", "limit"]),
+    Refused("GET", "/devices?limit=ten", None, ["query", "limit"]),
+    Refused("GET", "/devices?offset=-1", None, ["query", "offset"]),
+    Refused("GET", "/devices?is_active=maybe", None, ["query", "is_active"]),
+    Refused("GET", "/devices?colour=red", None, ["query", "colour"]),
+    # checks
+    Refused("POST", "/devices/{device}/checks", {}, ["body", "status_up"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": "yes"}, ["body", "status_up"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": True, "latency_ms": -1},
+            ["body", "latency_ms"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": True, "status_code": 42},
+            ["body", "status_code"]),
+    Refused("POST", "/devices/{device}/checks",
+            {"status_up": True, "checked_at": "2026-01-01T00:00"}, ["body", "checked_at"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": True, "checked_at": "yesterday"},
+            ["body", "checked_at"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": True, "error": "e" * 501},
+            ["body", "error"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": True, "run_key": "mine"},
+            ["body", "run_key"]),
+    Refused("GET", "/devices/{device}/checks?limit=x", None, ["query", "limit"]),
+    Refused("GET", "/devices/{device}/checks?limit=0", None, ["query", "limit"]),
+    Refused("GET", "/devices/{device}/checks?limit=1001", None, ["query", "limit"]),
+    # probe jobs and cycles
+    Refused("POST", "/jobs/probe", {"device_ids": ["1"]}, ["body", "device_ids", 0]),
+    Refused("POST", "/jobs/probe", {"device_ids": [0]}, ["body", "device_ids", 0]),
+    Refused("POST", "/jobs/probe", {"device_ids": "all"}, ["body", "device_ids"]),
+    Refused("POST", "/jobs/probe", {"devices": [1]}, ["body", "devices"]),
+    Refused("POST", "/jobs/probe?wait=maybe", {}, ["query", "wait"]),
+    Refused("POST", "/jobs/probe?timeout=0", {}, ["query", "timeout"]),
+    Refused("POST", "/jobs/probe?timeout=301", {}, ["query", "timeout"]),
+    Refused("POST", "/tasks/run?timeout=-1", None, ["query", "timeout"]),
+    # recorder schedules
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"cmd": "explode", "interval_seconds": 60},
+            ["body", "cmd"], "'start', 'stop' or"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"cron": "61 * * * *"}, ["body", "cron"],
+            "the last value (61) is higher than the maximum value (59)"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"cron": "0 8 * *"}, ["body", "cron"],
+            "has 4 fields; expected 5"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"cron": "0 0 31 2 *"}, ["body", "cron"],
+            "never fires"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"cron": "0 8 * * 9"}, ["body", "cron"],
+            "outside 0-7"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"cron": "* * * * *", "interval_seconds": 60},
+            ["body"], "exactly one of cron and interval_seconds"),
+    Refused("POST", "/recorder/schedules", SCHEDULE, ["body"],
+            "exactly one of cron and interval_seconds"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"interval_seconds": 0},
+            ["body", "interval_seconds"], "greater than or equal to 1"),
+    Refused("POST", "/recorder/schedules",
+            SCHEDULE | {"interval_seconds": 60, "payload": {"vid_byterate": "high"}},
+            ["body", "payload"], "invalid start payload: vid_byterate"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"interval_seconds": 60, "task_id": ""},
+            ["body", "task_id"], "at least 1"),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"interval_seconds": 60, "when": "now"},
+            ["body", "when"], "Extra inputs"),
+    # {schedule} is a "status" schedule every 60 s
+    Refused("PATCH", "/recorder/schedules/{schedule}", {"is_active": False, "interval_seconds": 0},
+            ["body", "interval_seconds"]),
+    Refused("PATCH", "/recorder/schedules/{schedule}", {"is_active": False, "when": "now"},
+            ["body", "when"]),
+    Refused("PATCH", "/recorder/schedules/{schedule}",
+            {"cron": "0 8 * * 1-5", "interval_seconds": 60}, ["body"], "exactly one"),
+    Refused("PATCH", "/recorder/schedules/{schedule}", {"cron": "bad"}, ["body", "cron"],
+            "has 1 fields"),
+    Refused("PATCH", "/recorder/schedules/{schedule}", {"cmd": None}, ["body", "cmd"],
+            "may not be null"),
+    Refused("PATCH", "/recorder/schedules/{schedule}",
+            {"cmd": "start", "payload": {"segment_time": -1}}, ["body", "payload"],
+            "segment_time"),
+    # recorder commands
+    Refused("POST", "/recorder/cam1/start", {"segment_time": "300"}, ["body", "segment_time"]),
+    Refused("POST", "/recorder/cam1/start", {"segment_time": None}, ["body", "segment_time"]),
+    Refused("POST", "/recorder/cam1/start", {"snd_byterate": 0}, ["body", "snd_byterate"]),
+    Refused("POST", "/recorder/cam1/start", {"vid_bitrate": 1}, ["body", "vid_bitrate"]),
+    Refused("POST", "/recorder/cam1/stop", {"segment_time": 300, "loud": True}, ["body", "loud"]),
+    Refused("GET", "/recorder/cam1/commands?limit=1001", None, ["query", "limit"]),
     # NUL: PostgreSQL cannot store it (a 500 there before it was refused)
-    ("POST", "/devices", {"name": "a\x00b", "address": ADDRESS}, ["body", "name"]),
-    ("POST", "/devices/{device}/checks", {"status_up": True, "error": "\x00"},
-     ["body", "error"]),
-    ("POST", "/recorder/schedules", {"task_id": "cam1", "cmd": "start", "interval_seconds": 60,
-     "payload": {"snd_source": "pulse\x00"}}, ["body", "payload", "snd_source"]),
-    ("POST", "/recorder/cam1/start", {"vid_stream": "\x00"}, ["body", "vid_stream"]),
-    ("GET", "/recorder/cam%001/status", None, ["path", "task_id"]),
-    ("GET", "/recorder/schedules?task_id=cam%00", None, ["query", "task_id"]),
+    Refused("POST", "/devices", {"name": "a\x00b", "address": ADDRESS}, ["body", "name"]),
+    Refused("POST", "/devices/{device}/checks", {"status_up": True, "error": "\x00"},
+            ["body", "error"]),
+    Refused("POST", "/recorder/schedules", SCHEDULE | {"interval_seconds": 60,
+            "payload": {"snd_source": "pulse\x00"}}, ["body", "payload", "snd_source"]),
+    Refused("POST", "/recorder/cam1/start", {"vid_stream": "\x00"}, ["body", "vid_stream"]),
+    Refused("GET", "/recorder/cam%001/status", None, ["path", "task_id"]),
+    Refused("GET", "/recorder/schedules?task_id=cam%00", None, ["query", "task_id"]),
     # path parameters past their declared bounds (BIGINT ids, 128-character task ids)
-    ("GET", f"/devices/{2**70}", None, ["path", "device_id"]),
-    ("DELETE", f"/devices/{2**63}", None, ["path", "device_id"]),
-    ("GET", f"/recorder/schedules/{2**63}", None, ["path", "schedule_id"]),
-    ("GET", f"/recorder/{'x' * 129}/commands", None, ["path", "task_id"]),
+    Refused("GET", f"/devices/{2**70}", None, ["path", "device_id"]),
+    Refused("DELETE", f"/devices/{2**63}", None, ["path", "device_id"]),
+    Refused("GET", f"/recorder/schedules/{2**63}", None, ["path", "schedule_id"]),
+    Refused("POST", f"/recorder/{'x' * 129}/start", {}, ["path", "task_id"]),
+    Refused("GET", f"/recorder/{'x' * 129}/commands", None, ["path", "task_id"]),
 ]  # fmt: skip
 
 
@@ -103,11 +201,11 @@ async def existing(web: WebApp) -> dict[str, int]:
 
 async def test_each_invalid_request_is_a_422_that_names_the_field(web: WebApp) -> None:
     ids = await existing(web)
-    for method, path, body, loc in REFUSED:
+    for method, path, body, loc, says in REFUSED:
         r = await request(web, method, path.format(**ids), body)
         assert r.status_code == 422, (method, path, body, r.text)
         issues = r.json()["detail"]
-        assert loc in [issue["loc"] for issue in issues], (method, path, issues)
+        assert any(i["loc"] == loc and says in i["msg"] for i in issues), (method, path, issues)
         assert all(issue["msg"] and issue["type"] for issue in issues)
 
 
@@ -118,7 +216,7 @@ async def test_a_refused_request_writes_nothing_announces_nothing_and_queues_not
     before, jobs_before = database_dump(settings), await queued_jobs(settings)
     statuses: list[int] = []
     async with collect_events(settings) as events:
-        for method, path, body, _ in REFUSED:
+        for method, path, body, *_ in REFUSED:
             r = await request(web, method, path.format(**ids), body)
             statuses.append(r.status_code)
         big = b'{"name": "big", "address": "http://127.0.0.1:9/"' + b" " * MAX_BODY_BYTES + b"}"

@@ -85,25 +85,6 @@ async def test_probing_an_unknown_device_is_a_404_and_enqueues_nothing(
     assert len((await web.client.get(f"/devices/{known}/checks")).json()) == 1
 
 
-@pytest.mark.parametrize(
-    ("query", "body", "loc"),
-    [
-        ("", {"device_ids": "all"}, ["body", "device_ids"]),
-        ("", {"device_ids": [0]}, ["body", "device_ids", 0]),
-        ("", {"devices": [1]}, ["body", "devices"]),
-        ("?wait=perhaps", {}, ["query", "wait"]),
-        ("?timeout=0", {}, ["query", "timeout"]),
-        ("?timeout=301", {}, ["query", "timeout"]),
-    ],
-)
-async def test_a_bad_probe_request_is_refused(
-    web: WebApp, query: str, body: object, loc: list[str | int]
-) -> None:
-    r = await web.client.post(f"/jobs/probe{query}", json=body)
-    assert r.status_code == 422
-    assert loc in [issue["loc"] for issue in r.json()["detail"]]
-
-
 async def test_a_cycle_probes_every_active_device_and_announces_the_count(
     web: WebApp, http_target: str, closed_port_url: str, settings: Settings
 ) -> None:
