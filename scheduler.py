@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.logs import setup_logging
+from core.loop import loop_name
+from core.loop import run as run_on_loop
 from core.natsconn import connect
 from core.natsserver import (
     EmbeddedNats,
@@ -204,7 +206,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             except WebStartError as exc:
                 log.error("refusing to start: %s", exc)
                 return 3
-        log.info("fleetprobe running; Ctrl-C to stop")
+        log.info(
+            "fleetprobe running loop=%s; Ctrl-C to stop",
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
+        )
         await stop.wait()
         log.info("stopping")
         return exit_code
@@ -308,7 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
     try:
-        return asyncio.run(run(args, settings))
+        loop = loop_name(settings.event_loop)
+    except RuntimeError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_on_loop(run(args, settings), loop)
     except KeyboardInterrupt:
         return 130
 

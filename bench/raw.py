@@ -19,10 +19,11 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 from bench.stats import percentile
-from core.settings import Settings
+from core.loop import run
+from core.settings import EventLoop, Settings
 from jobs.http import make_http_client
 from jobs.probes import run_probe
 
@@ -110,28 +111,18 @@ async def measure(engine: str, url: str, n: int, concurrency: int) -> dict[str, 
     raise SystemExit(f"unknown engine {engine!r}")
 
 
-def run_loop(coro: Any, loop: str) -> Any:
-    """Run ``coro`` on uvloop (``uvloop``, or ``auto`` when installed) or asyncio."""
-    if loop in ("uvloop", "auto"):
-        try:
-            import uvloop
-
-            return uvloop.run(coro)
-        except ImportError:
-            if loop == "uvloop":
-                raise
-    return asyncio.run(coro)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--engine", required=True)
     p.add_argument("--url", required=True)
     p.add_argument("--n", type=int, default=4000)
     p.add_argument("--concurrency", type=int, default=200)
-    p.add_argument("--loop", default=os.environ.get("BENCH_LOOP", "auto"))
+    # The loop scheduler.py would run on (EVENT_LOOP), so the ratio compares like with like.
+    p.add_argument(
+        "--loop", choices=get_args(EventLoop), default=os.environ.get("EVENT_LOOP", "auto")
+    )
     args = p.parse_args()
-    result = run_loop(measure(args.engine, args.url, args.n, args.concurrency), args.loop)
+    result = run(measure(args.engine, args.url, args.n, args.concurrency), args.loop)
     result["engine"] = args.engine
     print(json.dumps(result), flush=True)
 

@@ -100,12 +100,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra arguments of each `taskiq worker` process (default: '--max-async-tasks "
         "WORKER_CONCURRENCY', the in-process worker's cap; taskiq's own default is 100)",
     )
-    p.add_argument(
-        "--scheduler-uvloop",
-        action="store_true",
-        help="run scheduler.py on uvloop in the saturation runs (a measured "
-        "lever; taskiq worker uses uvloop by itself when installed)",
-    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
     args = p.parse_args(argv)
@@ -147,6 +141,7 @@ def start_target(workdir: Path, procs: int) -> tuple[Proc, str]:
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from core.loop import loop_name
     from core.settings import Settings
 
     settings = Settings(**args.env)
@@ -166,6 +161,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         },
         "env": args.env,
         "http_engine": engine,
+        "event_loop": loop_name(settings.event_loop),
         "worker_concurrency": settings.worker_concurrency,
     }
     nats: EmbeddedNats = start_nats_server(
@@ -189,7 +185,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
             result["raw"] = {
                 e: scenarios.run_raw(
-                    e, url, args.raw_n, settings.worker_concurrency, workdir / f"raw-{e}.log"
+                    e,
+                    url,
+                    args.raw_n,
+                    settings.worker_concurrency,
+                    settings.event_loop,
+                    workdir / f"raw-{e}.log",
                 )
                 for e in engines
             }
@@ -206,7 +207,6 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 timeout=120 if args.quick else 300,
                 profile_runs=args.profile,
                 worker_args=args.worker_args.split(),
-                uvloop=args.scheduler_uvloop,
             )
             result["scaleout"] = runs
             result["saturation"] = dict(runs.get("+0", {}))

@@ -25,8 +25,10 @@ from jobs.schedule import slot_anchor
 IDLE_INTERVAL = 7 * 24 * 3600
 
 
-def run_raw(engine: str, url: str, n: int, concurrency: int, log: Path) -> dict[str, Any]:
-    """Scenario 1 for one engine, in a fresh process."""
+def run_raw(
+    engine: str, url: str, n: int, concurrency: int, loop: str, log: Path
+) -> dict[str, Any]:
+    """Scenario 1 for one engine, in a fresh process, on the event loop ``loop``."""
     proc = Proc(
         f"raw-{engine}",
         python(
@@ -40,6 +42,8 @@ def run_raw(engine: str, url: str, n: int, concurrency: int, log: Path) -> dict[
             str(n),
             "--concurrency",
             str(concurrency),
+            "--loop",
+            loop,
         ),
         {},
         log,
@@ -123,7 +127,6 @@ async def scaleout(
     timeout: float,
     profile_runs: bool = False,
     worker_args: list[str] | None = None,
-    uvloop: bool = False,
 ) -> dict[str, Any]:
     """Scenarios 2 and 4: saturation with the in-process worker, then with more
     ``taskiq worker`` processes added to the same running system.  With
@@ -136,7 +139,6 @@ async def scaleout(
         sampler,
         extra_env=env,
         worker_args=worker_args or [],
-        scheduler_uvloop=uvloop,
     )
     runs: dict[str, Any] = {}
     try:

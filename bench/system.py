@@ -55,7 +55,6 @@ class System:
     extra_env: dict[str, str] = field(default_factory=dict)
     scheduler_args: list[str] = field(default_factory=list)
     worker_args: list[str] = field(default_factory=list)
-    scheduler_uvloop: bool = False
     port: int = field(default_factory=free_port)
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     procs: list[Proc] = field(default_factory=list)
@@ -88,14 +87,6 @@ class System:
         """Start scheduler.py; seconds until it reported running."""
         script = str(Path(__file__).resolve().parent.parent / "scheduler.py")
         args = python(script, *self.scheduler_args)
-        if self.scheduler_uvloop:
-            # Experiment: scheduler.py on uvloop without touching it (event loop policy).
-            args = python(
-                "-c",
-                "import runpy, sys, uvloop; uvloop.install(); "
-                f"sys.argv = {[script, *self.scheduler_args]!r}; "
-                f"runpy.run_path({script!r}, run_name='__main__')",
-            )
         proc = Proc(
             "scheduler",
             args,

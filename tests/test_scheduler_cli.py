@@ -72,6 +72,8 @@ def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
     proc = scheduler_cmd(env, tmp_path / "scheduler.log")
     try:
         wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
+        # uvloop is a dependency (on Linux and macOS): the default loop is uvloop.
+        assert "fleetprobe running loop=uvloop" in proc.output()
         match = re.search(r"embedded nats-server started pid=(\d+)", proc.output())
         assert match, proc.output()
         nats_pid = int(match.group(1))
