@@ -67,7 +67,8 @@ def check_event_payload(row: dict[str, Any]) -> dict[str, Any]:
 async def probe_device(
     job: ProbeJob, runtime: WorkerRuntime = TaskiqDepends(get_runtime)
 ) -> dict[str, Any]:
-    """Probe, store (idempotently, keyed by ``run_key``), then announce."""
+    """Probe, store (idempotently, keyed by ``run_key``), then announce what was stored
+    (a run stored by an earlier delivery is not announced twice)."""
     settings = runtime.settings
     timeout = min(job.timeout, settings.probe_max_timeout_seconds)
     started_at = utcnow()  # lateness (slot -> probe start) is read from the event
@@ -76,12 +77,15 @@ async def probe_device(
     )
     row = check_row(job, result, utcnow())
     # Returns after the batch holding this row committed: the ack follows the commit.
-    await runtime.checks.write(row)
+    inserted = await runtime.checks.write(row) is not None
     payload = check_event_payload(row) | {
         "worker": runtime.name,
         "started_at": started_at.isoformat(),
     }
-    await runtime.events.publish(CHECK_CREATED, payload)
+    if inserted:
+        await runtime.events.publish(CHECK_CREATED, payload)
+    else:  # redelivered after an earlier attempt stored (and announced) this run
+        log.info("probe result already stored run_key=%s; not announced again", job.run_key)
     log.debug(
         "probe device=%d up=%s latency_ms=%s code=%s error=%s",
         job.device_id,

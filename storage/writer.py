@@ -2,15 +2,15 @@
 
 A task hands its row to :meth:`BatchWriter.write` and waits; the writer flushes when
 ``batch_size`` rows are waiting or ``flush_ms`` after the first one arrived, with one
-``INSERT ... ON CONFLICT DO NOTHING`` executemany (SQLAlchemy Core, not the ORM: about
-16x faster here).  ``write`` returns only after the batch committed, so the task, and
-with it the JetStream ack, never runs ahead of durable storage.
+``INSERT ... ON CONFLICT DO NOTHING ... RETURNING`` of many rows (SQLAlchemy Core, not the
+ORM: about 16x faster here).  ``write`` returns only after the batch committed, so the
+task, and with it the JetStream ack, never runs ahead of durable storage; it says
+whether the row was inserted or its key was already stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -36,7 +36,8 @@ def insert_ignore(engine: AsyncEngine, table: Table, key: str) -> Any:
 
 
 class BatchWriter:
-    """Idempotent batched inserts into one table keyed by a unique column."""
+    """Idempotent batched inserts into one table keyed by a unique column (its primary
+    key is an integer ``id``)."""
 
     def __init__(
         self,
@@ -50,11 +51,18 @@ class BatchWriter:
     ) -> None:
         self._engine = engine
         self._table = table
-        self._stmt = insert_ignore(engine, table, key)
+        self._key = key
+        # The rows it inserted come back (ON CONFLICT DO NOTHING returns none for a key
+        # already stored): a task learns whether its own write landed.
+        self._stmt = insert_ignore(engine, table, key).returning(table.c[key], table.c.id)
         self._batch_size = batch_size
         self._flush_s = flush_ms / 1000
         self._retries = retries
-        self._queue: asyncio.Queue[tuple[Row, asyncio.Future[None]]] = asyncio.Queue()
+        # Rows waiting for the next flush.  A timer (not a task per row) wakes the
+        # flusher ``flush_ms`` after the first one; a full batch wakes it at once.
+        self._pending: list[tuple[Row, asyncio.Future[int | None]]] = []
+        self._wake = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.rows_written = 0
@@ -64,60 +72,66 @@ class BatchWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"writer:{self._table.name}")
 
-    async def write(self, row: Row) -> None:
-        """Queue a row and wait until the transaction holding it committed."""
+    async def write(self, row: Row) -> int | None:
+        """Queue a row and wait until the transaction holding it committed.
+
+        Returns the new row's ``id``, or None when a row with the same key was already
+        stored (a redelivered task: nothing was written)."""
         if self._closed:
             raise WriterClosedError(f"writer for {self._table.name} is closed")
         self.start()
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((row, fut))
-        await fut
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int | None] = loop.create_future()
+        self._pending.append((row, fut))
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._flush_s, self._wake.set)
+        return await fut
 
     async def close(self) -> None:
         """Flush what is queued, then stop."""
         self._closed = True
         if self._task is None:
             return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._wake.set()
+        await self._task
         self._task = None
 
-    async def _collect(self) -> list[tuple[Row, asyncio.Future[None]]]:
-        batch = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_s
-        while len(batch) < self._batch_size:
-            while not self._queue.empty() and len(batch) < self._batch_size:
-                batch.append(self._queue.get_nowait())
-            remaining = deadline - loop.time()
-            if len(batch) >= self._batch_size or remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
+    def _take_batch(self) -> list[tuple[Row, asyncio.Future[int | None]]]:
+        batch = self._pending[: self._batch_size]
+        del self._pending[: self._batch_size]
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if len(self._pending) >= self._batch_size or (self._pending and self._closed):
+            self._wake.set()  # more than a batch was waiting: flush again at once
+        elif self._pending:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self._flush_s, self._wake.set)
         return batch
 
     async def _run(self) -> None:
-        while True:
-            batch = await self._collect()
+        while self._pending or not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            batch = self._take_batch()
+            if not batch:
+                continue
             try:
-                await self._flush([row for row, _ in batch])
+                ids = await self._flush([row for row, _ in batch])
             except Exception as exc:  # every waiter learns why its row was not stored
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
             else:
-                for _, fut in batch:
+                for row, fut in batch:
                     if not fut.done():
-                        fut.set_result(None)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+                        # A key twice in one batch: the first row is the one inserted.
+                        fut.set_result(ids.pop(row.get(self._key), None))
 
-    async def _flush(self, rows: list[Row]) -> None:
+    async def _flush(self, rows: list[Row]) -> dict[Any, int]:
+        """Insert ``rows`` in one transaction; the ids of those inserted, by key."""
         if self._engine.dialect.name == "postgresql":
             # PostgreSQL text refuses NUL; probe errors and recorder replies come from outside.
             rows = [scrub_nul(row) for row in rows]
@@ -125,7 +139,7 @@ class BatchWriter:
         for attempt in range(1, self._retries + 1):
             try:
                 async with self._engine.begin() as conn:
-                    await conn.execute(self._stmt, rows)
+                    inserted = (await conn.execute(self._stmt, rows)).all()
             except DBAPIError as exc:
                 retryable = exc.connection_invalidated or _transient(exc)
                 if attempt == self._retries or not retryable:
@@ -145,9 +159,10 @@ class BatchWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             else:
-                self.rows_written += len(rows)
+                self.rows_written += len(inserted)
                 self.batches_written += 1
-                return
+                return {key: row_id for key, row_id in inserted}
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def scrub_nul(row: Row) -> Row:

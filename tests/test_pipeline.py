@@ -3,11 +3,15 @@ in-process worker, stored in SQLite, announced on the events subject."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.settings import Settings
+from jobs.runtime import WorkerRuntime
 from jobs.scheduling import ProbeScheduler
+from jobs.tasks import ProbeJob, probe_device
 from storage.db import session_factory
 from storage.models import CheckResult, Device
 from tests.helpers import collect_events, running_worker, wait_for
@@ -73,3 +77,28 @@ async def test_scheduled_devices_are_probed_stored_and_announced(
         await wait_for(events_arrived, what="check.created events")
         payload = next(e["payload"] for e in events if e["payload"]["device_id"] == up.id)
         assert payload["status_up"] is True and payload["latency_ms"] > 0
+
+
+async def test_a_redelivered_probe_of_a_stored_run_is_not_announced_again(
+    settings: Settings, engine: AsyncEngine, http_target: str
+) -> None:
+    device = await add_device(engine, name="d", address=f"{http_target}/ok")
+    assert device.id is not None
+    job = ProbeJob(device_id=device.id, address=device.address, timeout=2, run_key="run:1")
+    runtime = await WorkerRuntime.open(settings, engine=engine)
+    try:
+        async with collect_events(settings) as events:
+            first = await probe_device(job, runtime)
+            await probe_device(job.model_copy(), runtime)  # as after a redelivery
+            await runtime.nc.flush()
+
+            async def announced() -> bool:
+                return len(events) >= 1
+
+            await wait_for(announced, what="the first event")
+            await asyncio.sleep(0.2)  # room for a second event, were one sent
+    finally:
+        await runtime.close()
+    assert len(await results(engine)) == 1
+    assert [e["payload"]["run_key"] for e in events] == ["run:1"]
+    assert events[0]["payload"]["checked_at"] == first["checked_at"]

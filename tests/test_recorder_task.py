@@ -119,6 +119,27 @@ async def test_a_redelivered_task_whose_result_is_stored_does_not_resend(
     assert len(await rows(engine, job.run_key)) == 1
 
 
+async def test_the_result_returned_and_announced_is_the_row_as_stored(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    job = one_off_job("cam7", "status", None)
+    runtime = await WorkerRuntime.open(settings)
+    try:
+        async with running_simulator(settings), collect_events(settings) as events:
+            result = await send_recorder_command(job, runtime)
+
+            async def announced() -> bool:
+                return len(events) >= 1
+
+            await wait_for(announced, what="the event")
+    finally:
+        await runtime.close()
+    (row,) = await rows(engine, job.run_key)
+    as_stored = CommandResultRead.model_validate(row).model_dump(mode="json")
+    assert result == as_stored
+    assert [e["payload"] for e in events] == [as_stored]
+
+
 async def test_a_refused_command_is_stored_as_a_valid_reply(
     settings: Settings, engine: AsyncEngine
 ) -> None:

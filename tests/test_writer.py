@@ -59,6 +59,34 @@ async def test_the_same_run_stored_twice_keeps_one_row(engine: AsyncEngine) -> N
     assert stored is not None and stored.status_up is True  # the first write wins
 
 
+async def test_write_says_whether_its_row_was_inserted(engine: AsyncEngine) -> None:
+    w = writer(engine, batch_size=10, flush_ms=20)
+    first = await w.write(row("once", up=True))
+    # A redelivery later, and two attempts landing in the same batch.
+    later, *same_batch = await asyncio.gather(
+        w.write(row("once", up=False)), w.write(row("twice")), w.write(row("twice"))
+    )
+    await w.close()
+    async with session_factory(engine)() as session:
+        once = await get_check_by_run_key(session, "once")
+        twice = await get_check_by_run_key(session, "twice")
+    assert once is not None and first == once.id and later is None
+    assert twice is not None and sorted(same_batch, key=str) == [twice.id, None]
+    assert w.rows_written == 2
+
+
+async def test_more_rows_than_a_batch_are_all_written_in_full_batches(engine: AsyncEngine) -> None:
+    w = writer(engine, batch_size=7, flush_ms=10_000)  # only full batches and close() flush
+    ids = await asyncio.gather(*(w.write(row(f"b{i}")) for i in range(21)))
+    assert w.batches_written == 3 and len(set(ids)) == 21 and None not in ids
+    pending = asyncio.ensure_future(w.write(row("last")))
+    await asyncio.sleep(0.05)
+    assert not pending.done()  # waits for the flush window...
+    await w.close()  # ...or for close(), which flushes it
+    assert await pending is not None
+    assert await count(engine) == 22
+
+
 async def test_write_returns_only_after_the_row_is_committed(engine: AsyncEngine) -> None:
     w = writer(engine, flush_ms=50)
     await w.write(row("visible"))

@@ -94,12 +94,12 @@ async def send_command(
     }
 
 
-async def stored_result(runtime: WorkerRuntime, run_key: str) -> tuple[dict[str, Any], str] | None:
+async def stored_result(runtime: WorkerRuntime, run_key: str) -> dict[str, Any] | None:
     async with session_factory(runtime.engine)() as session:
         row = await get_command(session, run_key)
     if row is None:
         return None
-    return CommandResultRead.model_validate(row).model_dump(mode="json"), row.attempt_id
+    return CommandResultRead.model_validate(row).model_dump(mode="json")
 
 
 async def send_recorder_command(
@@ -110,17 +110,18 @@ async def send_recorder_command(
     earlier = await stored_result(runtime, job.run_key)
     if earlier is not None:  # redelivered after its result was stored: do not resend
         log.info("recorder task already done run_key=%s", job.run_key)
-        return earlier[0]
+        return earlier
     attempt_id = uuid.uuid4().hex
     row = await send_command(runtime.recorder, job, base_row(job, attempt_id, utcnow()))
     # Returns after the batch holding this row committed: the ack follows the commit.
-    await runtime.commands.write(row)
+    row_id = await runtime.commands.write(row)
+    if row_id is not None:
+        result = CommandResultRead.model_validate(row | {"id": row_id}).model_dump(mode="json")
+        await runtime.events.publish(RECORDER_COMMAND, result)
+        return result
+    # Another attempt of this run (a redelivery racing this one) stored its result first.
     stored = await stored_result(runtime, job.run_key)
     if stored is None:  # cannot happen: the insert committed or conflicted with a row
         raise RuntimeError(f"recorder result not found after insert run_key={job.run_key}")
-    result, stored_by = stored
-    if stored_by == attempt_id:
-        await runtime.events.publish(RECORDER_COMMAND, result)
-    else:
-        log.info("recorder result stored by another attempt run_key=%s", job.run_key)
-    return result
+    log.info("recorder result stored by another attempt run_key=%s", job.run_key)
+    return stored
