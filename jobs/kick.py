@@ -28,9 +28,10 @@ from jobs.tasks import ProbeJob, ProbeSource
 
 # JetStream drops a second message with the same id within the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
-# How long after its last message a batch may wait for JetStream's PubAcks (and a
-# publish for room among the pending ones): nats-py's default for a JetStream publish.
+# How long a batch may take: nats-py's default for one JetStream publish, plus a
+# millisecond a message (a publish waits for room once 4,000 PubAcks are pending).
 PUBACK_TIMEOUT_SECONDS = 5.0
+PUBACK_SECONDS_PER_MESSAGE = 0.001
 
 
 def scheduled_job(spec: ProbeJobSpec, slot: datetime) -> ProbeJob:
@@ -87,20 +88,15 @@ async def kick_many(
     js, subject = _jetstream(broker)
     task_ids: list[str] = []
     acks: list[asyncio.Future[Any]] = []
+    timeout = PUBACK_TIMEOUT_SECONDS + PUBACK_SECONDS_PER_MESSAGE * len(jobs)
     try:
-        for job, run_key in zip(jobs, run_keys, strict=True):
-            task_id = uuid.uuid4().hex
-            body = task_message(task_id, task_name, job.model_dump(mode="json"), run_key)
-            acks.append(
-                await js.publish_async(
-                    subject,
-                    body,
-                    wait_stall=PUBACK_TIMEOUT_SECONDS,
-                    headers={MSG_ID_HEADER: run_key},
-                )
-            )
-            task_ids.append(task_id)
-        async with asyncio.timeout(PUBACK_TIMEOUT_SECONDS):
+        async with asyncio.timeout(timeout):
+            for job, run_key in zip(jobs, run_keys, strict=True):
+                task_id = uuid.uuid4().hex
+                body = task_message(task_id, task_name, job.model_dump(mode="json"), run_key)
+                headers = {MSG_ID_HEADER: run_key}
+                acks.append(await js.publish_async(subject, body, headers=headers))
+                task_ids.append(task_id)
             await asyncio.gather(*acks)
     finally:
         for ack in acks:  # frees its place among nats-py's pending publishes
