@@ -7,11 +7,17 @@ from its body, and relayed to WebSocket clients as ``nats.inbound``.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import logging
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +82,77 @@ class EventPublisher:
             )
         except Exception as exc:
             log.warning("event not published type=%s error=%s", type_, exc)
+
+
+Listener = Callable[[Msg], None]
+
+
+class EventFeed:
+    """One subscription to an events subject per NATS connection, fanned out in-process.
+
+    The server sends a connection one copy of a message per matching subscription: the
+    two schedulers, the WebSocket hub and every waiting request subscribing on their own
+    meant as many copies of every ``check.created`` to parse and dispatch.  Listeners run
+    in arrival order inside the connection's read path, so they must not block (queue or
+    spawn their work).  Get the feed with :func:`event_feed`.
+    """
+
+    def __init__(self, nc: Client, subject: str) -> None:
+        self._nc = nc
+        self._subject = subject
+        self._listeners: dict[int, tuple[frozenset[str] | None, Listener]] = {}
+        self._ids = itertools.count()
+        self._sub: Subscription | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def listeners(self) -> int:
+        return len(self._listeners)
+
+    async def listen(
+        self, listener: Listener, types: frozenset[str] | None = None
+    ) -> Callable[[], Awaitable[None]]:
+        """Call ``listener`` with every message, or only those of ``types`` (by the type
+        header; messages without it, from outside, reach every listener).  Live at the
+        server when this returns; the returned coroutine function removes it."""
+        key = next(self._ids)
+        async with self._lock:
+            self._listeners[key] = (types, listener)
+            if self._sub is None:
+                self._sub = await self._nc.subscribe(self._subject, cb=self._dispatch)
+                await self._nc.flush()
+
+        async def remove() -> None:
+            async with self._lock:
+                self._listeners.pop(key, None)
+                if self._listeners or self._sub is None:
+                    return
+                sub, self._sub = self._sub, None
+                try:
+                    await sub.unsubscribe()
+                except Exception as exc:  # the connection may already be closing
+                    log.debug("events unsubscribe failed subject=%s error=%s", self._subject, exc)
+
+        return remove
+
+    async def _dispatch(self, msg: Msg) -> None:
+        kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
+        for types, listener in list(self._listeners.values()):
+            if types is not None and kind is not None and kind not in types:
+                continue  # one of ours, of a type this listener does not follow
+            try:
+                listener(msg)
+            except Exception:
+                log.exception("event listener failed subject=%s", self._subject)
+
+
+_feeds: weakref.WeakKeyDictionary[Client, dict[str, EventFeed]] = weakref.WeakKeyDictionary()
+
+
+def event_feed(nc: Client, subject: str) -> EventFeed:
+    """The feed of ``subject`` on connection ``nc``, shared by everything using both."""
+    by_subject = _feeds.setdefault(nc, {})
+    feed = by_subject.get(subject)
+    if feed is None:
+        feed = by_subject[subject] = EventFeed(nc, subject)
+    return feed

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -22,10 +22,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from core.settings import Settings
-from jobs.events import TYPE_HEADER
+from jobs.events import event_feed
 from jobs.schedule import plan_schedule
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class TableMirror(ABC, Generic[Spec]):
         self.registered: dict[int, Spec] = {}
         self.scheduler = make_apscheduler(settings)
         self._event_types = event_types
-        self._sub: Subscription | None = None
+        self._unlisten: Callable[[], Awaitable[None]] | None = None
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -99,9 +98,9 @@ class TableMirror(ABC, Generic[Spec]):
             id=f"fleetprobe:{self.kind}-resync",
             replace_existing=True,
         )
-        if self.nc is not None:
-            self._sub = await self.nc.subscribe(self.settings.events_subject, cb=self._on_event)
-            await self.nc.flush()  # live at the server before start() returns: no event missed
+        if self.nc is not None:  # live at the server before start() returns: no event missed
+            feed = event_feed(self.nc, self.settings.events_subject)
+            self._unlisten = await feed.listen(self._on_event, self._event_types)
         log.info(
             "%s scheduler started jobs=%d resync_s=%.0f",
             self.kind,
@@ -110,12 +109,9 @@ class TableMirror(ABC, Generic[Spec]):
         )
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as exc:  # the connection may already be closing
-                log.debug("unsubscribe failed error=%s", exc)
-            self._sub = None
+        if self._unlisten is not None:
+            await self._unlisten()
+            self._unlisten = None
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         for task in list(self._background):
@@ -172,10 +168,8 @@ class TableMirror(ABC, Generic[Spec]):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _on_event(self, msg: Msg) -> None:
-        kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
-        if kind is not None and kind not in self._event_types:
-            return  # one of ours, of a type we don't follow: not worth decoding
+    def _on_event(self, msg: Msg) -> None:
+        # The feed skips ours of other types undecoded; outside messages get here too.
         row_id = event_row_id(msg.data, self._event_types)
         if row_id is not None:  # anything else: the periodic resync covers it
             self.spawn(self.sync_one(row_id))

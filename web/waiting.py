@@ -12,7 +12,7 @@ from typing import TypeVar
 from nats.aio.msg import Msg
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from jobs.events import TYPE_HEADER
+from jobs.events import TYPE_HEADER, event_feed
 from storage.db import session_factory
 from web.services import Services
 
@@ -48,12 +48,13 @@ async def wait_for_stored(
     found: dict[str, Result] = {}
     wake = asyncio.Event()
 
-    async def on_event(msg: Msg) -> None:
+    def on_event(msg: Msg) -> None:
         if names_a_pending_run(msg, event_type, pending):
             wake.set()
 
     sessions = session_factory(services.engine)
-    sub = await services.nc.subscribe(services.settings.events_subject, cb=on_event)
+    feed = event_feed(services.nc, services.settings.events_subject)
+    unlisten = await feed.listen(on_event, frozenset({event_type}))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     try:
@@ -69,6 +70,5 @@ async def wait_for_stored(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), min(remaining, POLL_SECONDS))
     finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        await unlisten()
     return found

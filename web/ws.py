@@ -22,16 +22,15 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from starlette.websockets import WebSocket
 
-from jobs.events import DEVICE_EVENTS, NATS_INBOUND, TICK, decode_message
+from jobs.events import DEVICE_EVENTS, NATS_INBOUND, TICK, decode_message, event_feed
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ class Subscriber:
 
 
 class Hub:
-    """Fan-out of events to subscribers; one NATS subscription and one tick per process."""
+    """Fan-out of events to subscribers: a listener on the process's event feed, one tick."""
 
     def __init__(
         self, nc: Client, subject: str, *, tick_seconds: float, queue_size: int = QUEUE_SIZE
@@ -130,7 +129,7 @@ class Hub:
         self._queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
         self._ids = itertools.count(1)
-        self._sub: Subscription | None = None
+        self._unlisten: Callable[[], Awaitable[None]] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.delivered = 0
         self.dropped = 0
@@ -141,7 +140,7 @@ class Hub:
         return len(self._subscribers)
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(self._subject, cb=self._on_message)
+        self._unlisten = await event_feed(self._nc, self._subject).listen(self._on_message)
         self._ticker = asyncio.create_task(self._tick(), name="ws-tick")
         log.info(
             "ws hub started subject=%s tick_s=%.0f queue=%d",
@@ -156,12 +155,9 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        if self._sub is not None:
-            try:
-                await self._sub.unsubscribe()
-            except Exception as exc:  # NATS already closed by the host: nothing to undo
-                log.debug("ws hub unsubscribe failed error=%s", exc)
-            self._sub = None
+        if self._unlisten is not None:
+            await self._unlisten()
+            self._unlisten = None
         log.info("ws hub stopped delivered=%d dropped=%d", self.delivered, self.dropped)
 
     @contextlib.asynccontextmanager
@@ -201,7 +197,7 @@ class Hub:
             "ws client dropped client=%d reason=%s queued=%d", sub.id, reason, sub.queue.qsize()
         )
 
-    async def _on_message(self, msg: Msg) -> None:
+    def _on_message(self, msg: Msg) -> None:
         event = decode_message(msg.data, msg.headers)
         if event.get("type") == NATS_INBOUND:
             self.inbound += 1

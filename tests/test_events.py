@@ -1,0 +1,74 @@
+"""The event feed: one NATS subscription per connection, fanned out by event type."""
+
+from __future__ import annotations
+
+import nats
+from nats.aio.msg import Msg
+
+from core.settings import Settings
+from jobs.events import (
+    CHECK_CREATED,
+    DEVICE_CREATED,
+    DEVICE_EVENTS,
+    EventPublisher,
+    event_feed,
+)
+from tests.helpers import wait_for
+
+
+async def test_listeners_share_one_subscription_and_get_their_types(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    publisher_nc = await nats.connect(settings.nats_url)
+    try:
+        feed = event_feed(nc, settings.events_subject)
+        assert event_feed(nc, settings.events_subject) is feed
+        everything: list[Msg] = []
+        devices: list[Msg] = []
+        remove_all = await feed.listen(everything.append)
+        remove_devices = await feed.listen(devices.append, DEVICE_EVENTS)
+        assert len(nc._subs) == 1  # one subscription, however many listeners
+
+        events = EventPublisher(publisher_nc, settings.events_subject, "test")
+        await events.publish(CHECK_CREATED, {"run_key": "r"})
+        await events.publish(DEVICE_CREATED, {"id": 1})
+        await publisher_nc.publish(settings.events_subject, b"from outside")
+        await publisher_nc.flush()
+
+        async def all_arrived() -> bool:
+            return len(everything) == 3
+
+        await wait_for(all_arrived, what="three messages")
+        # Ours of another type are skipped; one from outside (no type) reaches everyone.
+        assert [m.data for m in devices] == [everything[1].data, b"from outside"]
+
+        await remove_devices()
+        assert feed.listeners == 1 and len(nc._subs) == 1
+        await remove_all()
+        assert feed.listeners == 0 and not nc._subs  # the last one out unsubscribes
+    finally:
+        await nc.close()
+        await publisher_nc.close()
+
+
+async def test_a_failing_listener_does_not_stop_the_others(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url)
+    try:
+        feed = event_feed(nc, settings.events_subject)
+        got: list[bytes] = []
+
+        def broken(msg: Msg) -> None:
+            raise RuntimeError("boom")
+
+        remove_broken = await feed.listen(broken)
+        remove_ok = await feed.listen(lambda m: got.append(m.data))
+        await nc.publish(settings.events_subject, b"one")
+        await nc.publish(settings.events_subject, b"two")
+
+        async def both() -> bool:
+            return len(got) == 2
+
+        await wait_for(both, what="both messages")
+        await remove_broken()
+        await remove_ok()
+    finally:
+        await nc.close()
