@@ -73,8 +73,16 @@ def consumer_differences(live: ConsumerConfig, want: ConsumerConfig) -> list[str
     return problems
 
 
-def task_name_of(data: bytes) -> str | None:
-    """The task name in a taskiq JSON message, or None when it is not one."""
+# fleetprobe's kicks name the task in a header too (jobs.kick), so a worker checks that
+# it has the task without decoding the body; messages from elsewhere are decoded.
+TASK_HEADER = "Fleetprobe-Task"
+
+
+def task_name_of(data: bytes, headers: dict[str, str] | None = None) -> str | None:
+    """The task name of a message (its header, else the taskiq JSON body), or None when
+    it is not one."""
+    if headers and (named := headers.get(TASK_HEADER)):
+        return named
     try:
         message = json.loads(data)
     except ValueError:
@@ -147,7 +155,7 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
             for msg in messages:
                 self._unacked[id(msg)] = msg
             for msg in messages:
-                name = task_name_of(msg.data)
+                name = task_name_of(msg.data, msg.headers)
                 if name is not None and self.find_task(name) is None:
                     self._unacked.pop(id(msg), None)
                     await self._refuse(msg, name)

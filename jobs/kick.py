@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from taskiq import AsyncBroker
 from taskiq.labels import prepare_label
 
-from jobs.broker import PROBE_TASK, FleetprobeBroker
+from jobs.broker import PROBE_TASK, TASK_HEADER, FleetprobeBroker
 from jobs.schedule import ProbeJobSpec, slot_key
 from jobs.tasks import ProbeJob, ProbeSource
 
@@ -94,7 +94,7 @@ async def kick_many(
             for job, run_key in zip(jobs, run_keys, strict=True):
                 task_id = uuid.uuid4().hex
                 body = task_message(task_id, task_name, job.model_dump(mode="json"), run_key)
-                headers = {MSG_ID_HEADER: run_key}
+                headers = {MSG_ID_HEADER: run_key, TASK_HEADER: task_name}
                 acks.append(await js.publish_async(subject, body, headers=headers))
                 task_ids.append(task_id)
             await asyncio.gather(*acks)

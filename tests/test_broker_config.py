@@ -6,6 +6,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from core.settings import Settings
 from jobs.broker import (
+    TASK_HEADER,
     consumer_config,
     consumer_differences,
     stream_config,
@@ -47,3 +48,6 @@ def test_task_names_are_read_from_taskiq_messages_only() -> None:
     assert task_name_of(b"not json") is None
     assert task_name_of(b'["a list"]') is None
     assert task_name_of(b'{"task_name": 7}') is None
+    # fleetprobe's kicks name it in a header: the body is not decoded.
+    assert task_name_of(b"not decoded", {TASK_HEADER: "fleetprobe.probe"}) == "fleetprobe.probe"
+    assert task_name_of(b'{"task_name": "t"}', {"Nats-Msg-Id": "k"}) == "t"
