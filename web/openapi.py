@@ -187,7 +187,7 @@ class Endpoint(Generic[B, Q]):
         return self.has_body or bool(self.query.model_fields) or bool(self.convertors)
 
     async def handle(self, request: Request) -> Response:
-        """Validate query and body, then call the handler."""
+        """Validate path parameters, query and body, then call the handler."""
         issues: list[Issue] = _nul_issues(request.path_params, ["path"])
         self._check_path(request, issues)
         query = self._parse_query(request, issues)
