@@ -8,6 +8,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from core.settings import Settings
 
@@ -63,3 +64,19 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 async def connect(settings: Settings, name: str) -> Client:
     """Connect to ``settings.nats_url`` (reconnects for ever once connected)."""
     return await nats.connect(settings.nats_url, **connect_options(settings, name))
+
+
+async def subscribe_ready(nc: Client, subject: str, **kwargs: Any) -> Subscription:
+    """``nc.subscribe(subject, **kwargs)``, returning once the server has the subscription,
+    so that a message published right after (by anyone) reaches it.
+
+    nats-py's ``subscribe()`` + ``flush()`` does not promise that: ``flush()`` writes its
+    PING to the socket at once, while the SUB waits in the client's pending buffer for the
+    flusher task, so the PONG can come back before the server has processed the SUB.  A
+    request sent then meets "no responders" (a few in a thousand against a local server).
+    By the time the first PONG is in, the flusher has written the SUB; the second PING
+    follows it, so its PONG vouches for the subscription."""
+    sub = await nc.subscribe(subject, **kwargs)
+    await nc.flush()
+    await nc.flush()
+    return sub

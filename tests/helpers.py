@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from sqlmodel import select
 from taskiq.api import run_receiver_task
 
+from core.natsconn import subscribe_ready
 from core.settings import Settings
 from jobs.broker import FleetprobeBroker, make_broker
 from jobs.tasks import register_tasks
@@ -66,8 +67,7 @@ async def collect_events(settings: Settings) -> AsyncIterator[list[dict[str, Any
     async def on_msg(msg: Msg) -> None:
         events.append(json.loads(msg.data))
 
-    await nc.subscribe(settings.events_subject, cb=on_msg)
-    await nc.flush()
+    await subscribe_ready(nc, settings.events_subject, cb=on_msg)
     try:
         yield events
     finally:

@@ -17,6 +17,7 @@ import httpx
 import nats
 from nats.aio.msg import Msg
 
+from core.natsconn import subscribe_ready
 from core.natsserver import find_nats_server, free_port, is_reachable
 from core.settings import Settings
 from jobs.recorder.simulator import RecorderSimulator
@@ -50,8 +51,7 @@ async def fake_recorder(url: str, subject: str, script: Script) -> AsyncIterator
         if answer is not None:
             await msg.respond(answer)
 
-    await nc.subscribe(subject, cb=on_msg)
-    await nc.flush()
+    await subscribe_ready(nc, subject, cb=on_msg)
     try:
         yield seen
     finally:

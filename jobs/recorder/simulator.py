@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from core.logs import setup_logging
-from core.natsconn import connect
+from core.natsconn import connect, subscribe_ready
 from core.natsserver import redact
 from core.settings import Settings
 from jobs.recorder.machine import DEFAULT_ROOT, TaskState, handle_message
@@ -52,8 +52,7 @@ class RecorderSimulator:
 
     async def start(self) -> None:
         # No queue group: a second simulator would answer too, from its own state.
-        self._sub = await self.nc.subscribe(self.subject, cb=self._on_msg)
-        await self.nc.flush()
+        self._sub = await subscribe_ready(self.nc, self.subject, cb=self._on_msg)
         log.info("recorder simulator listening subject=%s root=%s", self.subject, self.root)
 
     async def stop(self) -> None:
