@@ -19,6 +19,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from core.natsconn import subscribe_ready
+
 log = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "Fleetprobe-Origin"
@@ -119,8 +121,7 @@ class EventFeed:
         async with self._lock:
             self._listeners[key] = (types, listener)
             if self._sub is None:
-                self._sub = await self._nc.subscribe(self._subject, cb=self._dispatch)
-                await self._nc.flush()
+                self._sub = await subscribe_ready(self._nc, self._subject, cb=self._dispatch)
 
         async def remove() -> None:
             async with self._lock:
