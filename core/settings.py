@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", alias="WEB_HOST")
     web_port: int = Field(8002, alias="WEB_PORT", ge=0, le=65535)
     tick_seconds: float = Field(30.0, alias="TICK_SECONDS", gt=0)
+    # Events queued for one WebSocket client at most (JSON bytes); a client that falls
+    # further behind is dropped.  4 MiB: ~10,000 check.created, seconds at full load.
+    ws_client_buffer_bytes: int = Field(
+        4 * 1024 * 1024, alias="WS_CLIENT_BUFFER_BYTES", ge=1024, le=1024**3
+    )
     # Set: every REST route but /health and every WebSocket need it (web/auth.py).
     api_token: SecretStr | None = Field(None, alias="API_TOKEN")
 

@@ -20,7 +20,7 @@ from core.settings import Settings
 from tests.helpers import running_worker, wait_for
 from tests.webapp import WebApp, of_type, receive_until, serve_app, served
 from web.limits import WS_MAX_MESSAGE_BYTES
-from web.ws import SLOW_CLIENT_CLOSE, EventFilter
+from web.ws import SLOW_CLIENT_CLOSE, EventFilter, Subscriber
 
 DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
 
@@ -196,9 +196,10 @@ async def test_ticks_arrive_every_tick_seconds(settings: Settings, engine: Async
 async def test_a_client_that_never_reads_is_dropped_and_never_holds_up_another(
     settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    settings = settings.model_copy(update={"ws_client_buffer_bytes": 1_000_000})
     async with (
         running_worker(settings, worker=False) as broker,
-        serve_app(settings, engine, broker, ws_queue_size=4) as web,
+        serve_app(settings, engine, broker) as web,
         # No compression (the payloads would shrink to nothing) and a small receive buffer
         # (no autotuning): the server's writes back up after a few MB.
         web.websocket(sock=small_buffer_socket(web.url), compression=None, max_queue=1) as stuck,
@@ -314,3 +315,11 @@ async def test_a_thousand_connected_clients_all_receive_an_event(web: WebApp) ->
         assert web.hub.dropped == 0
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+async def test_a_clients_queue_is_bounded_in_bytes_not_events() -> None:
+    sub = Subscriber(1, EventFilter(), max_bytes=10)
+    assert sub.offer("12345") and sub.offer("1234")  # 9 bytes queued
+    assert not sub.offer("12")  # would be 11: the hub drops this client
+    assert await sub.take() == "12345"
+    assert sub.queued_bytes == 4 and sub.offer("123456")  # room again once sent

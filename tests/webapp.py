@@ -26,7 +26,7 @@ from jobs.scheduling import ProbeScheduler
 from web.app import create_app
 from web.limits import WS_MAX_MESSAGE_BYTES
 from web.services import Services
-from web.ws import QUEUE_SIZE, Hub
+from web.ws import Hub
 
 
 class _Server(uvicorn.Server):
@@ -70,7 +70,6 @@ async def serve_app(
     broker: AsyncBroker,
     *,
     scheduler: ProbeScheduler | None = None,
-    ws_queue_size: int = QUEUE_SIZE,
     nc: Client | None = None,
 ) -> AsyncIterator[WebApp]:
     own_nc = nc is None
@@ -83,7 +82,7 @@ async def serve_app(
         events=EventPublisher(conn, settings.events_subject, "test-web"),
         scheduler=scheduler,
     )
-    app = create_app(services, ws_queue_size=ws_queue_size)
+    app = create_app(services)
     port = free_port()
     server = _Server(
         uvicorn.Config(

@@ -38,7 +38,7 @@ from web.openapi import (
 )
 from web.services import Services
 from web.swagger import swagger_routes
-from web.ws import QUEUE_SIZE, Hub, items_socket
+from web.ws import Hub, items_socket
 
 TITLE = "fleetprobe"
 VERSION = "0.1.0"
@@ -82,7 +82,7 @@ def api_endpoints() -> list[AnyEndpoint]:
     ]
 
 
-def create_app(services: Services, *, ws_queue_size: int = QUEUE_SIZE) -> Starlette:
+def create_app(services: Services) -> Starlette:
     endpoints = api_endpoints()
     spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
     devices.describe_limits(spec, services.settings)
@@ -97,7 +97,7 @@ def create_app(services: Services, *, ws_queue_size: int = QUEUE_SIZE) -> Starle
         services.nc,
         services.settings.events_subject,
         tick_seconds=services.settings.tick_seconds,
-        queue_size=ws_queue_size,
+        client_buffer_bytes=services.settings.ws_client_buffer_bytes,
     )
     cycles = CycleRunner(services)
 

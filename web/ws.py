@@ -1,9 +1,10 @@
 """``ws://host:8002/ws/items``: events from NATS fanned out to WebSocket clients.
 
-One NATS subscription per process feeds a :class:`Hub`; each client has its own bounded
-queue (encode/broadcaster style, ``subscribe()`` is an async context manager so cleanup
-always runs).  Publishing to a client never waits: a client whose queue is full is
-dropped (closed with :data:`SLOW_CLIENT_CLOSE`) and logged, and the others carry on.
+The process's event feed (one NATS subscription) feeds a :class:`Hub`; each client has its
+own queue, bounded in bytes (encode/broadcaster style, ``subscribe()`` is an async context
+manager so cleanup always runs).  Publishing to a client never waits: a client whose
+queue would pass ``WS_CLIENT_BUFFER_BYTES`` is dropped (closed with
+:data:`SLOW_CLIENT_CLOSE`) and logged, and the others carry on.
 
 Every event is ``{"type": ..., "payload": ...}``: fleetprobe's own events pass through,
 anything published on the subject by someone else arrives as ``nats.inbound``, and a
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 # Policy violation: the client did not read fast enough (its queue overflowed).
 SLOW_CLIENT_CLOSE = 1008
 BAD_FILTER_CLOSE = 1008
-QUEUE_SIZE = 256
 # How long a dropped client may take to accept the close frame before we give up on it.
 CLOSE_GRACE_SECONDS = 10.0
 
@@ -99,34 +99,45 @@ def _device_of(event: Mapping[str, Any]) -> int | None:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One client's end of the hub: a bounded queue of JSON texts."""
+    """One client's end of the hub: a queue of JSON texts of at most ``max_bytes``.
+
+    Bounded in bytes, not in events: NATS messages reach 1 MB, so a count would let one
+    stuck client hold hundreds of MB, or drop a fast one that briefly lags behind a burst
+    of small events.  The texts are ASCII (``json.dumps`` escapes the rest): characters
+    are bytes."""
 
     id: int
     filter: EventFilter
-    queue: asyncio.Queue[str]
+    max_bytes: int
+    queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    queued_bytes: int = 0
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, text: str) -> bool:
-        """Queue ``text`` unless the queue is full; False means: drop this client."""
-        if self.dropped.is_set():
+        """Queue ``text`` unless it would pass the budget; False means: drop this client."""
+        if self.dropped.is_set() or self.queued_bytes + len(text) > self.max_bytes:
             return False
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            return False
+        self.queue.put_nowait(text)
+        self.queued_bytes += len(text)
         return True
+
+    async def take(self) -> str:
+        """The next text to send (waits for one)."""
+        text = await self.queue.get()
+        self.queued_bytes -= len(text)
+        return text
 
 
 class Hub:
     """Fan-out of events to subscribers: a listener on the process's event feed, one tick."""
 
     def __init__(
-        self, nc: Client, subject: str, *, tick_seconds: float, queue_size: int = QUEUE_SIZE
+        self, nc: Client, subject: str, *, tick_seconds: float, client_buffer_bytes: int
     ) -> None:
         self._nc = nc
         self._subject = subject
         self._tick_seconds = tick_seconds
-        self._queue_size = queue_size
+        self._client_buffer_bytes = client_buffer_bytes
         self._subscribers: set[Subscriber] = set()
         self._ids = itertools.count(1)
         self._unlisten: Callable[[], Awaitable[None]] | None = None
@@ -143,10 +154,10 @@ class Hub:
         self._unlisten = await event_feed(self._nc, self._subject).listen(self._on_message)
         self._ticker = asyncio.create_task(self._tick(), name="ws-tick")
         log.info(
-            "ws hub started subject=%s tick_s=%.0f queue=%d",
+            "ws hub started subject=%s tick_s=%.0f client_buffer_bytes=%d",
             self._subject,
             self._tick_seconds,
-            self._queue_size,
+            self._client_buffer_bytes,
         )
 
     async def stop(self) -> None:
@@ -162,7 +173,7 @@ class Hub:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, event_filter: EventFilter) -> AsyncIterator[Subscriber]:
-        sub = Subscriber(next(self._ids), event_filter, asyncio.Queue(self._queue_size))
+        sub = Subscriber(next(self._ids), event_filter, self._client_buffer_bytes)
         self._subscribers.add(sub)
         try:
             yield sub
@@ -194,7 +205,11 @@ class Hub:
         self._subscribers.discard(sub)
         self.dropped += 1
         log.warning(
-            "ws client dropped client=%d reason=%s queued=%d", sub.id, reason, sub.queue.qsize()
+            "ws client dropped client=%d reason=%s queued=%d queued_bytes=%d",
+            sub.id,
+            reason,
+            sub.queue.qsize(),
+            sub.queued_bytes,
         )
 
     def _on_message(self, msg: Msg) -> None:
@@ -243,8 +258,7 @@ async def items_socket(websocket: WebSocket) -> None:
 
 async def _pump(websocket: WebSocket, sub: Subscriber) -> None:
     while True:
-        text = await sub.queue.get()
-        await websocket.send_text(text)
+        await websocket.send_text(await sub.take())
 
 
 async def _read(websocket: WebSocket, hub: Hub, sub: Subscriber) -> None:
