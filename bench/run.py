@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--raw-n", type=int, help="GETs per engine in the raw ceiling (4000)")
     p.add_argument("--n", type=int, help="devices in the saturation run (5000)")
     p.add_argument("--workers", help="extra taskiq worker processes to measure, e.g. 0,1,2")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        help="saturation runs per worker count; the median run is reported (3; quick: 1)",
+    )
     p.add_argument("--steady-devices", type=int, help="devices of the steady run (2000)")
     p.add_argument("--steady-interval", type=int, help="their interval, seconds (10)")
     p.add_argument("--steady-seconds", type=float, help="length of the steady run (60)")
@@ -108,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.raw_n = args.raw_n or (500 if quick else 4000)
     args.n = args.n or (300 if quick else 5000)
     args.workers = [int(w) for w in (args.workers or ("0,1" if quick else "0,1,2")).split(",")]
+    args.repeat = max(1, args.repeat or (1 if quick else 3))
     args.steady_devices = args.steady_devices or (100 if quick else 2000)
     args.steady_interval = args.steady_interval or (2 if quick else 10)
     args.steady_seconds = args.steady_seconds or (4.0 if quick else 60.0)
@@ -207,6 +213,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 timeout=120 if args.quick else 300,
                 profile_runs=args.profile,
                 worker_args=args.worker_args.split(),
+                repeat=args.repeat,
             )
             result["scaleout"] = runs
             result["saturation"] = dict(runs.get("+0", {}))
@@ -272,39 +279,45 @@ def saturation_table(runs: dict[str, Any], ceiling: float | None) -> str:
     rows = []
     for name, r in runs.items():
         if "error" in r:
-            rows.append([name, r["error"], "", "", "", "", "", "", ""])
+            rows.append([name, r["error"], "", "", "", "", "", "", "", "", ""])
             continue
         p = r["processes"]
         cpu = ", ".join(f"{k} {v['cpu_pct']:.0f}%" for k, v in p.items())
         cpu += f"; not ours {r['box_cpu']['others_pct']:.0f}%"
+        share = ", ".join(f"{n}" for n in r.get("probes_by_process", {}).values())
         ratio = f"{r['probes_per_s'] / ceiling:.0%}" if ceiling else "-"
+        spread = sorted(r.get("runs_probes_per_s", [r["probes_per_s"]]))
         rows.append(
             [
                 f"in-process {name}",
                 r["devices"],
                 r["probes_per_s"],
+                " / ".join(f"{v:,.0f}" for v in spread),
                 ratio,
                 r["cpu_us_per_probe"],
                 r["seconds"],
                 r["kick_s"],
                 f"{r['stored']}/{r['events']}",
+                share,
                 cpu,
             ]
         )
     return (
         "(2) saturation and (4) scale-out: one POST /jobs/probe for N devices, until "
-        "all stored and seen on /ws/items\n"
+        "all stored and seen on /ws/items (the median of the runs)\n"
         + table(
             rows,
             [
                 "workers",
                 "N",
                 "probes/s",
+                "runs",
                 "of raw",
                 "CPU us/probe",
                 "s",
                 "POST s",
                 "stored/events",
+                "probes by process",
                 "CPU (share of one core)",
             ],
         )

@@ -34,6 +34,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     for run in result["scaleout"].values():
         assert {"probes_per_s", "stored", "events", "cpu_us_per_probe", "processes"} <= set(run)
         assert run["stored"] == run["events"] == run["devices"]
+        assert sum(run["probes_by_process"].values()) == run["devices"]
     assert {"probes_per_s", "ratio_to_raw"} <= set(result["saturation"])
     steady = result["steady"]
     assert {"lateness_ms", "e2e_ms", "missed", "duplicates", "processes"} <= set(steady)

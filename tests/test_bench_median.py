@@ -1,0 +1,12 @@
+"""The bench reports the median of repeated saturation runs (pure)."""
+
+from __future__ import annotations
+
+from bench.scenarios import median_run
+
+
+def test_the_median_run_is_reported_with_every_runs_figure() -> None:
+    runs = [{"probes_per_s": 900.0, "n": 1}, {"error": "timeout"}, {"probes_per_s": 1500.0}]
+    median = median_run(runs)
+    assert median["n"] == 1 and median["runs_probes_per_s"] == [900.0, 0.0, 1500.0]
+    assert median_run([{"probes_per_s": 5.0}])["runs_probes_per_s"] == [5.0]
