@@ -190,13 +190,19 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 else installed_engines()
             )
             result["raw"] = {
-                e: scenarios.run_raw(
-                    e,
-                    url,
-                    args.raw_n,
-                    settings.worker_concurrency,
-                    settings.event_loop,
-                    workdir / f"raw-{e}.log",
+                e: scenarios.median_raw(
+                    [
+                        scenarios.run_raw(
+                            e,
+                            url,
+                            args.raw_n,
+                            settings.worker_concurrency,
+                            settings.event_loop,
+                            workdir / f"raw-{e}.log",
+                        )
+                        # One run of the stock httpx engine takes ~40 s; it is a reference.
+                        for _ in range(1 if e == "httpx" else args.repeat)
+                    ]
                 )
                 for e in engines
             }
@@ -263,6 +269,7 @@ def raw_table(raw: dict[str, Any]) -> str:
         [
             e,
             r.get("rps", r.get("error", "?")),
+            " / ".join(f"{v:,.0f}" for v in sorted(r.get("runs_rps", []))),
             r.get("p50_ms"),
             r.get("p99_ms"),
             r.get("cpu_us_per_req"),
@@ -270,8 +277,8 @@ def raw_table(raw: dict[str, Any]) -> str:
         ]
         for e, r in raw.items()
     ]
-    return "(1) raw ceiling: GETs from one process, worker's HTTP stack\n" + table(
-        rows, ["engine", "req/s", "p50 ms", "p99 ms", "CPU us/req", "ok"]
+    return "(1) raw ceiling: GETs from one process, worker's HTTP stack (the median run)\n" + table(
+        rows, ["engine", "req/s", "runs", "p50 ms", "p99 ms", "CPU us/req", "ok"]
     )
 
 
@@ -418,20 +425,16 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     ceiling = result.get("saturation", {}).get("raw_ceiling_rps")
     if ceiling:
-        # Percent of the raw ceiling, for the in-process worker and for the best run.
-        check(
-            "saturation / raw ceiling, in-process worker only (%)",
-            round(sat.get("+0", {}).get("probes_per_s", 0) / ceiling * 100, 1),
-            TARGET_RATIO * 100,
-            True,
-        )
-        best = max(sat, key=lambda k: sat[k].get("probes_per_s", 0))
-        check(
-            f"saturation / raw ceiling, best run: in-process {best} (%)",
-            round(sat[best].get("probes_per_s", 0) / ceiling * 100, 1),
-            TARGET_RATIO * 100,
-            True,
-        )
+        # Percent of the raw ceiling (one process, one core), with the in-process worker
+        # alone and with two worker processes (the configuration of the 1,300 target).
+        for name, label in (("+0", "in-process worker only"), ("+1", "two worker processes")):
+            if name in sat:
+                check(
+                    f"saturation / raw ceiling, {label}: in-process {name} (%)",
+                    round(sat[name].get("probes_per_s", 0) / ceiling * 100, 1),
+                    TARGET_RATIO * 100,
+                    True,
+                )
     steady = result.get("steady")
     if steady:
         check("steady lateness p99 (ms)", steady["lateness_ms"]["p99"], TARGET_LATE_P99, False)

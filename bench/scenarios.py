@@ -127,6 +127,14 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
     }
 
 
+def median_raw(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of several raw-ceiling runs by req/s, with every run's req/s."""
+    ranked = sorted(results, key=lambda r: r.get("rps", 0.0))
+    raw = dict(ranked[len(ranked) // 2])
+    raw["runs_rps"] = [r.get("rps", 0.0) for r in results]
+    return raw
+
+
 def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of several saturation runs by probes/s (a failed run counts as 0), with
     every run's probes/s in ``runs_probes_per_s``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.scenarios import median_run
+from bench.scenarios import median_raw, median_run
 
 
 def test_the_median_run_is_reported_with_every_runs_figure() -> None:
@@ -10,3 +10,8 @@ def test_the_median_run_is_reported_with_every_runs_figure() -> None:
     median = median_run(runs)
     assert median["n"] == 1 and median["runs_probes_per_s"] == [900.0, 0.0, 1500.0]
     assert median_run([{"probes_per_s": 5.0}])["runs_probes_per_s"] == [5.0]
+
+
+def test_the_median_raw_ceiling_is_reported_with_every_runs_figure() -> None:
+    raw = median_raw([{"rps": 3000.0}, {"rps": 4000.0, "p99_ms": 9}, {"rps": 3500.0}])
+    assert raw["rps"] == 3500.0 and raw["runs_rps"] == [3000.0, 4000.0, 3500.0]
