@@ -323,3 +323,19 @@ async def test_a_clients_queue_is_bounded_in_bytes_not_events() -> None:
     assert not sub.offer("12")  # would be 11: the hub drops this client
     assert await sub.take() == "12345"
     assert sub.queued_bytes == 4 and sub.offer("123456")  # room again once sent
+
+
+def test_filters_read_an_event_passed_through_as_text() -> None:
+    from web.ws import _Outgoing
+
+    text = '{"type":"check.created","payload":{"device_id":3,"status_up":true}}'
+    by_type = EventFilter.parse({"types": "check.created"})
+    by_device = EventFilter.parse({"device_id": "3"})
+    other_device = EventFilter.parse({"device_id": "4"})
+    assert by_type.accepts(_Outgoing("check.created", text=text))
+    assert not EventFilter.parse({"types": "device.created"}).accepts(
+        _Outgoing("check.created", text=text)
+    )
+    assert by_device.accepts(_Outgoing("check.created", text=text))
+    assert not other_device.accepts(_Outgoing("check.created", text=text))
+    assert other_device.accepts(_Outgoing("tick", text='{"type":"tick","payload":{}}'))

@@ -31,7 +31,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from starlette.websockets import WebSocket
 
-from jobs.events import DEVICE_EVENTS, NATS_INBOUND, TICK, decode_message, event_feed
+from jobs.events import (
+    DEVICE_EVENTS,
+    NATS_INBOUND,
+    ORIGIN_HEADER,
+    TICK,
+    TYPE_HEADER,
+    decode_message,
+    event_feed,
+)
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,12 @@ class EventFilter:
                 raise FilterError(f"device_id: not an integer: {raw_id[:50]!r}") from None
         return cls(types=types, device_id=device_id)
 
+    def accepts(self, out: _Outgoing) -> bool:
+        """:meth:`matches`, decoding the event only when the device filter needs it."""
+        if self.device_id is None or out.kind in _ALWAYS:
+            return out.kind in _ALWAYS or self.types is None or out.kind in self.types
+        return self.matches(out.event())
+
     def matches(self, event: Mapping[str, Any]) -> bool:
         kind = event.get("type")
         if kind in _ALWAYS:
@@ -87,6 +101,31 @@ class EventFilter:
         if self.device_id is not None:
             return _device_of(event) == self.device_id
         return True
+
+
+class _Outgoing:
+    """One event on its way to clients: its JSON text and, only when a filter needs its
+    payload, the event decoded; each made at most once, whatever the number of clients."""
+
+    __slots__ = ("_event", "_text", "kind")
+
+    def __init__(
+        self, kind: Any, *, event: Mapping[str, Any] | None = None, text: str | None = None
+    ) -> None:
+        self.kind = kind
+        self._event = event
+        self._text = text
+
+    def event(self) -> Mapping[str, Any]:
+        if self._event is None:
+            decoded = json.loads(self._text or "null")
+            self._event = decoded if isinstance(decoded, dict) else {}
+        return self._event
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self._event, separators=(",", ":"), default=str)
+        return self._text
 
 
 def _device_of(event: Mapping[str, Any]) -> int | None:
@@ -182,13 +221,13 @@ class Hub:
 
     def broadcast(self, event: Mapping[str, Any]) -> None:
         """Queue ``event`` for every subscriber it matches; never waits."""
-        text: str | None = None
+        self._fan_out(_Outgoing(event.get("type"), event=event))
+
+    def _fan_out(self, out: _Outgoing) -> None:
         for sub in list(self._subscribers):
-            if not sub.filter.matches(event):
+            if not sub.filter.accepts(out):
                 continue
-            if text is None:
-                text = json.dumps(event, separators=(",", ":"), default=str)
-            if sub.offer(text):
+            if sub.offer(out.text()):
                 self.delivered += 1
             else:
                 self.drop(sub, "queue overflow")
@@ -213,6 +252,14 @@ class Hub:
         )
 
     def _on_message(self, msg: Msg) -> None:
+        kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
+        if kind is not None and msg.headers and msg.headers.get(ORIGIN_HEADER):
+            # Ours: the body is already the event as clients get it (jobs.events.
+            # encode_event); it is decoded only for a client filtering by device.
+            prefix = b'{"type":' + json.dumps(kind).encode() + b',"payload":'
+            if msg.data.startswith(prefix):
+                self._fan_out(_Outgoing(kind, text=msg.data.decode()))
+                return
         event = decode_message(msg.data, msg.headers)
         if event.get("type") == NATS_INBOUND:
             self.inbound += 1
