@@ -230,7 +230,7 @@ async def _start_web(
     from jobs.events import EventPublisher
     from web.app import create_app
     from web.auth import warn_if_exposed
-    from web.limits import WS_MAX_MESSAGE_BYTES
+    from web.server import server_config
     from web.services import Services
 
     services = Services(
@@ -244,16 +244,7 @@ async def _start_web(
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
     warn_if_exposed(host, settings.api_token)
-    config = uvicorn.Config(
-        create_app(services),
-        host=host,
-        port=port,
-        log_config=None,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-        ws="websockets-sansio",
-        ws_max_size=WS_MAX_MESSAGE_BYTES,
-    )
+    config = server_config(create_app(services), settings, host, port)
     try:
         # Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
         # event loop down before anything (the embedded nats-server) is stopped.

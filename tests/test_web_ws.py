@@ -339,3 +339,18 @@ def test_filters_read_an_event_passed_through_as_text() -> None:
     assert by_device.accepts(_Outgoing("check.created", text=text))
     assert not other_device.accepts(_Outgoing("check.created", text=text))
     assert other_device.accepts(_Outgoing("tick", text='{"type":"tick","payload":{}}'))
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["default-off", "WS_COMPRESSION"])
+async def test_permessage_deflate_only_when_asked_for(
+    settings: Settings, engine: AsyncEngine, on: bool
+) -> None:
+    settings = settings.model_copy(update={"ws_compression": on})
+    async with (
+        running_worker(settings, worker=False) as broker,
+        serve_app(settings, engine, broker) as web,
+        web.websocket() as ws,  # the client offers permessage-deflate, as browsers do
+    ):
+        assert ws.response is not None
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+        assert ("permessage-deflate" in extensions) is on

@@ -24,7 +24,7 @@ from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.scheduling import ProbeScheduler
 from web.app import create_app
-from web.limits import WS_MAX_MESSAGE_BYTES
+from web.server import server_config
 from web.services import Services
 from web.ws import Hub
 
@@ -84,17 +84,7 @@ async def serve_app(
     )
     app = create_app(services)
     port = free_port()
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            lifespan="on",
-            log_config=None,
-            ws="websockets-sansio",
-            ws_max_size=WS_MAX_MESSAGE_BYTES,
-        )
-    )
+    server = _Server(server_config(app, settings, "127.0.0.1", port))
     task = asyncio.create_task(server.serve(), name="test-web")
     while not server.started:
         if task.done():
