@@ -7,14 +7,24 @@ import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# Loggers that write a line per item (per task, per scheduled job): below DEBUG they are
+# raised to WARNING, so their records are not even built (taskiq's "Executing task" line
+# alone cost ~3 % of a saturated worker's CPU, docs/performance.md).  Their few
+# lifecycle lines are said by fleetprobe itself (jobs/broker.py "listening ...").
+_PER_ITEM = ("taskiq.receiver.receiver",)
+# Lines of others that are per item, dropped by a filter (their loggers say more).
+_PER_ITEM_LINES = (("apscheduler.scheduler", "Added job"),)
+
 
 def setup_logging(level: str = "INFO") -> None:
-    """Configure the root logger once; quieten chatty libraries."""
+    """Configure the root logger once; quieten chatty libraries.
+
+    A host that configured logging already (``taskiq worker`` does, with its own format)
+    keeps its handler: adding ours would print every line twice."""
     root = logging.getLogger()
-    if not any(getattr(h, "_fleetprobe", False) for h in root.handlers):
+    if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(FORMAT))
-        handler._fleetprobe = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
     # FORMAT names no file or line: skip the stack walk every record pays for them (the
@@ -22,19 +32,13 @@ def setup_logging(level: str = "INFO") -> None:
     logging._srcfile = None  # type: ignore[attr-defined]
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # A line per task or per job cost ~6 % of a saturated worker's CPU and seconds of a
-    # 100,000-device start-up (docs/performance.md); at DEBUG they are kept.
     if root.level > logging.DEBUG:
-        for name, prefix in _PER_ITEM:
+        for name in _PER_ITEM:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        for name, prefix in _PER_ITEM_LINES:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _DropPrefix) for f in logger.filters):
                 logger.addFilter(_DropPrefix(prefix))
-
-
-_PER_ITEM = (
-    ("taskiq.receiver.receiver", "Executing task"),
-    ("apscheduler.scheduler", "Added job"),
-)
 
 
 class _DropPrefix(logging.Filter):

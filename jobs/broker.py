@@ -137,6 +137,12 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         await super()._startup_consumer()
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        log.info(
+            "listening stream=%s durable=%s batch=%d",
+            self.stream_name,
+            self.durable,
+            self.pull_consume_batch,
+        )
         while True:
             try:
                 messages = await self.consumer.fetch(

@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
-from taskiq import Context, TaskiqDepends
+from taskiq import TaskiqState
 
 from core.natsconn import connect
 from core.settings import Settings
@@ -106,8 +106,9 @@ def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> B
     return writer
 
 
-def get_runtime(context: Context = TaskiqDepends()) -> WorkerRuntime:
-    runtime: WorkerRuntime | None = getattr(context.state, "runtime", None)
+def runtime_of(state: TaskiqState) -> WorkerRuntime:
+    """The runtime the WORKER_STARTUP hook put in the broker's state."""
+    runtime: WorkerRuntime | None = getattr(state, "runtime", None)
     if runtime is None:
         raise RuntimeError("worker runtime is not started (WORKER_STARTUP hook did not run)")
     return runtime

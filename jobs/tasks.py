@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from taskiq import AsyncBroker, TaskiqDepends, TaskiqEvents, TaskiqState
+from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
 from jobs.broker import PROBE_TASK, RECORDER_TASK
 from jobs.events import CHECK_CREATED
 from jobs.probes import ProbeResult, run_probe
-from jobs.recorder.task import send_recorder_command
-from jobs.runtime import WorkerRuntime, get_runtime
+from jobs.recorder.task import RecorderJob, send_recorder_command
+from jobs.runtime import WorkerRuntime, runtime_of
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ def check_event_payload(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def probe_device(
-    job: ProbeJob, runtime: WorkerRuntime = TaskiqDepends(get_runtime)
-) -> dict[str, Any]:
+async def probe_device(job: ProbeJob, runtime: WorkerRuntime) -> dict[str, Any]:
     """Probe, store (idempotently, keyed by ``run_key``), then announce what was stored
     (a run stored by an earlier delivery is not announced twice)."""
     settings = runtime.settings
@@ -99,8 +97,17 @@ async def probe_device(
 
 def register_tasks(broker: AsyncBroker) -> None:
     """Register every task and the worker start/stop hooks on ``broker``."""
-    broker.register_task(probe_device, task_name=PROBE_TASK)
-    broker.register_task(send_recorder_command, task_name=RECORDER_TASK)
+
+    # The tasks take the runtime from the broker's state, not through taskiq's dependency
+    # injection: resolving it cost ~3 % of a saturated worker's CPU (docs/performance.md).
+    async def probe(job: ProbeJob) -> dict[str, Any]:
+        return await probe_device(job, runtime_of(broker.state))
+
+    async def recorder_command(job: RecorderJob) -> dict[str, Any]:
+        return await send_recorder_command(job, runtime_of(broker.state))
+
+    broker.register_task(probe, task_name=PROBE_TASK)
+    broker.register_task(recorder_command, task_name=RECORDER_TASK)
 
     async def _startup(state: TaskiqState) -> None:
         settings = broker.settings  # type: ignore[attr-defined]

@@ -50,7 +50,7 @@ async def rows(engine: AsyncEngine) -> list[CheckResult]:
 
 
 async def ready(proc: Proc) -> bool:
-    return "Listening started" in proc.output()
+    return "listening stream=" in proc.output()
 
 
 def kill_group(proc: Proc) -> None:

@@ -48,7 +48,7 @@ async def kick_many(settings: Settings, address: str, n: int, prefix: str) -> No
 
 async def listening(p: Proc) -> bool:
     out = p.output()
-    return "Listening started" in out or "fleetprobe running" in out
+    return "listening stream=" in out or "fleetprobe running" in out
 
 
 def worker_of(kind: str, env: dict[str, str], log: Path) -> Proc:

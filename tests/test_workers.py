@@ -80,4 +80,4 @@ async def test_two_worker_processes_store_every_scheduled_probe_exactly_once(
 
 
 async def _ready(proc: object) -> bool:
-    return "Listening started" in proc.output()  # type: ignore[attr-defined]
+    return "listening stream=" in proc.output()  # type: ignore[attr-defined]

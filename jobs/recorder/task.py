@@ -14,14 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from taskiq import TaskiqDepends
 
 from jobs.events import RECORDER_COMMAND
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
 from jobs.recorder.models import TASK_ID_MAX, Command, CommandName, describe
 from jobs.recorder.schemas import CommandResultRead, CommandSource
-from jobs.runtime import WorkerRuntime, get_runtime
+from jobs.runtime import WorkerRuntime
 from storage.db import session_factory
 from storage.recorder_repo import get_command
 from storage.types import utcnow
@@ -102,9 +101,7 @@ async def stored_result(runtime: WorkerRuntime, run_key: str) -> dict[str, Any] 
     return CommandResultRead.model_validate(row).model_dump(mode="json")
 
 
-async def send_recorder_command(
-    job: RecorderJob, runtime: WorkerRuntime = TaskiqDepends(get_runtime)
-) -> dict[str, Any]:
+async def send_recorder_command(job: RecorderJob, runtime: WorkerRuntime) -> dict[str, Any]:
     """Send, store (idempotently, keyed by ``run_key``), then announce; returns the stored
     result."""
     earlier = await stored_result(runtime, job.run_key)
