@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,10 @@ def median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     ranked = sorted(range(len(results)), key=lambda i: rate[i])
     run = dict(results[ranked[len(ranked) // 2]])
     run["runs_probes_per_s"] = rate
+    ratios = sorted(r["ratio_to_raw"] for r in results if "ratio_to_raw" in r)
+    if ratios:  # the median of the runs' own ratios (each to the ceiling measured with it)
+        run["runs_ratio_to_raw"] = [r.get("ratio_to_raw") for r in results]
+        run["ratio_to_raw"] = ratios[len(ratios) // 2]
     return run
 
 
@@ -157,11 +162,15 @@ async def scaleout(
     profile_runs: bool = False,
     worker_args: list[str] | None = None,
     repeat: int = 1,
+    raw_ceiling: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Scenarios 2 and 4: saturation with the in-process worker, then with more
     ``taskiq worker`` processes added to the same running system; ``repeat`` runs each,
-    the median (by probes/s) reported with every run's figure.  With ``profile_runs``,
-    py-spy records the scheduler process during the first measured run."""
+    the median (by probes/s) reported with every run's figure.  With ``raw_ceiling``, the
+    raw ceiling is measured again right before each run and the run's ratio taken to it:
+    the box's speed drifts over minutes, so a ceiling measured earlier would skew it.
+    With ``profile_runs``, py-spy records the scheduler process during the first measured
+    run."""
     url = await prepare_db(workdir / "saturation.db", n, target, IDLE_INTERVAL, 10.0)
     system = System(
         workdir,
@@ -182,8 +191,17 @@ async def scaleout(
                 while sum(p.name.startswith("worker") for p in system.procs) < extra:
                     system.add_worker()
                 out = workdir / f"profile-scheduler+{extra}.txt"
-                with profile.recording(system.scheduler.pid, out, profile_runs and i == 0):
-                    results = [await saturate(system, feed, n, timeout) for _ in range(repeat)]
+                results = []
+                for _ in range(repeat):
+                    ceiling = await asyncio.to_thread(raw_ceiling) if raw_ceiling else {}
+                    with profile.recording(
+                        system.scheduler.pid, out, profile_runs and i == 0 and not results
+                    ):
+                        result = await saturate(system, feed, n, timeout)
+                    if ceiling.get("rps") and result.get("probes_per_s"):
+                        result["raw_ceiling_rps"] = ceiling["rps"]
+                        result["ratio_to_raw"] = round(result["probes_per_s"] / ceiling["rps"], 3)
+                    results.append(result)
                 run = median_run(results)
                 if profile_runs and i == 0:
                     run["profile"] = profile.summarise(out)
