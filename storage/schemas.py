@@ -38,6 +38,7 @@ from core.settings import (
     MIN_INTERVAL_SECONDS,
     MIN_TIMEOUT_SECONDS,
 )
+from storage.types import MAX_ID
 
 _HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
@@ -164,7 +165,7 @@ class ProbeRequest(BaseModel):
 
     model_config = _INPUT
 
-    device_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] | None = Field(
+    device_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         default=None, max_length=1000
     )
 

@@ -64,6 +64,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, compile_path
 
+from storage.types import MAX_ID
 from web.errors import ErrorBody, Issue, RequestInvalid
 
 __all__ = [
@@ -85,7 +86,7 @@ __all__ = [
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 # The largest integer a path parameter may carry (SQLite/PostgreSQL BIGINT).
-MAX_PATH_INT = 2**63 - 1
+MAX_PATH_INT = MAX_ID
 # What a path parameter is, by its Starlette convertor, before an endpoint's own bounds.
 _PATH_TYPES: dict[type[Convertor[Any]], object] = {
     IntegerConvertor: Annotated[int, Field(ge=0, le=MAX_PATH_INT)],
