@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,9 +43,20 @@ def make_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+# Key of the PostgreSQL advisory lock that serialises table creation across hosts.
+INIT_LOCK_KEY = 0x666C_7072_6F62  # "flprob"
+
+
 async def init_db(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent; safe from several processes at once)."""
+    """Create missing tables (idempotent; safe from several processes at once).
+
+    On PostgreSQL, processes starting together on a new database would race between
+    create_all's "does it exist?" and its CREATE TABLE (a unique violation in pg_type):
+    they take turns under a transaction-scoped advisory lock.  SQLite serialises writers
+    by itself."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INIT_LOCK_KEY})
         await conn.run_sync(SQLModel.metadata.create_all)
     log.info("database ready url=%s", engine.url.render_as_string(hide_password=True))
 

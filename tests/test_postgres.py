@@ -8,6 +8,7 @@ except under CI=true, where a missing server is a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.postgres
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-async def pg_engine() -> AsyncIterator[AsyncEngine]:
+@contextlib.asynccontextmanager
+async def empty_database() -> AsyncIterator[str]:
+    """The URL of a database of its own, created empty and dropped afterwards."""
     admin = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         async with asyncio.timeout(5), admin.connect() as conn:
@@ -45,16 +47,37 @@ async def pg_engine() -> AsyncIterator[AsyncEngine]:
     name = f"fleetprobe_{uuid.uuid4().hex[:12]}"
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
     try:
-        await init_db(engine)
-        yield engine
+        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        await engine.dispose()
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
+
+
+@pytest.fixture
+async def pg_engine() -> AsyncIterator[AsyncEngine]:
+    async with empty_database() as url:
+        engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
+        try:
+            await init_db(engine)
+            yield engine
+        finally:
+            await engine.dispose()
+
+
+async def test_hosts_starting_together_create_the_tables_once_without_error() -> None:
+    """Every process runs init_db at start; on a new database they race to create it."""
+    for _ in range(5):
+        async with empty_database() as url:
+            engines = [make_engine(Settings(DATABASE_URL=url)) for _ in range(4)]  # type: ignore[call-arg]
+            try:
+                await asyncio.gather(*(init_db(engine) for engine in engines))
+                async with session_factory(engines[0])() as session:
+                    assert await count_checks(session) == 0  # the tables are there
+            finally:
+                for engine in engines:
+                    await engine.dispose()
 
 
 def row(key: str, device_id: int) -> dict[str, object]:
