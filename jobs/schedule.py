@@ -43,6 +43,21 @@ def slot_at(now: datetime, anchor: datetime, interval: int) -> datetime:
     return anchor + timedelta(seconds=k * interval)
 
 
+def recent_slots(
+    specs: Mapping[int, ProbeJobSpec], now: datetime, window: float
+) -> dict[int, datetime]:
+    """Each device's latest slot, if it fell within the last ``window`` seconds (pure).
+
+    What a scheduler that just took the lead may have been left: slots that came while
+    no scheduler held it.  Only the latest per device: one catch-up run, not a burst."""
+    recent = {}
+    for device_id, spec in specs.items():
+        slot = slot_at(now, slot_anchor(device_id, spec.interval), spec.interval)
+        if (now - slot).total_seconds() <= window:
+            recent[device_id] = slot
+    return recent
+
+
 def slot_key(device_id: int, slot: datetime) -> str:
     """The run key of a scheduled probe: one per (device, slot); also its Nats-Msg-Id."""
     return f"probe:{device_id}:{slot.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"

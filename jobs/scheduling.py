@@ -24,7 +24,7 @@ from jobs.events import DEVICE_EVENTS
 from jobs.kick import kick_probe, scheduled_job
 from jobs.leader import LeaderLease
 from jobs.mirror import TableMirror
-from jobs.schedule import ProbeJobSpec, slot_anchor, slot_at
+from jobs.schedule import ProbeJobSpec, recent_slots, slot_anchor, slot_at
 from storage.models import Device
 from storage.repo import probe_fields
 from storage.types import utcnow
@@ -86,8 +86,11 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             await self.lease.refresh()
         await super().start()
         if self.lease is not None:
+            if self.lease.is_leader:
+                self.took_lead()
+                await self.catch_up()
             self.scheduler.add_job(
-                self.lease.refresh,
+                self.refresh_lease,
                 IntervalTrigger(seconds=self.lease.renew_every),
                 id="fleetprobe:lease",
                 replace_existing=True,
@@ -136,6 +139,27 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
     def remove(self, row_id: int) -> None:
         self.owed.pop(row_id, None)
         super().remove(row_id)
+
+    async def refresh_lease(self) -> None:
+        """Renew or take the lease; on taking it, catch up what nobody kicked."""
+        if self.lease is None:
+            return
+        was_leader = self.lease.is_leader
+        if await self.lease.refresh() and not was_leader:
+            self.took_lead()
+            await self.catch_up()  # now: the next regular slot would coalesce them away
+
+    def took_lead(self) -> None:
+        """Owe each device its latest slot if it came in the last lease time plus one
+        renewal period: the longest no scheduler can have held the lease (the previous
+        leader died, or none ran).  Those the previous leader did kick are dropped by
+        JetStream's de-duplication (``Nats-Msg-Id`` = the run key)."""
+        assert self.lease is not None
+        window = self.lease.ttl + self.lease.renew_every + 1.0
+        recent = recent_slots(self.registered, self.clock(), window)
+        for device_id, slot in recent.items():
+            self.owed.setdefault(device_id, slot)
+        log.info("took the lead: owing recent slots devices=%d window_s=%.1f", len(recent), window)
 
     @property
     def is_leader(self) -> bool:

@@ -12,6 +12,7 @@ from jobs.schedule import (
     ProbeJobSpec,
     phase_seconds,
     plan_schedule,
+    recent_slots,
     slot_anchor,
     slot_at,
     slot_key,
@@ -101,3 +102,19 @@ def test_plan_schedule_of_equal_sets_is_empty() -> None:
 def test_only_usable_row_events_name_a_row(data: bytes, expected: int | None) -> None:
     types = frozenset({"device.created", "device.updated", "device.deleted"})
     assert event_row_id(data, types) == expected
+
+
+def test_recent_slots_are_each_devices_latest_within_the_window() -> None:
+    specs = {
+        d: ProbeJobSpec(device_id=d, address="http://x/", interval=60, timeout=5) for d in (1, 2, 3)
+    }
+    now = slot_anchor(1, 60) + timedelta(days=3, seconds=5)  # device 1's slot was 5 s ago
+    recent = recent_slots(specs, now, window=14)
+    assert recent[1] == now - timedelta(seconds=5)
+    for device_id, slot in recent.items():
+        assert slot == slot_at(now, slot_anchor(device_id, 60), 60)
+        assert timedelta(0) <= now - slot <= timedelta(seconds=14)
+    # A device whose latest slot is older than the window owes nothing.
+    older = [d for d in specs if (now - slot_at(now, slot_anchor(d, 60), 60)).total_seconds() > 14]
+    assert all(d not in recent for d in older)
+    assert recent_slots(specs, now, window=0) == {}
