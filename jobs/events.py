@@ -45,6 +45,16 @@ def encode_event(type_: str, payload: Any) -> bytes:
     ).encode()
 
 
+def own_event_text(data: bytes, headers: dict[str, str] | None) -> tuple[str, str] | None:
+    """``(type, JSON text)`` of an event fleetprobe published (:func:`encode_event`), as
+    clients see it, without decoding it; None for anything else (pure)."""
+    if not headers or not headers.get(ORIGIN_HEADER) or not (kind := headers.get(TYPE_HEADER)):
+        return None
+    if not data.startswith(b'{"type":' + json.dumps(kind).encode() + b',"payload":'):
+        return None
+    return kind, data.decode()
+
+
 def decode_message(data: bytes, headers: dict[str, str] | None) -> dict[str, Any]:
     """An event as WebSocket clients see it.
 

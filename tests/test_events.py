@@ -10,8 +10,12 @@ from jobs.events import (
     CHECK_CREATED,
     DEVICE_CREATED,
     DEVICE_EVENTS,
+    ORIGIN_HEADER,
+    TYPE_HEADER,
     EventPublisher,
+    encode_event,
     event_feed,
+    own_event_text,
 )
 from tests.helpers import wait_for
 
@@ -72,3 +76,13 @@ async def test_a_failing_listener_does_not_stop_the_others(settings: Settings) -
         await remove_ok()
     finally:
         await nc.close()
+
+
+def test_own_events_pass_through_as_the_text_they_were_published_as() -> None:
+    data = encode_event(CHECK_CREATED, {"device_id": 3, "status_up": True})
+    ours = {ORIGIN_HEADER: "w", TYPE_HEADER: CHECK_CREATED}
+    assert own_event_text(data, ours) == (CHECK_CREATED, data.decode())
+    assert own_event_text(data, {TYPE_HEADER: CHECK_CREATED}) is None  # not from fleetprobe
+    assert own_event_text(data, None) is None
+    assert own_event_text(b"not an event", ours) is None  # headers lie: decoded the slow way
+    assert own_event_text(data, ours | {TYPE_HEADER: DEVICE_CREATED}) is None

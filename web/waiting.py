@@ -12,7 +12,7 @@ from typing import TypeVar
 from nats.aio.msg import Msg
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from jobs.events import TYPE_HEADER, event_feed
+from jobs.events import event_feed
 from storage.db import session_factory
 from web.services import Services
 
@@ -24,10 +24,8 @@ Reader = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Result]]]
 
 
 def names_a_pending_run(msg: Msg, event_type: str, pending: Collection[str]) -> bool:
-    """Is this an ``event_type`` event about one of the ``pending`` run keys?"""
-    kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
-    if kind is not None and kind != event_type:
-        return False  # ours, of another type: not worth decoding
+    """Is this an ``event_type`` event about one of the ``pending`` run keys?  (The event
+    feed already skipped ours of other types undecoded.)"""
     try:
         event = json.loads(msg.data)
         return bool(event["type"] == event_type and event["payload"]["run_key"] in pending)

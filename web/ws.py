@@ -34,11 +34,10 @@ from starlette.websockets import WebSocket
 from jobs.events import (
     DEVICE_EVENTS,
     NATS_INBOUND,
-    ORIGIN_HEADER,
     TICK,
-    TYPE_HEADER,
     decode_message,
     event_feed,
+    own_event_text,
 )
 from storage.types import utcnow
 
@@ -88,19 +87,14 @@ class EventFilter:
 
     def accepts(self, out: _Outgoing) -> bool:
         """:meth:`matches`, decoding the event only when the device filter needs it."""
-        if self.device_id is None or out.kind in _ALWAYS:
-            return out.kind in _ALWAYS or self.types is None or out.kind in self.types
-        return self.matches(out.event())
+        if out.kind in _ALWAYS:
+            return True
+        if self.types is not None and out.kind not in self.types:
+            return False
+        return self.device_id is None or _device_of(out.event()) == self.device_id
 
     def matches(self, event: Mapping[str, Any]) -> bool:
-        kind = event.get("type")
-        if kind in _ALWAYS:
-            return True
-        if self.types is not None and kind not in self.types:
-            return False
-        if self.device_id is not None:
-            return _device_of(event) == self.device_id
-        return True
+        return self.accepts(_Outgoing(event.get("type"), event=event))
 
 
 class _Outgoing:
@@ -252,14 +246,11 @@ class Hub:
         )
 
     def _on_message(self, msg: Msg) -> None:
-        kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
-        if kind is not None and msg.headers and msg.headers.get(ORIGIN_HEADER):
-            # Ours: the body is already the event as clients get it (jobs.events.
-            # encode_event); it is decoded only for a client filtering by device.
-            prefix = b'{"type":' + json.dumps(kind).encode() + b',"payload":'
-            if msg.data.startswith(prefix):
-                self._fan_out(_Outgoing(kind, text=msg.data.decode()))
-                return
+        own = own_event_text(msg.data, msg.headers)
+        if own is not None:  # ours: passed on as it came, decoded only for a device filter
+            kind, text = own
+            self._fan_out(_Outgoing(kind, text=text))
+            return
         event = decode_message(msg.data, msg.headers)
         if event.get("type") == NATS_INBOUND:
             self.inbound += 1
