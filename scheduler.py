@@ -208,7 +208,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 3
         log.info(
             "fleetprobe running loop=%s; Ctrl-C to stop",
-            type(asyncio.get_running_loop()).__module__.split(".")[0],
+            loop_name(settings.event_loop),
         )
         await stop.wait()
         log.info("stopping")

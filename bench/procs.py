@@ -90,6 +90,15 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def worker_command(*extra: str) -> list[str]:
+    """One ``taskiq worker`` process on fleetprobe's broker, quick to stop (the bench's
+    and the tests' extra workers)."""
+    return python(
+        "-m", "taskiq", "worker", "worker:broker", "--workers", "1", "--shutdown-timeout", "3",
+        *extra,
+    )  # fmt: skip
+
+
 def on_stop(cleanup: Callable[[], None]) -> None:
     """Run ``cleanup`` in :func:`stop_all`, after the processes (the nats-server)."""
     _cleanups.append(cleanup)

@@ -60,8 +60,8 @@ async def _drive(get: Get, n: int, concurrency: int) -> dict[str, Any]:
     }
 
 
-async def measure(engine: str, url: str, n: int, concurrency: int) -> dict[str, Any]:
-    warm = min(200, n)
+def _engine(engine: str, url: str) -> tuple[Get, Callable[[], Awaitable[None]]]:
+    """One GET of ``url`` with ``engine``, and how to close what it opened."""
     if engine in ("aiohttp", "httpx"):
         settings = Settings(HTTP_ENGINE=engine, PROBE_TIMEOUT_SECONDS=10)  # type: ignore[call-arg]
         client = make_http_client(settings)
@@ -72,11 +72,7 @@ async def measure(engine: str, url: str, n: int, concurrency: int) -> dict[str, 
             )
             return result.status_up
 
-        try:
-            await _drive(get, warm, concurrency)
-            return await _drive(get, n, concurrency)
-        finally:
-            await client.aclose()
+        return get, client.aclose
     if engine == "httpx2":
         import httpx2
 
@@ -88,11 +84,7 @@ async def measure(engine: str, url: str, n: int, concurrency: int) -> dict[str, 
             result = await run_probe(h2client, url, 10.0)  # type: ignore[arg-type]
             return result.status_up
 
-        try:
-            await _drive(get2, warm, concurrency)
-            return await _drive(get2, n, concurrency)
-        finally:
-            await h2client.aclose()
+        return get2, h2client.aclose
     if engine == "aiohttp-raw":
         import aiohttp
 
@@ -103,12 +95,17 @@ async def measure(engine: str, url: str, n: int, concurrency: int) -> dict[str, 
                 await response.read()
                 return response.status < 500
 
-        try:
-            await _drive(get3, warm, concurrency)
-            return await _drive(get3, n, concurrency)
-        finally:
-            await session.close()
+        return get3, session.close
     raise SystemExit(f"unknown engine {engine!r}")
+
+
+async def measure(engine: str, url: str, n: int, concurrency: int) -> dict[str, Any]:
+    get, close = _engine(engine, url)
+    try:
+        await _drive(get, min(200, n), concurrency)  # warm-up: connections, first calls
+        return await _drive(get, n, concurrency)
+    finally:
+        await close()
 
 
 def main() -> None:

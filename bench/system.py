@@ -16,7 +16,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.procs import Proc, Sampler, python
+from bench.procs import Proc, Sampler, python, worker_command
 from core.natsserver import free_port
 from core.settings import Settings
 from storage.db import init_db, make_engine
@@ -106,17 +106,7 @@ class System:
         name = f"worker{index}"
         proc = Proc(
             name,
-            python(
-                "-m",
-                "taskiq",
-                "worker",
-                "worker:broker",
-                "--workers",
-                "1",
-                "--shutdown-timeout",
-                "3",
-                *self.worker_args,
-            ),
+            worker_command(*self.worker_args),
             self.env,
             self.workdir / f"{name}-{self.tag}.log",
         )

@@ -25,7 +25,6 @@ from jobs.kick import kick_probe, scheduled_job
 from jobs.leader import LeaderLease
 from jobs.mirror import TableMirror
 from jobs.schedule import ProbeJobSpec, recent_slots, slot_anchor, slot_at
-from storage.models import Device
 from storage.repo import probe_fields
 from storage.types import utcnow
 
@@ -34,14 +33,13 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-def spec_for(device: Device | Row[Any], settings: Settings) -> ProbeJobSpec:
-    """The probe job of a device (an ORM object, or a row of :func:`probe_fields`)."""
-    assert device.id is not None
+def spec_for(row: Row[Any], settings: Settings) -> ProbeJobSpec:
+    """The probe job of a device (a row of :func:`probe_fields`)."""
     return ProbeJobSpec(
-        device_id=device.id,
-        address=device.address,
-        interval=device.interval_seconds or settings.monitor_period_seconds,
-        timeout=device.timeout_seconds or settings.probe_timeout_seconds,
+        device_id=row.id,
+        address=row.address,
+        interval=row.interval_seconds or settings.monitor_period_seconds,
+        timeout=row.timeout_seconds or settings.probe_timeout_seconds,
     )
 
 
@@ -87,8 +85,7 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         await super().start()
         if self.lease is not None:
             if self.lease.is_leader:
-                self.took_lead()
-                await self.catch_up()
+                await self.took_lead()
             self.scheduler.add_job(
                 self.refresh_lease,
                 IntervalTrigger(seconds=self.lease.renew_every),
@@ -146,10 +143,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             return
         was_leader = self.lease.is_leader
         if await self.lease.refresh() and not was_leader:
-            self.took_lead()
-            await self.catch_up()  # now: the next regular slot would coalesce them away
+            await self.took_lead()
 
-    def took_lead(self) -> None:
+    async def took_lead(self) -> None:
         """Owe each device its latest slot if it came in the last lease time plus one
         renewal period: the longest no scheduler can have held the lease (the previous
         leader died, or none ran).  Those the previous leader did kick are dropped by
@@ -160,6 +156,7 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         for device_id, slot in recent.items():
             self.owed.setdefault(device_id, slot)
         log.info("took the lead: owing recent slots devices=%d window_s=%.1f", len(recent), window)
+        await self.catch_up()  # now: the next regular slot would coalesce them away
 
     @property
     def is_leader(self) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.procs import worker_command
 from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,19 +55,7 @@ class Proc:
 
 
 def taskiq_worker(env: dict[str, str], log: Path, *extra: str) -> Proc:
-    args = [
-        sys.executable,
-        "-m",
-        "taskiq",
-        "worker",
-        "worker:broker",
-        "--workers",
-        "1",
-        "--shutdown-timeout",
-        "3",
-        *extra,
-    ]
-    return Proc(args, env, log)
+    return Proc(worker_command(*extra), env, log)
 
 
 def scheduler_cmd(env: dict[str, str], log: Path, *extra: str) -> Proc:
