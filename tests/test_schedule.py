@@ -116,5 +116,5 @@ def test_recent_slots_are_each_devices_latest_within_the_window() -> None:
         assert timedelta(0) <= now - slot <= timedelta(seconds=14)
     # A device whose latest slot is older than the window owes nothing.
     older = [d for d in specs if (now - slot_at(now, slot_anchor(d, 60), 60)).total_seconds() > 14]
-    assert all(d not in recent for d in older)
+    assert older and all(d not in recent for d in older)  # the phases leave some out
     assert recent_slots(specs, now, window=0) == {}
