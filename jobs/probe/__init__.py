@@ -1,0 +1,1 @@
+"""The probe: what one check of one device does, whatever its kind."""
