@@ -35,8 +35,10 @@ The rules are Gatus's, with these differences, each stricter or clearer:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
@@ -105,7 +107,15 @@ def _holds(condition: Condition, left: str, reading: Reading) -> bool:
     a, b = _millis(left), _millis(other)
     if a is None or b is None:
         return False
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    return _COMPARE[op](a, b)
+
+
+_COMPARE: dict[str, Callable[[Decimal, Decimal], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def _equal(left: str, right: str, kind: Kind) -> bool:

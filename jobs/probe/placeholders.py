@@ -219,7 +219,7 @@ class Reading:
             except Missing as missing:
                 self._document = missing
         if isinstance(self._document, Missing):
-            raise self._document
+            raise Missing(self._document.why)
         return self._document
 
     def _raw(self, name: str) -> str:
