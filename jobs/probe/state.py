@@ -19,8 +19,8 @@ Gatus or Uptime Kuma expects them:
   :class:`Health` keeps the last :data:`WINDOW` results; a late one is put in its place
   and the window folded again from the tally before it. If that changes the state, the
   change is dated at the newest result (history already announced is not rewritten).
-  A result older than the window, or than the last reset, no longer counts. The same
-  ``run_key`` twice is one result.
+  A result older than the window, than a pause or resume, or than a gap that made the
+  device unknown no longer counts. The same ``run_key`` twice is one result.
 
 The integration keeps one :class:`Health` per device in a row and decides each change
 by compare-and-swap on ``revision`` (only the process whose update landed stores the
@@ -208,7 +208,7 @@ def step(
         tally.consecutive_successes,
         base,
         recent,
-        max(at, health.last_slot_at or at),
+        at,  # the newest slot applied: a late result leaves it where it was
         floor,
         health.revision + 1,
     )
