@@ -6,8 +6,9 @@ minus ``now`` (passed in, or read once when the certificate arrives).  The certi
 is parsed from its DER bytes with ``cryptography``: ``getpeercert()``'s dict is empty
 when verification is off, and the DER form is there either way.
 
-:func:`https_certificate` gives an ``https://`` check the same certificate facts; see
-its docstring for why it makes its own handshake.
+:func:`response_certificate` reads them from an open ``https://`` response when the HTTP
+engine exposes its connection (httpx's own does, httpx-aiohttp does not);
+:func:`https_certificate` gets them with a handshake of its own otherwise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ssl
 import time
 from datetime import UTC, datetime
 
+import httpx
 from cryptography import x509
 
 from jobs.probe.facts import Facts
@@ -89,6 +91,26 @@ async def probe_tls(
         bad = failed(ErrorKind.TLS.value, f"unreadable certificate: {exc}", started)
         return dataclasses.replace(bad, connected=True, response_time_ms=handshake_ms)
     return dataclasses.replace(facts, connected=True, response_time_ms=handshake_ms)
+
+
+def response_certificate(response: httpx.Response, now: datetime | None = None) -> Facts | None:
+    """The certificate facts of an https ``response`` still open (inside ``client.stream``),
+    or ``None`` when the engine does not expose its connection.
+
+    httpx's own transport puts its connection in ``response.extensions["network_stream"]``
+    (httpcore's documented extension); httpx-aiohttp, the default engine, puts none.
+    """
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        return certificate_facts(der, now if now is not None else datetime.now(UTC))
+    except ValueError:
+        return None
 
 
 async def https_certificate(
