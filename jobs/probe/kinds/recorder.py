@@ -7,7 +7,7 @@ text, so ``[BODY].payload.file_path`` reads the current recording's file.  A rep
 ``msg_status: error`` is an answer (``[CONNECTED]`` true); no recorder listening, no
 reply in time, NATS unreachable or a reply that is not one are data, with the error
 kinds of :mod:`jobs.recorder.errors` (``no_responder``, ``timeout``, ``connection``,
-``invalid_reply``).
+``invalid_reply``), or ``invalid_command`` for a task id no command can carry.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ import dataclasses
 import json
 import time
 
+from pydantic import ValidationError
+
 from jobs.probe.facts import Facts
 from jobs.probe.kinds.address import RecorderTarget
 from jobs.probe.kinds.failure import failed, from_exception, timed_out
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
-from jobs.recorder.models import Command
+from jobs.recorder.models import Command, describe
 
+# The error kind jobs.recorder.task stores for a command that cannot be built (not
+# imported: the task module pulls in storage and the worker runtime).
+INVALID_COMMAND = "invalid_command"
 # The failures in which a reply did arrive (the recorder is there, it answered badly).
 _REPLIED = ("invalid_reply",)
 
@@ -38,6 +43,9 @@ async def probe_recorder(
     started = time.perf_counter()
     try:
         command = Command(task_id=target.task_id, cmd="status")
+    except ValidationError as exc:  # a target built without the parser, longer than allowed
+        return failed(INVALID_COMMAND, describe(exc), started)
+    try:
         async with asyncio.timeout(timeout):
             reply = await client.send(command)
     except TimeoutError:
