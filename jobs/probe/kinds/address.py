@@ -27,7 +27,13 @@ from urllib.parse import parse_qsl, unquote
 
 from pydantic import AnyHttpUrl, TypeAdapter, ValidationError
 
-from jobs.probe.kinds.hosts import HostError, split_host_port, valid_dns_name, valid_host
+from jobs.probe.kinds.hosts import (
+    HostError,
+    ascii_host,
+    split_host_port,
+    valid_dns_name,
+    valid_host,
+)
 from jobs.recorder.models import TASK_ID_MAX
 
 Kind = Literal["http", "tcp", "tls", "dns", "recorder"]
@@ -156,6 +162,7 @@ def _dns(rest: str) -> DnsTarget:
         netloc = netloc[:-1]
     if not netloc:
         raise AddressError("address: dns:// needs a name, e.g. dns://example.com?type=A")
+    netloc = ascii_host(netloc, "dns:// name")
     if not valid_dns_name(netloc):
         raise AddressError(f"address: dns:// name {netloc[:60]} is not a valid DNS name")
     record_type, server, server_port = "A", None, DNS_PORT

@@ -46,7 +46,7 @@ def split_host_port(netloc: str, *, scheme: str, example: str) -> tuple[str, int
         host, sep, port_text = netloc.partition(":")
         if not sep:
             port_text = None
-        host = _ascii_host(host, scheme)
+        host = ascii_host(host, scheme)
         if not valid_host(host):
             raise HostError(f"{scheme} host {host[:60] or '(empty)'} is not a valid host name")
     return host.lower(), None if port_text is None else parse_port(port_text, scheme, example)
@@ -77,8 +77,9 @@ def valid_dns_name(name: str) -> bool:
     return all(_LABEL.match(label) for label in name.split("."))
 
 
-def _ascii_host(host: str, scheme: str) -> str:
-    """An internationalised host name in its ASCII (punycode) form, as DNS needs it."""
+def ascii_host(host: str, scheme: str) -> str:
+    """An internationalised host name in its ASCII (punycode) form, as DNS needs it;
+    ``scheme`` names the address part in the error."""
     if host.isascii():
         return host
     try:

@@ -4,6 +4,9 @@ reads (the API's 422 later)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from jobs.probe.kinds.address import (
     AddressError,
@@ -169,3 +172,38 @@ def test_kind_of_names_the_kind_the_default_conditions_use(address: str, kind: s
 def test_kind_of_an_unknown_scheme_raises_the_same_error() -> None:
     with pytest.raises(AddressError, match="scheme gopher is not supported"):
         kind_of("gopher://x")
+
+
+SCHEME_PREFIXES = st.sampled_from(
+    ["", "http://", "https://", "tcp://", "tls://", "dns://", "recorder://"]
+)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(prefix=SCHEME_PREFIXES, rest=st.text(max_size=80))
+def test_any_text_is_a_target_or_an_address_error_never_another_exception(
+    prefix: str, rest: str
+) -> None:
+    try:
+        target = parse_address(prefix + rest)
+    except AddressError as exc:
+        assert str(exc).startswith("address: ")
+    else:
+        assert target.kind in {"http", "tcp", "tls", "dns", "recorder"}
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+
+
+@given(
+    labels=st.lists(LABEL, min_size=1, max_size=4),
+    port=st.integers(1, 65535),
+    scheme=st.sampled_from(["tcp", "tls"]),
+)
+def test_every_host_and_port_round_trips(labels: list[str], port: int, scheme: str) -> None:
+    host = ".".join(labels)
+    target = parse_address(f"{scheme}://{host.upper()}:{port}")
+    assert (target.kind, target) == (
+        scheme,
+        (TcpTarget if scheme == "tcp" else TlsTarget)(host, port),
+    )
