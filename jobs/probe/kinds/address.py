@@ -125,9 +125,8 @@ def parse_address(address: str) -> Target:
     except HostError as exc:
         raise AddressError(f"address: {exc}") from None
     shown = scheme[:20] or "(empty)"
-    raise AddressError(
-        f"address: scheme {shown} is not supported; use http, https, tcp, tls, dns or recorder"
-    )
+    accepted = ", ".join(SCHEMES[:-1]) + " or " + SCHEMES[-1]
+    raise AddressError(f"address: scheme {shown} is not supported; use {accepted}")
 
 
 def _http(text: str, tls: bool) -> HttpTarget:

@@ -25,7 +25,13 @@ from cryptography import x509
 
 from jobs.probe.facts import Facts
 from jobs.probe.kinds.address import HttpTarget, TlsTarget
-from jobs.probe.kinds.failure import ErrorKind, elapsed_ms, failed, from_exception, timed_out
+from jobs.probe.kinds.failure import (
+    ERROR_TEXT_MAX,
+    ErrorKind,
+    elapsed_ms,
+    from_exception,
+    timed_out,
+)
 from jobs.probe.kinds.tcp import close_quietly
 
 
@@ -76,21 +82,23 @@ async def probe_tls(
     except Exception as exc:  # failures are data (jobs/probe/kinds/failure.py)
         return from_exception(exc, started)
     try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        facts = peer_certificate(writer, now)
     finally:
         await close_quietly(writer)
-    connected = Facts(connected=True, response_time_ms=handshake_ms)
-    if not der:
-        return dataclasses.replace(
-            connected, error_kind=ErrorKind.TLS.value, error="the peer sent no certificate"
-        )
-    try:
-        facts = certificate_facts(der, now if now is not None else datetime.now(UTC))
-    except ValueError as exc:
-        bad = failed(ErrorKind.TLS.value, f"unreadable certificate: {exc}", started)
-        return dataclasses.replace(bad, connected=True, response_time_ms=handshake_ms)
     return dataclasses.replace(facts, connected=True, response_time_ms=handshake_ms)
+
+
+def peer_certificate(writer: asyncio.StreamWriter, now: datetime | None) -> Facts:
+    """The certificate facts of a completed handshake, or why there are none."""
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return Facts(error_kind=ErrorKind.TLS.value, error="the peer sent no certificate")
+        return certificate_facts(der, now if now is not None else datetime.now(UTC))
+    except Exception as exc:  # a certificate cryptography cannot read is data too
+        text = " ".join(f"unreadable certificate: {exc}".split())[:ERROR_TEXT_MAX]
+        return Facts(error_kind=ErrorKind.TLS.value, error=text)
 
 
 def response_certificate(response: httpx.Response, now: datetime | None = None) -> Facts | None:

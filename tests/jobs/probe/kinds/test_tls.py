@@ -10,10 +10,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from jobs.http import AiohttpProbeClient, StockProbeClient
 from jobs.probe.kinds.address import HttpTarget, TlsTarget, parse_address
-from jobs.probe.kinds.tls import https_certificate, probe_tls, response_certificate
+from jobs.probe.kinds.tls import (
+    certificate_facts,
+    https_certificate,
+    peer_certificate,
+    probe_tls,
+    response_certificate,
+)
 from tests.jobs.probe.kinds.servers import SelfSigned, full_backlog, listening, self_signed
 
 TWO_DAYS = timedelta(days=2)
@@ -139,7 +147,7 @@ async def test_https_certificate_of_a_plain_http_address_says_so() -> None:
     assert (facts.error_kind, facts.error) == ("invalid_url", "not an https:// address")
 
 
-async def test_httpx_own_engine_hands_over_the_peer_certificate(
+async def test_httpx_own_engine_hands_over_thepeer_certificate(
     cert: SelfSigned, server_ctx: ssl.SSLContext
 ) -> None:
     now = datetime.now(UTC)
@@ -170,3 +178,44 @@ async def test_httpx_aiohttp_engine_does_not_expose_the_certificate(
 
 def test_response_certificate_of_a_response_without_a_connection_is_none() -> None:
     assert response_certificate(httpx.Response(200)) is None
+
+
+def test_certificate_facts_reads_expiry_and_subject_from_der(cert: SelfSigned) -> None:
+    der = x509.load_pem_x509_certificate(cert.cert_pem).public_bytes(serialization.Encoding.DER)
+    now = cert.not_after - timedelta(hours=5)
+    facts = certificate_facts(der, now)
+    assert facts.certificate_expires_at == cert.not_after
+    assert facts.certificate_expiration == timedelta(hours=5)
+    assert facts.certificate_subject == "O=fleetprobe tests,CN=localhost"
+
+
+class _StubSSLObject:
+    def __init__(self, der: bytes | None) -> None:
+        self.der = der
+
+    def getpeercert(self, binary_form: bool = False) -> bytes | None:
+        return self.der
+
+
+class _StubWriter:
+    def __init__(self, ssl_object: _StubSSLObject | None) -> None:
+        self.ssl_object = ssl_object
+
+    def get_extra_info(self, name: str) -> object:
+        return self.ssl_object if name == "ssl_object" else None
+
+
+@pytest.mark.parametrize(
+    ("writer", "error"),
+    [
+        (_StubWriter(_StubSSLObject(b"not a certificate")), "unreadable certificate: "),
+        (_StubWriter(_StubSSLObject(None)), "the peer sent no certificate"),
+        (_StubWriter(None), "the peer sent no certificate"),
+    ],
+    ids=["garbage-der", "no-der", "no-ssl-object"],
+)
+def test_a_certificate_that_cannot_be_read_is_a_tls_failure(writer: object, error: str) -> None:
+    facts = peer_certificate(writer, datetime.now(UTC))  # type: ignore[arg-type]
+    assert facts.error_kind == "tls"
+    assert facts.error is not None and facts.error.startswith(error)
+    assert facts.certificate_expires_at is None
