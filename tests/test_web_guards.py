@@ -21,7 +21,7 @@ from websockets.exceptions import InvalidStatus
 from core.settings import Settings
 from tests.helpers import running_worker
 from tests.webapp import WebApp, serve_app
-from web.guards import HostGuard, JsonOnly, OriginGuard, is_json_media_type
+from web.guards import HostGuard, JsonOnly, OriginGuard, allowed_hosts, is_json_media_type
 
 DEVICE = json.dumps({"name": "csrf", "address": "http://127.0.0.1:9/"})
 TOKEN = "guard-token"
@@ -403,3 +403,27 @@ async def test_the_client_library_used_above_really_sends_what_it_is_told(web: W
     async with httpx.AsyncClient(base_url=web.url) as client:
         r = await client.post("/devices", json=json.loads(DEVICE))
     assert r.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("bind", "configured", "hosts", "warned"),
+    [
+        ("127.0.0.1", None, ("localhost", "127.0.0.1", "[::1]"), False),
+        ("fleet.lan", None, ("localhost", "127.0.0.1", "[::1]", "fleet.lan"), False),
+        ("0.0.0.0", None, ("localhost", "127.0.0.1", "[::1]"), True),
+        ("0.0.0.0", ("fleet.example.org",), ("fleet.example.org",), False),
+    ],
+)
+def test_a_wildcard_bind_without_allowed_hosts_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+    bind: str,
+    configured: tuple[str, ...] | None,
+    hosts: tuple[str, ...],
+    warned: bool,
+) -> None:
+    caplog.set_level("WARNING", logger="web.guards")
+    assert allowed_hosts(Settings(ALLOWED_HOSTS=",".join(configured or ())), bind) == hosts  # type: ignore[call-arg]
+    lines = [r.getMessage() for r in caplog.records if r.name == "web.guards"]
+    assert bool(lines) is warned
+    if warned:
+        assert "set ALLOWED_HOSTS" in lines[0] and f"host={bind}" in lines[0]
