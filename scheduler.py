@@ -244,7 +244,7 @@ async def _start_web(
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
     warn_if_exposed(host, settings.api_token)
-    config = server_config(create_app(services), settings, host, port)
+    config = server_config(create_app(services, bind_host=host), settings, host, port)
     try:
         # Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
         # event loop down before anything (the embedded nats-server) is stopped.

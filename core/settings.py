@@ -10,10 +10,12 @@ fleetprobe's own.  Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.hosts import host_pattern, parse_origin
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 HttpEngine = Literal["aiohttp", "httpx"]
@@ -112,6 +114,12 @@ class Settings(BaseSettings):
     )
     # Set: every REST route but /health and every WebSocket need it (web/auth.py).
     api_token: SecretStr | None = Field(None, alias="API_TOKEN")
+    # Host names clients may use (comma-separated; "*.example.org", "*" for any).  Unset:
+    # localhost, 127.0.0.1, [::1] and the bind host when it is not a wildcard (web/guards.py).
+    allowed_hosts: Annotated[tuple[str, ...] | None, NoDecode] = Field(None, alias="ALLOWED_HOSTS")
+    # Browser origins besides the server's own that may open /ws/items or send writes
+    # (comma-separated "https://dash.example.org").
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field((), alias="ALLOWED_ORIGINS")
 
     log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
 
@@ -120,6 +128,21 @@ class Settings(BaseSettings):
     def _empty_token_is_unset(cls, value: object) -> object:
         # `API_TOKEN=` in an env file means "no token", not "the empty token".
         return None if value == "" else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        entries = _split(value)
+        if entries is None:
+            return value
+        # `ALLOWED_HOSTS=` (empty) means the defaults, not "no host at all".
+        return tuple(host_pattern(e) for e in entries) or None
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        entries = _split(value)
+        return tuple(str(parse_origin(e)) for e in entries) if entries is not None else value
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Settings:
@@ -154,3 +177,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _split(value: object) -> list[str] | None:
+    """The entries of a comma-separated list (or of a list of strings); None for anything
+    else, which pydantic then refuses with its own message.
+
+    >>> _split(" a, b,,c "), _split(["a"]), _split(3)
+    (['a', 'b', 'c'], ['a'], None)
+    """
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    return None

@@ -271,7 +271,10 @@ async def test_the_recorder_endpoints_are_in_the_openapi_document(web: WebApp) -
     paths = spec["paths"]
     assert set(paths["/recorder/{task_id}/start"]["post"]["responses"]) == {
         "200",
+        "400",  # a Host not in ALLOWED_HOSTS (web/guards.py), on every operation
+        "403",  # a foreign Origin (web/guards.py), on every operation that writes
         "413",  # the body limit (web/limits.py), on every operation with a body
+        "415",  # a body not sent as JSON (web/guards.py), on every operation with a body
         "422",
         "502",
         "503",

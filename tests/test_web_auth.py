@@ -94,7 +94,7 @@ async def test_a_refused_request_changes_nothing(web: WebApp, anonymous: httpx.A
     assert (await web.client.get("/recorder/schedules")).json() == []
 
 
-async def test_the_token_opens_every_route_as_a_header_or_a_query_parameter(
+async def test_the_token_opens_every_route_as_a_header_and_never_as_a_query_parameter(
     web: WebApp, anonymous: httpx.AsyncClient
 ) -> None:
     device = {"name": "edge", "address": "http://127.0.0.1:9/"}
@@ -103,13 +103,27 @@ async def test_the_token_opens_every_route_as_a_header_or_a_query_parameter(
     # the scheme is case-insensitive
     r = await anonymous.get("/devices", headers={"Authorization": f"bearer {TOKEN}"})
     assert [d["name"] for d in r.json()] == ["edge"]
-    # the query parameter is taken out before validation: no "unknown parameter" 422
-    r = await anonymous.get(f"/devices/{created.json()['id']}", params={"token": TOKEN})
-    assert r.status_code == 200 and r.json()["name"] == "edge"
-    r = await anonymous.get("/devices/999", params={"token": TOKEN})
-    assert r.status_code == 404
-    r = await anonymous.get("/devices", params={"is_active": "true", "token": TOKEN})
-    assert r.status_code == 200 and len(r.json()) == 1
+    # ?token= is for WebSocket handshakes only: a REST request is refused, and told why
+    for path in (f"/devices/{created.json()['id']}", "/devices/999", "/devices"):
+        r = await anonymous.get(path, params={"token": TOKEN})
+        assert_refused(r)
+        assert "WebSocket handshakes only" in r.json()["detail"]
+    r = await anonymous.post("/devices", params={"token": TOKEN}, json={**device, "name": "q"})
+    assert_refused(r)
+    # with the header, a token parameter is taken out before validation (no 422)
+    r = await anonymous.get("/devices", params={"is_active": "true", "token": "x"}, headers=AUTH)
+    assert r.status_code == 200 and [d["name"] for d in r.json()] == ["edge"]
+
+
+async def test_the_token_is_never_taken_from_a_cookie(
+    web: WebApp, anonymous: httpx.AsyncClient
+) -> None:
+    for cookie in (f"token={TOKEN}", f"API_TOKEN={TOKEN}", f"Authorization=Bearer {TOKEN}"):
+        assert_refused(await anonymous.get("/devices", headers={"Cookie": cookie}))
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(web.ws_url(), additional_headers={"Cookie": cookie}):
+                pass
+        assert info.value.response.status_code == 401
 
 
 async def test_a_token_in_the_query_string_stays_out_of_the_access_log(
@@ -117,7 +131,7 @@ async def test_a_token_in_the_query_string_stays_out_of_the_access_log(
 ) -> None:
     caplog.set_level("INFO", logger="uvicorn.access")
     r = await anonymous.get("/devices", params={"limit": "5", "token": TOKEN})
-    assert r.status_code == 200
+    assert r.status_code == 401  # refused (header only on REST), and still not logged
     async with web.websocket(f"token={TOKEN}"):
         pass
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")]
@@ -139,8 +153,9 @@ async def test_the_spec_declares_the_bearer_scheme_and_the_401s(web: WebApp) -> 
     schemathesis.openapi.from_dict(spec).validate()  # against the OpenAPI 3.0 meta-schema
     schemes = spec["components"]["securitySchemes"]
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
-    assert schemes["token"] == {**schemes["token"], "type": "apiKey", "in": "query"}
-    assert spec["security"] == [{"bearer": []}, {"token": []}]
+    # ?token= opens WebSocket handshakes only: no REST operation takes it
+    assert set(schemes) == {"bearer"}
+    assert spec["security"] == [{"bearer": []}]
     for path, operations in spec["paths"].items():
         for operation in operations.values():
             if path == "/health":

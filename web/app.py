@@ -3,8 +3,10 @@
 REST endpoints are declared in one module per concept (``ENDPOINTS`` lists of
 :class:`web.openapi.Endpoint`); :func:`api_endpoints` gathers them, and the same list
 builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub and
-stops it and the cycle loop on shutdown.  In front of the routes: :class:`BearerAuth`
-when ``API_TOKEN`` is set (``web/auth.py``), then :class:`BodyLimit` (``web/limits.py``).
+stops it and the cycle loop on shutdown.  In front of the routes, outermost first:
+:class:`SecurityHeaders` (``web/headers.py``); the browser guards :class:`HostGuard`,
+:class:`OriginGuard`, :class:`JsonOnly` (``web/guards.py``); :class:`BearerAuth` when
+``API_TOKEN`` is set (``web/auth.py``); :class:`BodyLimit` (``web/limits.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from web import checks, devices, jobs_routes, recorder_routes
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.errors import EXCEPTION_HANDLERS
+from web.guards import SAFE_METHODS, HostGuard, JsonOnly, OriginGuard, allowed_hosts, guard_refusals
+from web.headers import SecurityHeaders
 from web.health import health
 from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
 from web.openapi import (
@@ -82,22 +86,36 @@ def api_endpoints() -> list[AnyEndpoint]:
     ]
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services, bind_host: str | None = None) -> Starlette:
+    """``bind_host``: the address the server listens on (default ``WEB_HOST``), which
+    ``ALLOWED_HOSTS`` includes by default."""
+    settings = services.settings
     endpoints = api_endpoints()
     spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
-    devices.describe_limits(spec, services.settings)
+    devices.describe_limits(spec, settings)
     describe_refusal(spec, body_limit_refusal(MAX_BODY_BYTES))
-    token = services.settings.api_token
-    # Outermost first: an unauthenticated request is refused before its body is looked at.
-    middleware = [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)]
+    writes = [e.name for e in endpoints if e.method not in SAFE_METHODS]
+    for refusal in guard_refusals(writes):
+        describe_refusal(spec, refusal)
+    hosts = allowed_hosts(settings, settings.web_host if bind_host is None else bind_host)
+    token = settings.api_token
+    # Outermost first: a request a browser was made to send is refused before its token
+    # is checked, and an unauthenticated one before its body is looked at.
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(HostGuard, allowed=hosts),
+        Middleware(OriginGuard, allowed_origins=settings.allowed_origins),
+        Middleware(JsonOnly),
+        Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES),
+    ]
     if token is not None:
         describe_refusal(spec, UNAUTHORIZED)
-        middleware.insert(0, Middleware(BearerAuth, token=token.get_secret_value()))
+        middleware.insert(-1, Middleware(BearerAuth, token=token.get_secret_value()))
     hub = Hub(
         services.nc,
-        services.settings.events_subject,
-        tick_seconds=services.settings.tick_seconds,
-        client_buffer_bytes=services.settings.ws_client_buffer_bytes,
+        settings.events_subject,
+        tick_seconds=settings.tick_seconds,
+        client_buffer_bytes=settings.ws_client_buffer_bytes,
     )
     cycles = CycleRunner(services)
 

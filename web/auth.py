@@ -1,9 +1,12 @@
 """Who may call the API: with ``API_TOKEN`` set, everyone who presents it, and nobody else.
 
-:class:`BearerAuth` is a pure ASGI middleware in front of every route.  A request or a
-WebSocket handshake carries the token as ``Authorization: Bearer <token>`` or, for
-browsers and WebSocket clients that cannot set headers, as the query parameter
-``?token=<token>`` (the header wins when both are sent).  Without it:
+:class:`BearerAuth` is a pure ASGI middleware in front of every route.  A request carries
+the token as ``Authorization: Bearer <token>``; a WebSocket handshake carries it so or, as
+browsers cannot set headers there, as the query parameter ``?token=<token>`` (the header
+wins when both are sent).  A REST request is never let in by ``?token=`` (a token in a URL
+ends up in histories, logs and bookmarks), nor ever by a cookie: a browser sends cookies
+on its own to any page's requests, the header only when our own page's code sets it, so
+no other site's page can ride the token (CSRF).  Without it:
 
 - HTTP: 401 ``{"detail": ...}`` with ``WWW-Authenticate: Bearer``;
 - WebSocket: the handshake is refused with the same HTTP 401 (no connection is opened;
@@ -113,11 +116,14 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         header_token = _bearer(scope)
-        given = header_token if header_token is not None else query_token
+        given = header_token
+        if given is None and scope["type"] == "websocket":
+            given = query_token
         if given is None:
-            await self._refuse(
-                scope, receive, send, "missing API token (Authorization: Bearer ...)"
-            )
+            detail = "missing API token (Authorization: Bearer ...)"
+            if query_token is not None:
+                detail += "; ?token= is taken on WebSocket handshakes only"
+            await self._refuse(scope, receive, send, detail)
         elif not hmac.compare_digest(_digest(given), self._digest):
             await self._refuse(scope, receive, send, "invalid API token")
         else:
@@ -143,16 +149,11 @@ UNAUTHORIZED = Refusal(
             "scheme": "bearer",
             "description": "API_TOKEN, sent as Authorization: Bearer <token>",
         },
-        "token": {
-            "type": "apiKey",
-            "in": "query",
-            "name": TOKEN_PARAM,
-            "description": "API_TOKEN as a query parameter (browsers, WebSocket clients)",
-        },
     },
 )
-"""The 401 and the bearer token (and its query form) for the spec, so that Swagger's
-"Authorize" button works and clients know every non-public operation may answer 401."""
+"""The 401 and the bearer token for the spec, so that Swagger's "Authorize" button works
+and clients know every non-public operation may answer 401 (``?token=`` is for WebSocket
+handshakes only, which the spec does not describe)."""
 
 
 def is_loopback(host: str) -> bool:
