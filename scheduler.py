@@ -43,7 +43,9 @@ from jobs.recorder.scheduling import RecorderScheduler
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
 from jobs.tasks import register_tasks
+from storage import migrate
 from storage.db import init_db, make_engine
+from storage.migrate import SchemaError
 
 log = logging.getLogger("fleetprobe")
 
@@ -186,8 +188,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     parts = Parts()
     try:
         engine = make_engine(settings)
-        await init_db(engine)
         parts.add("database", engine.dispose)
+        try:
+            await init_db(engine)  # brings the schema to head (storage.migrate)
+        except SchemaError as exc:
+            log.error("refusing to start: %s", exc)
+            return 3
         try:
             broker = await start_queue(args, settings, parts, engine, fatal)
         except BrokerConfigError as exc:
@@ -296,6 +302,9 @@ class _HostedServer(uvicorn.Server):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["db"]:  # `python scheduler.py db upgrade|current`
+        return migrate.main(argv[1:])
     args = parse_args(argv)
     try:
         settings = Settings()

@@ -14,6 +14,7 @@ from jobs.events import CHECK_CREATED
 from jobs.probes import ProbeResult, run_probe
 from jobs.recorder.task import RecorderJob, send_recorder_command
 from jobs.runtime import WorkerRuntime, runtime_of
+from storage.migrate import SchemaError
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,13 @@ def register_tasks(broker: AsyncBroker) -> None:
         settings = broker.settings  # type: ignore[attr-defined]
         # A host process (scheduler.py) may lend its engine through the state.
         engine = getattr(state, "engine", None)
-        state.runtime = await WorkerRuntime.open(settings, engine=engine)
+        try:
+            state.runtime = await WorkerRuntime.open(settings, engine=engine)
+        except SchemaError as exc:
+            # One line, no traceback; taskiq's parent restarts the child (gives up after
+            # --max-fails).
+            log.error("refusing to start: %s", exc)
+            raise SystemExit(3) from None
 
     async def _shutdown(state: TaskiqState) -> None:
         runtime: WorkerRuntime | None = getattr(state, "runtime", None)
