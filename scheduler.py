@@ -38,7 +38,7 @@ from core.natsserver import (
 from core.settings import Settings
 from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.inprocess import InProcessWorker
-from jobs.leader import LeaderLease
+from jobs.ownership import owned_lease
 from jobs.recorder.scheduling import RecorderScheduler
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
@@ -147,11 +147,9 @@ async def start_queue(
 async def start_scheduler(
     settings: Settings, parts: Parts, broker: FleetprobeBroker, engine: AsyncEngine, nc: Client
 ) -> ProbeScheduler:
-    lease = LeaderLease(
-        nc.jetstream(),
-        settings.leader_bucket,
-        instance_name("scheduler"),
-        settings.leader_lease_seconds,
+    # In a bucket checked to be this installation's (jobs.ownership).
+    lease = await owned_lease(
+        nc.jetstream(), settings, broker.installation_id, instance_name("scheduler")
     )
     scheduler = ProbeScheduler(settings, broker, engine, nc, lease=lease)
     await scheduler.start()
@@ -203,7 +201,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         parts.add("nats", nc.drain)
         scheduler = None
         if not args.no_scheduler:
-            scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+            try:
+                scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+            except BrokerConfigError as exc:
+                log.error("refusing to start: %s", exc)
+                return 3
         if not args.no_worker:
             start_worker(settings, parts, broker)
         if not args.no_web:

@@ -14,7 +14,6 @@ from jobs.events import CHECK_CREATED
 from jobs.probes import ProbeResult, run_probe
 from jobs.recorder.task import RecorderJob, send_recorder_command
 from jobs.runtime import WorkerRuntime, runtime_of
-from storage.migrate import SchemaError
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -114,13 +113,8 @@ def register_tasks(broker: AsyncBroker) -> None:
         settings = broker.settings  # type: ignore[attr-defined]
         # A host process (scheduler.py) may lend its engine through the state.
         engine = getattr(state, "engine", None)
-        try:
-            state.runtime = await WorkerRuntime.open(settings, engine=engine)
-        except SchemaError as exc:
-            # One line, no traceback; taskiq's parent restarts the child (gives up after
-            # --max-fails).
-            log.error("refusing to start: %s", exc)
-            raise SystemExit(3) from None
+        # A SchemaError (database newer than the code) stops the start: FleetprobeBroker.
+        state.runtime = await WorkerRuntime.open(settings, engine=engine)
 
     async def _shutdown(state: TaskiqState) -> None:
         runtime: WorkerRuntime | None = getattr(state, "runtime", None)

@@ -41,9 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-# Alembic's INFO lines come per context and span lines (a revision's whole docstring);
+# Alembic's INFO lines come per context and plugin and span lines (a whole docstring);
 # upgrade_to_head logs what changed in one line of its own.
-logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 # Key of the PostgreSQL advisory lock that serialises schema changes across hosts.
 INIT_LOCK_KEY = 0x666C_7072_6F62  # "flprob"

@@ -15,6 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+import storage.installation
 import storage.models
 import storage.recorder_models  # noqa: F401  (the tables autogenerate compares against)
 from core.settings import Settings
