@@ -151,19 +151,13 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
             live = (await self.js.consumer_info(stream, self.durable)).config
         except NotFoundError:
             live = None
-        if live is not None and self.installation_id is not None:
+        if self.installation_id is not None:
             from jobs import ownership
 
-            owner = (live.metadata or {}).get(ownership.OWNER_KEY)
-            if ownership.verdict(owner, self.installation_id) is ownership.Verdict.THEIRS:
-                assert owner is not None
-                raise ownership.refusal(
-                    "consumer", self.durable, owner, self.installation_id, self.settings.nats_url
-                )
-        if want is not None and self.installation_id is not None:
-            from jobs import ownership
-
-            want.metadata = ownership.owner_metadata(self.installation_id)  # claims it
+            if live is not None:  # refuse another installation's consumer
+                ownership.check_consumer(live, self.installation_id, self.settings.nats_url)
+            if want is not None:  # and record ours (claims an unowned one)
+                want.metadata = ownership.owner_metadata(self.installation_id)
         if live is not None and want is not None:
             problems = consumer_differences(live, want)
             if problems:

@@ -15,6 +15,7 @@ import logging
 from enum import StrEnum
 
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import TaskiqState
@@ -90,6 +91,14 @@ async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: s
         config.description = description(ours)
         await js.update_stream(config)
         log.info("job stream claimed stream=%s installation=%s", stream, ours)
+
+
+def check_consumer(live: ConsumerConfig, ours: str, nats_url: str) -> None:
+    """Refuse a durable consumer recorded as another installation's."""
+    owner = (live.metadata or {}).get(OWNER_KEY)
+    if verdict(owner, ours) is Verdict.THEIRS:
+        assert owner is not None
+        raise refusal("consumer", live.durable_name or "?", owner, ours, nats_url)
 
 
 async def claim_bucket(js: JetStreamContext, bucket: str, ours: str, nats_url: str) -> None:

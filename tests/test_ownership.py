@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.js.api import ConsumerConfig
 from sqlalchemy import func, select
 
 from core.natsserver import EmbeddedNats
@@ -19,6 +20,7 @@ from jobs.ownership import (
     OWNER_KEY,
     NotOurQueueError,
     Verdict,
+    check_consumer,
     claim_bucket,
     owned_lease,
     owner_in_description,
@@ -57,6 +59,26 @@ def test_verdict_on_a_recorded_owner(owner: str | None, expected: Verdict) -> No
 )
 def test_owner_read_from_a_bucket_description(text: str | None, owner: str | None) -> None:
     assert owner_in_description(text) == owner
+
+
+@pytest.mark.parametrize(
+    ("metadata", "refused"),
+    [
+        (None, False),  # made before installation ids: claimed on add_consumer
+        ({"_nats.level": "1"}, False),
+        ({OWNER_KEY: "a1"}, False),
+        ({OWNER_KEY: "b2"}, True),
+    ],
+)
+def test_a_consumer_recorded_as_another_installations_is_refused(
+    metadata: dict[str, str] | None, refused: bool
+) -> None:
+    live = ConsumerConfig(durable_name="fleetprobe-workers", metadata=metadata)
+    if refused:
+        with pytest.raises(NotOurQueueError, match=r"consumer fleetprobe-workers on NATS .*\(b2;"):
+            check_consumer(live, "a1", "nats://127.0.0.1:4222")
+    else:
+        check_consumer(live, "a1", "nats://127.0.0.1:4222")
 
 
 @pytest.mark.parametrize(
