@@ -194,7 +194,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return 3
         try:
             broker = await start_queue(args, settings, parts, engine, fatal)
-        except BrokerConfigError as exc:
+        except (BrokerConfigError, SchemaError) as exc:
             log.error("refusing to start: %s", exc)
             return 3
         nc = await connect(settings, instance_name("scheduler-events"))

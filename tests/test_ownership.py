@@ -10,7 +10,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js.api import ConsumerConfig
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
@@ -29,6 +29,7 @@ from jobs.ownership import (
 from jobs.tasks import ProbeJob, register_tasks
 from storage.db import init_db, make_engine, session_factory
 from storage.installation import installation_id
+from storage.migrate import SchemaError
 from storage.models import CheckResult, Device
 from tests.conftest import isolated_env
 from tests.helpers import running_worker, wait_for
@@ -134,6 +135,20 @@ async def test_every_process_on_one_database_shares_its_installation_and_queue(
         assert (info.config.metadata or {})[OWNER_KEY] == ours
         consumer = await first.js.consumer_info(settings.jobs_stream, settings.jobs_durable)
         assert (consumer.config.metadata or {})[OWNER_KEY] == ours
+
+
+async def test_a_database_whose_installation_row_was_deleted_is_refused_clearly(
+    settings: Settings,
+) -> None:
+    engine = make_engine(settings)
+    try:
+        await init_db(engine)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM installation"))
+        with pytest.raises(SchemaError, match="no installation row"):
+            await installation_id(engine)
+    finally:
+        await engine.dispose()
 
 
 async def test_another_database_on_the_same_queue_names_is_refused_in_one_line(
