@@ -38,12 +38,14 @@ from core.natsserver import (
 from core.settings import Settings
 from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.inprocess import InProcessWorker
-from jobs.leader import LeaderLease
+from jobs.ownership import owned_lease
 from jobs.recorder.scheduling import RecorderScheduler
 from jobs.runtime import instance_name
 from jobs.scheduling import ProbeScheduler
 from jobs.tasks import register_tasks
+from storage import migrate
 from storage.db import init_db, make_engine
+from storage.migrate import SchemaError
 
 log = logging.getLogger("fleetprobe")
 
@@ -145,11 +147,9 @@ async def start_queue(
 async def start_scheduler(
     settings: Settings, parts: Parts, broker: FleetprobeBroker, engine: AsyncEngine, nc: Client
 ) -> ProbeScheduler:
-    lease = LeaderLease(
-        nc.jetstream(),
-        settings.leader_bucket,
-        instance_name("scheduler"),
-        settings.leader_lease_seconds,
+    # In a bucket checked to be this installation's (jobs.ownership).
+    lease = await owned_lease(
+        nc.jetstream(), settings, broker.installation_id, instance_name("scheduler")
     )
     scheduler = ProbeScheduler(settings, broker, engine, nc, lease=lease)
     await scheduler.start()
@@ -186,18 +186,26 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     parts = Parts()
     try:
         engine = make_engine(settings)
-        await init_db(engine)
         parts.add("database", engine.dispose)
         try:
+            await init_db(engine)  # brings the schema to head (storage.migrate)
+        except SchemaError as exc:
+            log.error("refusing to start: %s", exc)
+            return 3
+        try:
             broker = await start_queue(args, settings, parts, engine, fatal)
-        except BrokerConfigError as exc:
+        except (BrokerConfigError, SchemaError) as exc:
             log.error("refusing to start: %s", exc)
             return 3
         nc = await connect(settings, instance_name("scheduler-events"))
         parts.add("nats", nc.drain)
         scheduler = None
         if not args.no_scheduler:
-            scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+            try:
+                scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+            except BrokerConfigError as exc:
+                log.error("refusing to start: %s", exc)
+                return 3
         if not args.no_worker:
             start_worker(settings, parts, broker)
         if not args.no_web:
@@ -296,6 +304,9 @@ class _HostedServer(uvicorn.Server):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["db"]:  # `python scheduler.py db upgrade|current`
+        return migrate.main(argv[1:])
     args = parse_args(argv)
     try:
         settings = Settings()

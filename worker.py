@@ -12,4 +12,5 @@ from jobs.tasks import register_tasks
 settings = Settings()
 setup_logging(settings.log_level)
 broker = make_broker(settings, name="fleetprobe-worker")
+broker.exit_on_refusal = True  # one line and exit code 3, not a traceback (jobs.broker)
 register_tasks(broker)

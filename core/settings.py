@@ -10,6 +10,7 @@ fleetprobe's own.  Example::
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -50,7 +51,10 @@ class Settings(BaseSettings):
     nats_tls_key: str | None = Field(None, alias="NATS_TLS_KEY")
     nats_data_dir: str = Field("./data", alias="NATS_DATA_DIR")
 
-    # The job queue (JetStream).
+    # The job queue (JetStream).  FLEETPROBE_INSTANCE, when set, prefixes the stream, the
+    # job subject, the durable and the leader bucket below (applied once, here: the fields
+    # hold the names in use), so several installations share one NATS server.
+    fleetprobe_instance: str = Field("", alias="FLEETPROBE_INSTANCE")
     jobs_subject: str = Field("fleetprobe.jobs", alias="JOBS_SUBJECT")
     jobs_stream: str = Field("FLEETPROBE_JOBS", alias="JOBS_STREAM")
     jobs_durable: str = Field("fleetprobe-workers", alias="JOBS_DURABLE")
@@ -123,6 +127,16 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
 
+    @field_validator("fleetprobe_instance")
+    @classmethod
+    def _instance_is_a_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{0,32}", value):
+            raise ValueError(
+                f"FLEETPROBE_INSTANCE={value!r}: use at most 32 letters, digits, '_' or '-' "
+                "(it becomes part of NATS stream, subject and bucket names)"
+            )
+        return value
+
     @field_validator("api_token", mode="before")
     @classmethod
     def _empty_token_is_unset(cls, value: object) -> object:
@@ -143,6 +157,19 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         entries = _split(value)
         return tuple(str(parse_origin(e)) for e in entries) if entries is not None else value
+
+    @model_validator(mode="after")
+    def _instance_prefixes_the_queue(self) -> Settings:
+        """``FLEETPROBE_INSTANCE=site-b``: stream ``site-b_FLEETPROBE_JOBS``, subject
+        ``site-b.fleetprobe.jobs``, durable ``site-b-fleetprobe-workers``, bucket
+        ``site-b_fleetprobe_leader``; empty keeps the names as they are."""
+        instance = self.fleetprobe_instance
+        if instance:
+            self.jobs_stream = f"{instance}_{self.jobs_stream}"
+            self.jobs_subject = f"{instance}.{self.jobs_subject}"
+            self.jobs_durable = f"{instance}-{self.jobs_durable}"
+            self.leader_bucket = f"{instance}_{self.leader_bucket}"
+        return self
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Settings:

@@ -30,6 +30,7 @@ from taskiq_nats import PullBasedJetStreamBroker
 
 from core.natsconn import connect_options
 from core.settings import Settings
+from storage.migrate import SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,12 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     on_fatal: Callable[[BrokerConfigError], None] | None = None
     # A redelivery delay for messages this worker cannot run, so another worker takes them.
     unknown_task_delay: float = 5.0
+    # The installation this process belongs to (its database's id, jobs.ownership): read
+    # at start, recorded on the stream and the consumer, checked against theirs.
+    installation_id: str | None = None
+    # `taskiq worker` (worker.py): a refusal to start ends the process with one line and
+    # exit code 3 instead of a traceback.
+    exit_on_refusal: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,8 +113,26 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         self._unacked: dict[int, Msg] = {}
 
     async def startup(self) -> None:
-        await super().startup()
-        await self.verify_stream()
+        try:
+            await super().startup()
+            await self.verify_stream()
+        except (BrokerConfigError, SchemaError) as exc:
+            if not self.exit_on_refusal:
+                raise
+            log.error("refusing to start: %s", exc)
+            raise SystemExit(3) from None
+
+    async def _add_or_reuse_stream(self) -> None:
+        """Create the stream (or find it), then check it is this installation's."""
+        from jobs import ownership
+
+        ours = self.installation_id = await ownership.installation_of(self.state, self.settings)
+        self.stream_config.metadata = ownership.owner_metadata(ours)
+        self.stream_config.description = ownership.description(ours)
+        # An existing stream is left as it is here (taskiq reuses it); claim_stream decides.
+        await super()._add_or_reuse_stream()
+        name = self.stream_config.name or self.stream_name
+        await ownership.claim_stream(self.js, name, ours, self.settings.nats_url)
 
     async def verify_stream(self) -> None:
         """Refuse a stream that would break delivery (another retention or subjects)."""
@@ -126,6 +151,13 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
             live = (await self.js.consumer_info(stream, self.durable)).config
         except NotFoundError:
             live = None
+        if self.installation_id is not None:
+            from jobs import ownership
+
+            if live is not None:  # refuse another installation's consumer
+                ownership.check_consumer(live, self.installation_id, self.settings.nats_url)
+            if want is not None:  # and record ours (claims an unowned one)
+                want.metadata = ownership.owner_metadata(self.installation_id)
         if live is not None and want is not None:
             problems = consumer_differences(live, want)
             if problems:

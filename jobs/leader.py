@@ -31,8 +31,12 @@ class LeaderLease:
         holder: str,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        description: str | None = None,
     ) -> None:
         self._js = js
+        # Whose bucket it is (jobs.ownership); the same text in every process, or creating
+        # it again would meet "already in use with a different configuration".
+        self._description = description
         self._bucket = bucket
         self.holder = holder
         self.ttl = ttl
@@ -54,7 +58,11 @@ class LeaderLease:
         if self._kv is None:
             self._kv = await self._js.create_key_value(
                 KeyValueConfig(
-                    bucket=self._bucket, history=1, ttl=self.ttl, storage=StorageType.FILE
+                    bucket=self._bucket,
+                    history=1,
+                    ttl=self.ttl,
+                    storage=StorageType.FILE,
+                    description=self._description,
                 )
             )
         return self._kv

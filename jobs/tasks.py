@@ -113,6 +113,7 @@ def register_tasks(broker: AsyncBroker) -> None:
         settings = broker.settings  # type: ignore[attr-defined]
         # A host process (scheduler.py) may lend its engine through the state.
         engine = getattr(state, "engine", None)
+        # A SchemaError (database newer than the code) stops the start: FleetprobeBroker.
         state.runtime = await WorkerRuntime.open(settings, engine=engine)
 
     async def _shutdown(state: TaskiqState) -> None:

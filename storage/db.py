@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from core.settings import Settings
-from storage import recorder_models  # noqa: F401  (the recorder tables)
+from storage import installation, recorder_models  # noqa: F401  (the other tables)
+from storage.migrate import INIT_LOCK_KEY, upgrade_to_head
+
+__all__ = ["INIT_LOCK_KEY", "init_db", "make_engine", "session_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +45,13 @@ def make_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-# Key of the PostgreSQL advisory lock that serialises table creation across hosts.
-INIT_LOCK_KEY = 0x666C_7072_6F62  # "flprob"
-
-
 async def init_db(engine: AsyncEngine) -> None:
-    """Create missing tables (idempotent; safe from several processes at once).
+    """Bring the database to the newest schema revision through Alembic (idempotent; safe
+    from several processes at once, one at a time under the schema lock: storage.migrate).
 
-    On PostgreSQL, processes starting together on a new database would race between
-    create_all's "does it exist?" and its CREATE TABLE (a unique violation in pg_type):
-    they take turns under a transaction-scoped advisory lock.  SQLite serialises writers
-    by itself."""
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INIT_LOCK_KEY})
-        await conn.run_sync(SQLModel.metadata.create_all)
-    log.info("database ready url=%s", engine.url.render_as_string(hide_password=True))
+    Raises ``storage.migrate.SchemaError`` for a database this code must not use (newer
+    than the code)."""
+    await upgrade_to_head(engine)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

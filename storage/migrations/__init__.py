@@ -1,0 +1,1 @@
+"""Alembic migrations of fleetprobe's schema (env.py, versions/); run by storage.migrate."""
