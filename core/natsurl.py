@@ -6,10 +6,11 @@ A cluster is named as every NATS client names it, a comma-separated list::
     ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223']
     >>> parse_servers("10.0.0.5")
     ['nats://10.0.0.5:4222']
-    >>> parse_servers("nats://127.0.0.1:42x")
-    Traceback (most recent call last):
-    ...
-    core.natsurl.NatsUrlError: NATS_URL: 'nats://127.0.0.1:42x' has port '42x', not a number 1-65535
+    >>> try:
+    ...     parse_servers("nats://127.0.0.1:42x")
+    ... except NatsUrlError as exc:
+    ...     print(exc)
+    NATS_URL: 'nats://127.0.0.1:42x' has port '42x', not a number 1-65535
 
 nats-py takes a list (a comma-separated string would be read as one URL whose port is
 ``4222,nats:``); :func:`parse_servers` gives it one.
@@ -45,6 +46,8 @@ def parse_server(url: str, variable: str = "NATS_URL") -> str:
         raise NatsUrlError(f"{variable}: {raw!r} names no host")
     try:
         port = parts.port
+        if port is None and parts.netloc.endswith(":"):
+            raise ValueError("empty port")
     except ValueError:
         port_text = parts.netloc.rpartition(":")[2]
         raise NatsUrlError(
