@@ -142,21 +142,18 @@ class EmbeddedNats:
         self.process = _spawn(self.cmd, self.log_file, self.die_with_parent)
 
 
-def config_text(store_dir: Path, sync_interval: str) -> str:
+def config_text(sync_interval: str) -> str:
     """The server's config file: what has no command-line flag (JetStream's
-    ``sync_interval``; ``always`` fsyncs every write)::
+    ``sync_interval``; ``always`` fsyncs every write).  The store stays a flag (``-sd``:
+    the file may not name it twice)::
 
-        >>> print(config_text(Path("/d/nats"), "always"), end="")
+        >>> print(config_text("always"), end="")
         jetstream {
-          store_dir: "/d/nats"
           sync_interval: always
         }
     """
-    lines = [f"  store_dir: {json.dumps(str(store_dir))}"]
-    if sync_interval != "default":
-        value = "always" if sync_interval == "always" else json.dumps(sync_interval)
-        lines.append(f"  sync_interval: {value}")
-    return "jetstream {\n" + "\n".join(lines) + "\n}\n"
+    value = "always" if sync_interval == "always" else json.dumps(sync_interval)
+    return f"jetstream {{\n  sync_interval: {value}\n}}\n"
 
 
 def _die_with_parent_hook() -> Callable[[], None] | None:
@@ -226,7 +223,7 @@ def spawn_nats_server(
     cmd = [binary, "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
     if sync_interval != "default":
         conf = store_dir.parent / f"{store_dir.name}-server.conf"
-        conf.write_text(config_text(store_dir, sync_interval))
+        conf.write_text(config_text(sync_interval))
         cmd += ["-c", str(conf)]
     cmd += extra_args or []
     process = _spawn(cmd, log_file, die_with_parent)
