@@ -239,7 +239,6 @@ async def _start_web(
 ) -> Callable[[], Awaitable[None]]:
     from jobs.events import EventPublisher
     from web.app import create_app
-    from web.auth import warn_if_exposed
     from web.server import server_config
     from web.services import Services
 
@@ -252,7 +251,6 @@ async def _start_web(
         scheduler=scheduler,
     )
     host, port = web_address(args, settings)
-    warn_if_exposed(host, settings.api_token)
     config = server_config(create_app(services), settings, host, port)
     server = _HostedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
@@ -285,7 +283,10 @@ def web_socket(args: argparse.Namespace, settings: Settings) -> socket.socket:
 
     Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
     event loop down before anything (the embedded nats-server) is stopped."""
+    from web.auth import warn_if_exposed
+
     host, port = web_address(args, settings)
+    warn_if_exposed(host, settings.api_token)
     try:
         return listen_socket(host, port)
     except OSError as exc:
