@@ -20,22 +20,17 @@ from typing import Any
 
 import uvicorn
 from nats.aio.client import Client
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
+from core.interrupt import unless_stopped
 from core.logs import setup_logging
 from core.loop import loop_name
 from core.loop import run as run_on_loop
-from core.natsconn import connect
-from core.natsserver import (
-    EmbeddedNats,
-    auth_args,
-    host_port,
-    is_reachable,
-    redact,
-    start_nats_server,
-)
-from core.settings import Settings
+from core.natsconn import close_quietly, connect
+from core.natssupervisor import PID_FILE, NatsSupervisor, start_embedded
+from core.settings import Settings, settings_error
 from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.inprocess import InProcessWorker
 from jobs.ownership import owned_lease
@@ -76,27 +71,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", help="web bind address (default WEB_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="web port (default WEB_PORT, 8002)")
     return p.parse_args(argv)
-
-
-def maybe_start_nats(settings: Settings, allow: bool) -> EmbeddedNats | None:
-    if is_reachable(settings.nats_url):
-        log.info("using NATS at %s", redact(settings.nats_url))
-        return None
-    if not allow or not settings.embedded_nats:
-        log.warning(
-            "nothing answers at %s; waiting for it (embedded server disabled)",
-            redact(settings.nats_url),
-        )
-        return None
-    host, port = host_port(settings.nats_url)
-    data = Path(settings.nats_data_dir)
-    return start_nats_server(
-        host,
-        port,
-        data / "nats",
-        log_file=data / "nats-server.log",
-        extra_args=auth_args(settings.nats_url),
-    )
 
 
 class Parts:
@@ -169,6 +143,43 @@ def start_worker(settings: Settings, parts: Parts, broker: FleetprobeBroker) -> 
     parts.add("worker", worker.stop)
 
 
+async def start_parts(
+    args: argparse.Namespace,
+    settings: Settings,
+    parts: Parts,
+    sock: socket.socket | None,
+    fatal: Callable[[Any], None],
+) -> int | None:
+    """Start every part in order (each added to ``parts`` once up); an exit code when a
+    part refuses to start, else None."""
+    engine = make_engine(settings)
+    parts.add("database", engine.dispose)
+    try:
+        await init_db(engine)  # brings the schema to head (storage.migrate)
+        broker = await start_queue(args, settings, parts, engine, fatal)
+    except (BrokerConfigError, SchemaError) as exc:
+        log.error("refusing to start: %s", exc)
+        return 3
+    nc = await connect(settings, instance_name("scheduler-events"))
+    parts.add("nats", lambda: close_quietly(nc))
+    scheduler = None
+    if not args.no_scheduler:
+        try:
+            scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+        except BrokerConfigError as exc:
+            log.error("refusing to start: %s", exc)
+            return 3
+    if not args.no_worker:
+        start_worker(settings, parts, broker)
+    if sock is not None:
+        try:
+            parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler, sock))
+        except WebStartError as exc:
+            log.error("refusing to start: %s", exc)
+            return 3
+    return None
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -182,38 +193,30 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         exit_code = 3
         stop.set()
 
-    embedded = maybe_start_nats(settings, allow=not args.no_embedded_nats)
+    # The web port first: a port in use is reported before anything else starts.
+    sock = None
+    if not args.no_web:
+        try:
+            sock = web_socket(args, settings)
+        except WebStartError as exc:
+            log.error("refusing to start: %s", exc)
+            return 3
+    embedded = start_embedded(settings, allow=not args.no_embedded_nats)
+    supervisor = None
+    if embedded is not None:
+        supervisor = NatsSupervisor(embedded, Path(settings.nats_data_dir) / PID_FILE)
+        supervisor.start()
     parts = Parts()
+
     try:
-        engine = make_engine(settings)
-        parts.add("database", engine.dispose)
-        try:
-            await init_db(engine)  # brings the schema to head (storage.migrate)
-        except SchemaError as exc:
-            log.error("refusing to start: %s", exc)
-            return 3
-        try:
-            broker = await start_queue(args, settings, parts, engine, fatal)
-        except (BrokerConfigError, SchemaError) as exc:
-            log.error("refusing to start: %s", exc)
-            return 3
-        nc = await connect(settings, instance_name("scheduler-events"))
-        parts.add("nats", nc.drain)
-        scheduler = None
-        if not args.no_scheduler:
-            try:
-                scheduler = await start_scheduler(settings, parts, broker, engine, nc)
-            except BrokerConfigError as exc:
-                log.error("refusing to start: %s", exc)
-                return 3
-        if not args.no_worker:
-            start_worker(settings, parts, broker)
-        if not args.no_web:
-            try:
-                parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler))
-            except WebStartError as exc:
-                log.error("refusing to start: %s", exc)
-                return 3
+        # Every state stops on a signal, connecting included (NATS away: connect waits).
+        starting = start_parts(args, settings, parts, sock, fatal)
+        started, refused = await unless_stopped(starting, stop)
+        if not started:
+            log.info("stopped while starting")
+            return exit_code
+        if refused is not None:
+            return refused
         log.info(
             "fleetprobe running loop=%s; Ctrl-C to stop",
             loop_name(settings.event_loop),
@@ -223,8 +226,10 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         return exit_code
     finally:
         await parts.stop_all(timeout=settings.shutdown_grace_seconds + 5)
-        if embedded is not None:
-            embedded.stop()
+        if sock is not None:
+            sock.close()
+        if supervisor is not None:
+            await supervisor.stop()
 
 
 async def _start_web(
@@ -234,10 +239,10 @@ async def _start_web(
     broker: AsyncBroker,
     nc: Client,
     scheduler: ProbeScheduler | None,
+    sock: socket.socket,
 ) -> Callable[[], Awaitable[None]]:
     from jobs.events import EventPublisher
     from web.app import create_app
-    from web.auth import warn_if_exposed
     from web.server import server_config
     from web.services import Services
 
@@ -249,16 +254,8 @@ async def _start_web(
         events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
     )
-    host = args.host or settings.web_host
-    port = args.port if args.port is not None else settings.web_port
-    warn_if_exposed(host, settings.api_token)
+    host, port = web_address(args, settings)
     config = server_config(create_app(services, bind_host=host), settings, host, port)
-    try:
-        # Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
-        # event loop down before anything (the embedded nats-server) is stopped.
-        sock = listen_socket(host, port)
-    except OSError as exc:
-        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     server = _HostedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
     # uvicorn offers no "started" event to await; poll its flag briefly.
@@ -278,6 +275,26 @@ async def _start_web(
 
 class WebStartError(RuntimeError):
     """The web app could not listen where it was told to."""
+
+
+def web_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    host = args.host or settings.web_host
+    return host, args.port if args.port is not None else settings.web_port
+
+
+def web_socket(args: argparse.Namespace, settings: Settings) -> socket.socket:
+    """The web app's listening socket, bound before anything else starts.
+
+    Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
+    event loop down before anything (the embedded nats-server) is stopped."""
+    from web.auth import warn_if_exposed
+
+    host, port = web_address(args, settings)
+    warn_if_exposed(host, settings.api_token)
+    try:
+        return listen_socket(host, port)
+    except OSError as exc:
+        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -310,8 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = Settings()
-    except Exception as exc:
-        print(f"invalid settings: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
     try:

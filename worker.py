@@ -4,13 +4,21 @@ startup hooks."""
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from core.logs import setup_logging
-from core.settings import Settings
+from core.settings import Settings, settings_error
 from jobs.broker import make_broker
 from jobs.tasks import register_tasks
 
-settings = Settings()
+try:
+    settings = Settings()
+except ValidationError as exc:  # one line, not an import traceback in every child
+    raise SystemExit(f"invalid settings: {settings_error(exc)}") from None
 setup_logging(settings.log_level)
 broker = make_broker(settings, name="fleetprobe-worker")
 broker.exit_on_refusal = True  # one line and exit code 3, not a traceback (jobs.broker)
+# Waiting for NATS at start (see README "What happens with no NATS"), SIGINT/SIGTERM
+# still stop the child.
+broker.exit_on_signal = True
 register_tasks(broker)

@@ -171,8 +171,13 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "event_loop": loop_name(settings.event_loop),
         "worker_concurrency": settings.worker_concurrency,
     }
+    # NATS_SYNC_INTERVAL in --env reaches this server as it would scheduler.py's own.
     nats: EmbeddedNats = start_nats_server(
-        "127.0.0.1", free_port(), workdir / "nats", log_file=workdir / "nats.log"
+        "127.0.0.1",
+        free_port(),
+        workdir / "nats",
+        log_file=workdir / "nats.log",
+        sync_interval=settings.nats_sync_interval,
     )
     on_stop(nats.stop)
     sampler = Sampler().start()

@@ -2,36 +2,74 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
+from core.natsurl import redact
+from core.outage import OutageLog
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# What nats-py reports while no server answers (refused, timed out, dropped).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    nats.errors.NoServersError,
+    nats.errors.UnexpectedEOF,
+    nats.errors.StaleConnectionError,
+    nats.errors.ConnectionClosedError,
+)
+# Outage lines of one connection: at once, after 2, 4, 8, 16 s, then every 30 s.
+OUTAGE_FIRST_GAP_SECONDS = 2.0
+OUTAGE_EVERY_SECONDS = 30.0
 
-def connect_options(settings: Settings, name: str) -> dict[str, Any]:
+
+def nats_outage(settings: Settings, name: str) -> OutageLog:
+    """The outage lines of one connection (see :func:`connect_options`)."""
+    return OutageLog(
+        f"nats conn={name} servers={redact(settings.nats_url)}",
+        every=OUTAGE_EVERY_SECONDS,
+        first=OUTAGE_FIRST_GAP_SECONDS,
+    )
+
+
+def connect_options(
+    settings: Settings, name: str, outage: OutageLog | None = None
+) -> dict[str, Any]:
     """Options for ``nats.connect``: reconnect for ever, name the connection, and the
     credentials every connection of the system uses.
 
     User/password or a token travel in ``NATS_URL`` (``nats://user:pass@host:4222``,
     ``nats://token@host:4222``); ``NATS_CREDS`` and ``NATS_TLS_*`` add a creds file and TLS.
+
+    While no server answers (at start, or after a disconnect) nats-py retries every second
+    and reports each failure: the lines are rate-limited (:class:`core.outage.OutageLog`:
+    one when it starts, then after 2, 4, 8, 16 s and every 30 s with a count, one when it
+    ends).
     """
+    lines = outage or nats_outage(settings, name)
 
     async def _disconnected() -> None:
         # INFO: a clean close disconnects too; real outages show up as failing fetches/kicks.
         log.info("nats disconnected conn=%s", name)
 
     async def _reconnected() -> None:
+        lines.log_recovered(log)
         log.info("nats reconnected conn=%s", name)
 
     async def _error(exc: Exception) -> None:
-        log.warning("nats error conn=%s error=%s", name, exc)
+        if isinstance(exc, OUTAGE_ERRORS):  # no server answers: one outage, rate-limited
+            lines.log_failed(log, f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
+        else:  # a protocol or permission error: each one says something
+            log.warning("nats error conn=%s error=%r", name, exc)
 
     options: dict[str, Any] = {
         "name": name,
@@ -62,8 +100,12 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def connect(settings: Settings, name: str) -> Client:
-    """Connect to ``settings.nats_url`` (reconnects for ever once connected)."""
-    return await nats.connect(settings.nats_url, **connect_options(settings, name))
+    """Connect to the servers of ``NATS_URL``: waits (cancellable) until one answers,
+    logging as :func:`connect_options` says, then reconnects for ever."""
+    outage = nats_outage(settings, name)
+    nc = await nats.connect(settings.nats_servers, **connect_options(settings, name, outage))
+    outage.log_recovered(log)
+    return nc
 
 
 async def subscribe_ready(nc: Client, subject: str, **kwargs: Any) -> Subscription:
@@ -80,3 +122,18 @@ async def subscribe_ready(nc: Client, subject: str, **kwargs: Any) -> Subscripti
     await nc.flush()
     await nc.flush()
     return sub
+
+
+async def close_quietly(nc: Client, timeout: float = 2.0) -> None:
+    """Drain ``nc`` (pending messages go out), or close it when it cannot drain (NATS
+    away: ``ConnectionReconnectingError``); never raises."""
+    try:
+        async with asyncio.timeout(timeout):
+            await nc.drain()
+        return
+    except Exception as exc:
+        log.info("nats drain failed conn=%s error=%r; closing", nc.options.get("name"), exc)
+    try:
+        await nc.close()
+    except Exception as exc:
+        log.debug("nats close failed error=%r", exc)

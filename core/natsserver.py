@@ -7,6 +7,8 @@ start one on a free port.  The child is stopped by its pid (SIGTERM, then SIGKIL
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import logging
 import os
 import shutil
@@ -15,10 +17,26 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from core.natsurl import host_port, redact
+
+__all__ = [
+    "EmbeddedNats",
+    "NatsServerNotFoundError",
+    "auth_args",
+    "find_nats_server",
+    "free_port",
+    "host_port",
+    "is_reachable",
+    "redact",
+    "start_nats_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +78,17 @@ def auth_args(url: str) -> list[str]:
     return []
 
 
-def redact(url: str) -> str:
-    """The URL without its credentials, for logs and error messages."""
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    if not parts.username:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}:{parts.port}" if parts.port else f"***@{host}"
-    return parts._replace(netloc=netloc).geturl()
-
-
-def host_port(url: str) -> tuple[str, int]:
-    """``nats://user:pw@host:4222`` -> ``("host", 4222)``."""
-    parts = urlsplit(url if "://" in url else f"nats://{url}")
-    return parts.hostname or "127.0.0.1", parts.port or 4222
-
-
 def is_reachable(url: str, timeout: float = 0.5) -> bool:
-    """Does anything accept TCP at the URL's host and port?"""
-    host, port = host_port(url)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """Does anything accept TCP at the host and port of the URL (or of any server of a
+    comma-separated cluster list)?"""
+    for server in url.split(","):
+        host, port = host_port(server.strip())
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def free_port() -> int:
@@ -100,6 +105,10 @@ class EmbeddedNats:
     process: subprocess.Popen[bytes]
     url: str
     store_dir: Path
+    # How it was started, so a supervisor restarts it the same way (same store).
+    cmd: list[str] = field(default_factory=list)
+    log_file: Path | None = None
+    die_with_parent: bool = False
 
     @property
     def pid(self) -> int:
@@ -118,6 +127,126 @@ class EmbeddedNats:
             self.process.wait(timeout=timeout)
         log.info("embedded nats-server stopped pid=%d", self.pid)
 
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines of its log, joined on one line (for one ERROR line)."""
+        if self.log_file is None or not self.log_file.is_file():
+            return ""
+        with self.log_file.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            text = f.read().decode(errors="replace")
+        return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+
+    def respawn(self) -> None:
+        """Start the same command again (same port, same store); not yet waited for."""
+        self.process = _spawn(self.cmd, self.log_file, self.die_with_parent)
+
+
+def config_text(sync_interval: str) -> str:
+    """The server's config file: what has no command-line flag (JetStream's
+    ``sync_interval``; ``always`` fsyncs every write).  The store stays a flag (``-sd``:
+    the file may not name it twice)::
+
+        >>> print(config_text("always"), end="")
+        jetstream {
+          sync_interval: always
+        }
+    """
+    value = "always" if sync_interval == "always" else json.dumps(sync_interval)
+    return f"jetstream {{\n  sync_interval: {value}\n}}\n"
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); None elsewhere.
+
+    Two hazards: the signal follows the death of the *thread* that forked the child, so
+    call this from the main thread only (a worker thread that ends would take the server
+    with it); and ``preexec_fn`` runs between fork and exec, where only async-signal-safe
+    work is safe when other threads exist: libc is loaded here, before the fork, and the
+    hook only calls ``prctl`` and ``getppid``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        log.info("not the main thread: the embedded nats-server will not die with us")
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would ask
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _spawn(cmd: list[str], log_file: Path | None, die_with_parent: bool) -> subprocess.Popen[bytes]:
+    out = log_file.open("ab") if log_file else subprocess.DEVNULL
+    hook = _die_with_parent_hook() if die_with_parent else None
+    try:
+        # A new session: Ctrl-C in the terminal reaches us, and we stop the child
+        # ourselves in order (after our clients have closed).
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            preexec_fn=hook,  # noqa: PLW1509 (see _die_with_parent_hook)
+        )
+    finally:
+        if log_file and out is not subprocess.DEVNULL:
+            with contextlib.suppress(Exception):
+                out.close()  # type: ignore[union-attr]
+
+
+def spawn_nats_server(
+    host: str,
+    port: int,
+    store_dir: Path,
+    *,
+    log_file: Path | None = None,
+    extra_args: list[str] | None = None,
+    sync_interval: str = "default",
+    die_with_parent: bool = False,
+) -> EmbeddedNats:
+    """Start ``nats-server -js`` (not waiting for it); see :func:`start_nats_server`."""
+    binary = find_nats_server()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [binary, "-a", host, "-p", str(port), "-js", "-sd", str(store_dir)]
+    if sync_interval != "default":
+        conf = store_dir.parent / f"{store_dir.name}-server.conf"
+        conf.write_text(config_text(sync_interval))
+        cmd += ["-c", str(conf)]
+    cmd += extra_args or []
+    process = _spawn(cmd, log_file, die_with_parent)
+    return EmbeddedNats(
+        process=process,
+        url=f"nats://{host}:{port}",
+        store_dir=store_dir,
+        cmd=cmd,
+        log_file=log_file,
+        die_with_parent=die_with_parent,
+    )
+
+
+def ready_or_exited(server: EmbeddedNats) -> bool:
+    """True once it accepts connections; raises when it exited."""
+    if server.process.poll() is not None:
+        tail = server.log_tail()
+        raise RuntimeError(
+            f"nats-server exited with code {server.process.returncode}: "
+            f"{' '.join(server.cmd)}" + (f"; log: {tail}" if tail else "")
+        )
+    return is_reachable(server.url, timeout=0.2)
+
 
 def start_nats_server(
     host: str,
@@ -127,31 +256,30 @@ def start_nats_server(
     log_file: Path | None = None,
     wait: float = 10.0,
     extra_args: list[str] | None = None,
+    sync_interval: str = "default",
+    die_with_parent: bool = False,
 ) -> EmbeddedNats:
-    """Start ``nats-server -js`` and wait until it accepts connections."""
-    binary = find_nats_server()
-    store_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [binary, "-a", host, "-p", str(port), "-js", "-sd", str(store_dir), *(extra_args or [])]
-    out = log_file.open("ab") if log_file else subprocess.DEVNULL
-    try:
-        # A new session: Ctrl-C in the terminal reaches us, and we stop the child
-        # ourselves in order (after our clients have closed).
-        process = subprocess.Popen(cmd, stdout=out, stderr=out, start_new_session=True)
-    finally:
-        if log_file and out is not subprocess.DEVNULL:
-            with contextlib.suppress(Exception):
-                out.close()  # type: ignore[union-attr]
-    server = EmbeddedNats(process=process, url=f"nats://{host}:{port}", store_dir=store_dir)
+    """Start ``nats-server -js`` and wait until it accepts connections.
+
+    ``sync_interval``: JetStream's fsync (``always``, a duration such as ``10s``, or
+    ``default``: the server's 2 minutes), through a config file beside the store (no
+    flag has it).  ``die_with_parent``: on Linux the server gets SIGTERM when this process
+    dies, even by SIGKILL (see :func:`_die_with_parent_hook`)."""
+    server = spawn_nats_server(
+        host,
+        port,
+        store_dir,
+        log_file=log_file,
+        extra_args=extra_args,
+        sync_interval=sync_interval,
+        die_with_parent=die_with_parent,
+    )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"nats-server exited with code {process.returncode}: {' '.join(cmd)}"
-            )
-        if is_reachable(server.url, timeout=0.2):
+        if ready_or_exited(server):
             log.info(
                 "embedded nats-server started pid=%d url=%s store=%s",
-                process.pid,
+                server.pid,
                 server.url,
                 store_dir,
             )

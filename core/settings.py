@@ -13,14 +13,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.hosts import host_pattern, parse_origin
+from core.natsurl import parse_servers
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 HttpEngine = Literal["aiohttp", "httpx"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]
+SqliteSynchronous = Literal["normal", "full"]
+# JetStream's sync_interval: "always" (fsync every write) or a Go duration ("2m", "10s").
+SYNC_INTERVAL_PATTERN = r"^(always|default|[0-9]+(\.[0-9]+)?(ms|s|m|h))$"
 
 # Bounds that the API and the queue rely on: a task may never outlive ack_wait.
 MIN_INTERVAL_SECONDS = 1
@@ -50,6 +54,11 @@ class Settings(BaseSettings):
     nats_tls_cert: str | None = Field(None, alias="NATS_TLS_CERT")
     nats_tls_key: str | None = Field(None, alias="NATS_TLS_KEY")
     nats_data_dir: str = Field("./data", alias="NATS_DATA_DIR")
+    # The embedded server's JetStream fsync: "default" leaves nats-server's own (every
+    # 2 minutes), "always" syncs each write, or a duration (docs/reliability.md).
+    nats_sync_interval: str = Field(
+        "default", alias="NATS_SYNC_INTERVAL", pattern=SYNC_INTERVAL_PATTERN
+    )
 
     # The job queue (JetStream).  FLEETPROBE_INSTANCE, when set, prefixes the stream, the
     # job subject, the durable and the leader bucket below (applied once, here: the fields
@@ -73,6 +82,10 @@ class Settings(BaseSettings):
     # Storage.
     database_url: str = Field("sqlite+aiosqlite:///./monitoring.db", alias="DATABASE_URL")
     sqlite_busy_timeout_ms: int = Field(30_000, alias="SQLITE_BUSY_TIMEOUT_MS", ge=0)
+    # PRAGMA synchronous in WAL mode: "full" fsyncs the WAL at every commit, so a stored
+    # (and acknowledged) result survives a power loss; "normal" survives a process crash
+    # only (docs/reliability.md has the trade and the figures).
+    sqlite_synchronous: SqliteSynchronous = Field("full", alias="SQLITE_SYNCHRONOUS")
     result_batch_size: int = Field(200, alias="RESULT_BATCH_SIZE", ge=1, le=10_000)
     # A batch waits this long for more rows: with several worker processes on one SQLite
     # file, 50 ms (fewer, larger commits) gave +25-40 % probes/s over 20 ms; it adds at
@@ -136,6 +149,17 @@ class Settings(BaseSettings):
                 "(it becomes part of NATS stream, subject and bucket names)"
             )
         return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url_parses(cls, value: str) -> str:
+        parse_servers(value)  # raises NatsUrlError, a ValueError naming NATS_URL
+        return value
+
+    @field_validator("sqlite_synchronous", "nats_sync_interval", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("api_token", mode="before")
     @classmethod
@@ -202,6 +226,11 @@ class Settings(BaseSettings):
         return self.longest_task_seconds + self.ack_wait_margin_seconds
 
     @property
+    def nats_servers(self) -> list[str]:
+        """The servers of ``NATS_URL`` (one, or a cluster's comma-separated list)."""
+        return parse_servers(self.nats_url)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -218,3 +247,23 @@ def _split(value: object) -> list[str] | None:
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return [v.strip() for v in value if v.strip()]
     return None
+
+
+def settings_error(exc: ValidationError) -> str:
+    """A settings error as one line naming each variable::
+
+    >>> try:
+    ...     Settings(NATS_URL="nats://h:x")
+    ... except ValidationError as exc:
+    ...     print(settings_error(exc))
+    NATS_URL: 'nats://h:x' has port 'x', not a number 1-65535
+    """
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        message = re.sub(r"^Value error, ", "", str(error.get("msg", "")))
+        if message.startswith(f"{where}: "):  # the message names the variable already
+            parts.append(message)
+        else:
+            parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

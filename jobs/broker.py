@@ -25,10 +25,12 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import NotFoundError
-from taskiq import AckableMessage
+from taskiq import AckableMessage, AsyncBroker
 from taskiq_nats import PullBasedJetStreamBroker
 
-from core.natsconn import connect_options
+from core.interrupt import Interrupted, interruptible
+from core.natsconn import connect_options, nats_outage
+from core.outage import OutageLog
 from core.settings import Settings
 from storage.migrate import SchemaError
 
@@ -106,21 +108,41 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     # `taskiq worker` (worker.py): a refusal to start ends the process with one line and
     # exit code 3 instead of a traceback.
     exit_on_refusal: bool = False
+    # `taskiq worker` children: SIGINT/SIGTERM during start-up (waiting for NATS) end the
+    # process (taskiq's own handler only sets a flag it reads once listening).
+    exit_on_signal: bool = False
+    # The rate-limited outage lines of this broker's connection (core.outage).
+    nats_outage: OutageLog | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Messages handed to taskiq and not acknowledged yet (by id of the NATS message).
         self._unacked: dict[int, Msg] = {}
+        self._fetch_outage = OutageLog(f"job queue fetch stream={self.stream_name}")
 
     async def startup(self) -> None:
+        """Connect (waiting while NATS is away, see core.natsconn), create or check the
+        stream and consumer; in a worker, open the runtime first (WORKER_STARTUP)."""
         try:
-            await super().startup()
-            await self.verify_stream()
+            if self.exit_on_signal:
+                try:
+                    await interruptible(self._startup())
+                except Interrupted as exc:
+                    log.info("stopped while starting (%s)", exc)
+                    raise SystemExit(0) from None
+            else:
+                await self._startup()
         except (BrokerConfigError, SchemaError) as exc:
             if not self.exit_on_refusal:
                 raise
             log.error("refusing to start: %s", exc)
             raise SystemExit(3) from None
+
+    async def _startup(self) -> None:
+        await super().startup()
+        if self.nats_outage is not None:
+            self.nats_outage.log_recovered(log)
+        await self.verify_stream()
 
     async def _add_or_reuse_stream(self) -> None:
         """Create the stream (or find it), then check it is this installation's."""
@@ -185,9 +207,10 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS down or reconnecting: wait and fetch again
-                log.warning("fetch failed stream=%s error=%r; retrying", self.stream_name, exc)
+                self._fetch_outage.log_failed(log, repr(exc))
                 await asyncio.sleep(1.0)
                 continue
+            self._fetch_outage.log_recovered(log)
             # Fetched is delivered: until acked, each one is ours to hand back on shutdown
             # (including those of the batch not yet given to taskiq).
             for msg in messages:
@@ -226,7 +249,13 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
                 handed_back += 1
         if unacked:
             log.info("handed back unfinished tasks count=%d of=%d", handed_back, len(unacked))
-        await super().shutdown()
+        try:
+            await self.client.close()
+        except Exception as exc:  # NATS away: the connection is gone either way
+            log.info("nats close failed on shutdown error=%r", exc)
+        # The worker's shutdown hooks (flush results, close the HTTP client) run even then:
+        # taskiq-nats would skip them when close() raised.
+        await AsyncBroker.shutdown(self)
 
     async def _refuse(self, msg: Msg, name: str) -> None:
         """Hand a task this worker lacks back to the queue, then stop: never ack it."""
@@ -270,9 +299,10 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
 def make_broker(settings: Settings, name: str = "fleetprobe") -> FleetprobeBroker:
     """The same configuration in every process (a differing consumer config would be
     overwritten by whichever process starts last)."""
-    kwargs: dict[str, Any] = connect_options(settings, name)
+    outage = nats_outage(settings, name)
+    kwargs: dict[str, Any] = connect_options(settings, name, outage)
     broker = FleetprobeBroker(
-        servers=settings.nats_url,
+        servers=settings.nats_servers,
         subject=settings.jobs_subject,
         stream_name=settings.jobs_stream,
         durable=settings.jobs_durable,
@@ -283,4 +313,5 @@ def make_broker(settings: Settings, name: str = "fleetprobe") -> FleetprobeBroke
         **kwargs,
     )
     broker.settings = settings
+    broker.nats_outage = outage
     return broker

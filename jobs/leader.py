@@ -9,6 +9,7 @@ of two leaders can never run a slot twice; the lease keeps the load on one proce
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
+
+RELEASE_TIMEOUT_SECONDS = 1.0
 
 LEASE_KEY = "scheduler"
 
@@ -103,7 +106,10 @@ class LeaderLease:
         if self._revision is None or self._kv is None:
             return
         try:
-            await self._kv.delete(LEASE_KEY, last=self._revision)
+            # Bounded: with NATS away the lease just expires (TTL), and a stop must not
+            # wait nats-py's 5 s publish timeout.
+            async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
+                await self._kv.delete(LEASE_KEY, last=self._revision)
             log.info("leadership released holder=%s", self.holder)
         except Exception as exc:
             log.warning("leader lease release failed holder=%s error=%r", self.holder, exc)

@@ -73,6 +73,8 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.clock = clock
         self.kicks = 0
         self.kick_failures = 0
+        # Slots not kicked because the queue was unreachable (owed; caught up later).
+        self.missed = 0
         self.caught_up = 0
         # device id -> latest slot whose kick failed (NATS down); kicked once it is back.
         self.owed: dict[int, datetime] = {}
@@ -104,10 +106,12 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         if self.lease is not None:
             await self.lease.release()
         log.info(
-            "probe kicks=%d failures=%d caught_up=%d",
+            "probe kicks=%d failures=%d missed_queue_down=%d caught_up=%d still_owed=%d",
             self.kicks,
             self.kick_failures,
+            self.missed,
             self.caught_up,
+            len(self.owed),
         )
 
     async def load_all(self) -> Mapping[int, ProbeJobSpec]:
@@ -171,6 +175,7 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
         if not self._queue_connected():
             # Don't wait on a publish that cannot succeed: owe the slot and move on.
+            self.missed += 1
             self._owe(spec, slot, "queue unreachable")
             return
         await self.kick(spec, slot)

@@ -124,6 +124,8 @@ def test_a_taken_web_port_stops_everything_with_a_clear_error(tmp_path: Path) ->
     output = proc.output()
     assert code == 3, output[-3000:]
     assert f"cannot listen on 127.0.0.1:{web_port}" in output
-    assert "Traceback" not in output
-    assert "embedded nats-server stopped" in output  # nothing left behind
+    assert "Traceback" not in output and "CancelledError" not in output
+    # Checked before anything else starts: no NATS, no database, no scheduler.
+    assert "embedded nats-server started" not in output, output[-3000:]
+    assert "database ready" not in output and "queue ready" not in output
     assert not is_reachable(env["NATS_URL"])

@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.natserrors import queue_refusal
 from jobs.events import CHECK_CREATED, CYCLE_FINISHED
 from jobs.kick import kick_probes, one_off_job
 from jobs.schedule import ProbeJobSpec
@@ -49,11 +51,13 @@ async def kick_devices(
     A queue that does not answer is a 503, raised before anything is reported enqueued.
     """
     jobs = [one_off_job(spec, f"{prefix}:{spec.device_id}", source) for spec in specs]
+    started = time.monotonic()
     try:
         task_ids = await kick_probes(services.broker, jobs)
     except Exception as exc:
+        detail = queue_refusal(services.settings, exc, time.monotonic() - started)
         log.warning("kick failed prefix=%s jobs=%d error=%r", prefix, len(jobs), exc)
-        raise ApiError(503, f"the job queue did not accept the jobs: {exc}") from exc
+        raise ApiError(503, detail) from exc
     return [
         EnqueuedJob(device_id=job.device_id, task_id=task_id, run_key=job.run_key)
         for job, task_id in zip(jobs, task_ids, strict=True)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from core.logs import setup_logging
-from core.settings import Settings
+from core.settings import Settings, settings_error
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
 from jobs.recorder.models import Response, StartPayload, StopPayload
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_payload(args)
         stop_payload(args)
     except ValidationError as exc:
-        print(f"invalid arguments or settings: {exc}", file=sys.stderr)
+        print(f"invalid arguments or settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
     try:

@@ -25,7 +25,7 @@ from nats.aio.client import Client
 from pydantic import ValidationError
 
 from core.natsconn import connect
-from core.natsserver import redact
+from core.natsurl import redact
 from core.settings import Settings
 from jobs.recorder.errors import (
     InvalidReplyError,

@@ -23,11 +23,12 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from pydantic import ValidationError
 
 from core.logs import setup_logging
 from core.natsconn import connect, subscribe_ready
-from core.natsserver import redact
-from core.settings import Settings
+from core.natsurl import NatsUrlError, parse_servers, redact
+from core.settings import Settings, settings_error
 from jobs.recorder.machine import DEFAULT_ROOT, TaskState, handle_message
 from storage.types import utcnow
 
@@ -118,6 +119,11 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     # The CLI's URL with the environment's credentials (NATS_CREDS, NATS_TLS_*).
+    try:
+        parse_servers(args.nats_url, "--nats-url")
+    except NatsUrlError as exc:
+        log.error("%s", exc)
+        return 2
     settings = settings.model_copy(update={"nats_url": args.nats_url})
     try:
         async with asyncio.timeout(10):
@@ -136,7 +142,11 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"invalid settings: {settings_error(exc)}", file=sys.stderr)
+        return 2
     args = parse_args(argv, settings)
     setup_logging(args.log_level)
     try:

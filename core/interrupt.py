@@ -1,0 +1,85 @@
+"""Stopping a process in every state, connecting included.
+
+A process waiting for NATS (at start, nothing at ``NATS_URL``) is inside ``nats.connect``,
+which retries for ever: a stop request must cancel that wait, not queue behind it.
+
+- :func:`unless_stopped`: ``python scheduler.py`` races its start-up against its own
+  stop event (set by its SIGINT/SIGTERM handlers).
+- :func:`interruptible`: inside a host that owns the signals (``taskiq worker``'s
+  children set a flag on SIGINT/SIGTERM and only look at it once listening), a
+  start-up that is cancelled by SIGINT/SIGTERM; the host's own handler still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Awaitable, Coroutine
+from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(Exception):
+    """A signal asked the process to stop while :func:`interruptible` waited."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+async def unless_stopped(
+    work: Coroutine[Any, Any, T], stop: asyncio.Event
+) -> tuple[bool, T | None]:
+    """``(True, result)`` when ``work`` finished first; ``(False, None)`` when ``stop``
+    was set first (``work`` is then cancelled and awaited)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return True, task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False, None
+
+
+async def interruptible(work: Awaitable[T]) -> T:
+    """Await ``work``; SIGINT/SIGTERM cancel it and raise :class:`Interrupted`.
+
+    The handlers in place before are called too (a host's flag is still set), except
+    Python's default SIGINT handler (its KeyboardInterrupt would be a traceback).  Outside
+    the main thread signals cannot be caught: ``work`` is awaited as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        return await work
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    received: list[int] = []
+    previous: dict[int, Any] = {int(sig): signal.getsignal(sig) for sig in SIGNALS}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        loop.call_soon_threadsafe(task.cancel)
+        before = previous.get(signum)
+        if callable(before) and before is not signal.default_int_handler:
+            before(signum, frame)
+
+    for sig in SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
