@@ -36,13 +36,13 @@ from core.natsserver import (
     start_nats_server,
 )
 from core.settings import Settings
-from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
-from jobs.inprocess import InProcessWorker
-from jobs.leader import LeaderLease
-from jobs.recorder.scheduling import RecorderScheduler
-from jobs.runtime import instance_name
-from jobs.scheduling import ProbeScheduler
-from jobs.tasks import register_tasks
+from jobs.probe.scheduler import ProbeScheduler
+from jobs.probe.task import register_tasks
+from jobs.queue.broker import BrokerConfigError, FleetprobeBroker, make_broker
+from jobs.queue.inprocess import InProcessWorker
+from jobs.recorder.scheduler import RecorderScheduler
+from jobs.scheduling.lease import LeaderLease
+from jobs.worker import instance_name
 from storage.db import init_db, make_engine
 
 log = logging.getLogger("fleetprobe")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from core.logs import setup_logging
 from core.settings import Settings
-from jobs.broker import make_broker
-from jobs.tasks import register_tasks
+from jobs.probe.task import register_tasks
+from jobs.queue.broker import make_broker
 
 settings = Settings()
 setup_logging(settings.log_level)

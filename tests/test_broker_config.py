@@ -5,7 +5,7 @@ from __future__ import annotations
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from core.settings import Settings
-from jobs.broker import (
+from jobs.queue.broker import (
     TASK_HEADER,
     consumer_config,
     consumer_differences,

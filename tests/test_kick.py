@@ -9,9 +9,9 @@ from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage
 
-from jobs.broker import PROBE_TASK
-from jobs.kick import MSG_ID_HEADER, one_off_job, task_message
-from jobs.schedule import ProbeJobSpec
+from jobs.queue.broker import PROBE_TASK
+from jobs.queue.kick import MSG_ID_HEADER, one_off_job, task_message
+from jobs.scheduling.slots import ProbeJobSpec
 
 
 class CapturingBroker(AsyncBroker):

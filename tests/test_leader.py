@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from core.natsserver import EmbeddedNats
-from jobs.leader import LeaderLease
+from jobs.scheduling.lease import LeaderLease
 
 
 @pytest.fixture

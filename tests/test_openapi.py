@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.responses import Response
 
-from web.errors import EXCEPTION_HANDLERS
-from web.openapi import (
+from web.endpoints import (
     MAX_PATH_INT,
     AnyEndpoint,
     Call,
@@ -25,6 +24,7 @@ from web.openapi import (
     respond,
     to_openapi30,
 )
+from web.errors import EXCEPTION_HANDLERS
 
 
 class Pet(BaseModel):

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.settings import Settings
-from jobs.runtime import WorkerRuntime
-from jobs.scheduling import ProbeScheduler
-from jobs.tasks import ProbeJob, probe_device
+from jobs.probe.scheduler import ProbeScheduler
+from jobs.probe.task import ProbeJob, probe_device
+from jobs.worker import WorkerRuntime
 from storage.db import session_factory
 from storage.models import CheckResult, Device
 from tests.helpers import collect_events, running_worker, wait_for

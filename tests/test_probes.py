@@ -17,8 +17,8 @@ import pytest
 import trustme
 
 from core.settings import Settings
-from jobs.http import make_http_client
-from jobs.probes import ErrorKind, classify_error, error_text, result_from_response, run_probe
+from jobs.probe.http import make_http_client
+from jobs.probe.run import ErrorKind, classify_error, error_text, result_from_response, run_probe
 
 
 @pytest.fixture(params=["aiohttp", "httpx"])

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobs.recorder.machine import TaskState, file_path_for, handle_message, step, wire_reply
-from jobs.recorder.models import Command, StartPayload, StopPayload
+from jobs.recorder.wire import Command, StartPayload, StopPayload
 
 T0 = datetime(2025, 10, 15, 8, 55, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)

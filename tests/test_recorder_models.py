@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 import jobs.recorder.machine
-import jobs.recorder.models
-from jobs.recorder.models import (
+import jobs.recorder.wire
+from jobs.recorder.wire import (
     Command,
     Response,
     StartPayload,
@@ -235,7 +235,7 @@ def test_unknown_reply_fields_from_a_newer_recorder_are_ignored() -> None:
     assert response.payload.file_path == "/mnt/rec002.wav"
 
 
-@pytest.mark.parametrize("module", [jobs.recorder.models, jobs.recorder.machine])
+@pytest.mark.parametrize("module", [jobs.recorder.wire, jobs.recorder.machine])
 def test_docstring_examples_hold(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from jobs.recorder.scheduling import RecorderScheduler
+from jobs.recorder.scheduler import RecorderScheduler
 from jobs.recorder.simulator import RecorderSimulator
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.recorder_helpers import fake_recorder, reply_bytes, running_simulator
 from tests.webapp import WebApp, of_type, receive_until, serve_app, served
-from web import recorder_routes
+from web import recorder as recorder_routes
 
 
 @pytest.fixture

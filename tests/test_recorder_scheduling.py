@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from core.settings import Settings
 from jobs.events import encode_event
-from jobs.recorder.scheduling import RecorderScheduler
+from jobs.recorder.scheduler import RecorderScheduler
 from jobs.recorder.simulator import RecorderSimulator
 from jobs.recorder.slots import slot_key
 from storage.db import session_factory

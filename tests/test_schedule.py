@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.mirror import event_row_id
-from jobs.schedule import (
+from jobs.scheduling.mirror import event_row_id
+from jobs.scheduling.slots import (
     EPOCH,
     ProbeJobSpec,
     phase_seconds,

@@ -22,7 +22,7 @@ import pytest
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
-from jobs.scheduling import ProbeScheduler
+from jobs.probe.scheduler import ProbeScheduler
 from storage.db import make_engine
 from tests.conftest import isolated_env
 from tests.helpers import (

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from jobs.scheduling import ProbeScheduler
+from jobs.probe.scheduler import ProbeScheduler
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.webapp import WebApp, serve_app
 

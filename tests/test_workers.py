@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
-from jobs.scheduling import ProbeScheduler
+from jobs.probe.scheduler import ProbeScheduler
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult, Device
 from tests.conftest import isolated_env

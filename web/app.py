@@ -1,7 +1,7 @@
 """``create_app(services)``: the Starlette application.
 
 REST endpoints are declared in one module per concept (``ENDPOINTS`` lists of
-:class:`web.openapi.Endpoint`); :func:`api_endpoints` gathers them, and the same list
+:class:`web.endpoints.Endpoint`); :func:`api_endpoints` gathers them, and the same list
 builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub and
 stops it and the cycle loop on shutdown.  In front of the routes: :class:`BearerAuth`
 when ``API_TOKEN`` is set (``web/auth.py``), then :class:`BodyLimit` (``web/limits.py``).
@@ -17,14 +17,10 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from storage.schemas import HealthReport
-from web import checks, devices, jobs_routes, recorder_routes
+from web import checks, devices, jobs_routes, recorder
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
-from web.errors import EXCEPTION_HANDLERS
-from web.health import health
-from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
-from web.openapi import (
+from web.endpoints import (
     AnyEndpoint,
     Call,
     Endpoint,
@@ -36,6 +32,10 @@ from web.openapi import (
     describe_refusal,
     openapi_route,
 )
+from web.errors import EXCEPTION_HANDLERS
+from web.health import health
+from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
+from web.schemas import HealthReport
 from web.services import Services
 from web.swagger import swagger_routes
 from web.ws import Hub, items_socket
@@ -77,7 +77,7 @@ def api_endpoints() -> list[AnyEndpoint]:
         *devices.ENDPOINTS,
         *checks.ENDPOINTS,
         *jobs_routes.ENDPOINTS,
-        *recorder_routes.ENDPOINTS,
+        *recorder.ENDPOINTS,
         *HEALTH,
     ]
 

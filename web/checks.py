@@ -9,14 +9,14 @@ from pydantic import Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
-from jobs.tasks import check_event_payload
+from jobs.probe.task import check_event_payload
 from storage import repo
 from storage.db import session_factory
-from storage.schemas import CheckCreate, CheckRead
 from storage.types import utcnow
 from web.devices import NOT_FOUND, device_or_404
+from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError
-from web.openapi import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
+from web.schemas import CheckCreate, CheckRead
 from web.services import services_of
 
 log = logging.getLogger(__name__)

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from jobs.events import CHECK_CREATED, CYCLE_FINISHED
-from jobs.kick import kick_probes, one_off_job
-from jobs.schedule import ProbeJobSpec
-from jobs.scheduling import load_specs
-from jobs.tasks import ProbeSource
+from jobs.probe.scheduler import load_specs
+from jobs.probe.task import ProbeSource
+from jobs.queue.kick import kick_probes, one_off_job
+from jobs.scheduling.slots import ProbeJobSpec
 from storage.repo import checks_by_run_keys
-from storage.schemas import CheckRead, CycleSummary, EnqueuedJob
 from storage.types import utcnow
 from web.errors import ApiError
+from web.schemas import CheckRead, CycleSummary, EnqueuedJob
 from web.services import Services
 from web.waiting import wait_for_stored
 

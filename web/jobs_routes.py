@@ -13,11 +13,11 @@ from pydantic import Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from jobs.scheduling import load_specs
-from storage.schemas import BackgroundStatus, CycleSummary, ProbeJobs, ProbeRequest
+from jobs.probe.scheduler import load_specs
 from web.cycles import CycleRunner, kick_devices, wait_for_results
+from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError, ErrorBody
-from web.openapi import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
+from web.schemas import BackgroundStatus, CycleSummary, ProbeJobs, ProbeRequest
 from web.services import services_of
 
 log = logging.getLogger(__name__)

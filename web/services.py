@@ -11,7 +11,7 @@ from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import EventPublisher
-from jobs.scheduling import ProbeScheduler
+from jobs.probe.scheduler import ProbeScheduler
 
 
 @dataclass

@@ -9,12 +9,12 @@ from typing import Any
 
 from taskiq import AsyncBroker
 
-from jobs.broker import RECORDER_TASK
-from jobs.kick import kick_keyed
-from jobs.recorder.models import CommandName
-from jobs.recorder.schemas import CommandSource
+from jobs.queue.broker import RECORDER_TASK
+from jobs.queue.kick import kick_keyed
 from jobs.recorder.slots import slot_key
 from jobs.recorder.task import RecorderJob
+from jobs.recorder.wire import CommandName
+from web.recorder_schemas import CommandSource
 
 
 def one_off_job(

@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from jobs.events import RECORDER_COMMAND
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
-from jobs.recorder.models import TASK_ID_MAX, Command, CommandName, describe
-from jobs.recorder.schemas import CommandResultRead, CommandSource
-from jobs.runtime import WorkerRuntime
+from jobs.recorder.wire import TASK_ID_MAX, Command, CommandName, describe
+from jobs.worker import WorkerRuntime
 from storage.db import session_factory
 from storage.recorder_repo import get_command
 from storage.types import utcnow
+from web.recorder_schemas import CommandResultRead, CommandSource
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 
-from jobs.broker import PROBE_TASK, RECORDER_TASK
 from jobs.events import CHECK_CREATED
-from jobs.probes import ProbeResult, run_probe
+from jobs.probe.run import ProbeResult, run_probe
+from jobs.queue.broker import PROBE_TASK, RECORDER_TASK
 from jobs.recorder.task import RecorderJob, send_recorder_command
-from jobs.runtime import WorkerRuntime, runtime_of
+from jobs.worker import WorkerRuntime, runtime_of
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from taskiq import TaskiqState
 from core.natsconn import connect
 from core.settings import Settings
 from jobs.events import EventPublisher
-from jobs.http import make_http_client
+from jobs.probe.http import make_http_client
 from jobs.recorder.client import RecorderClient
 from storage.db import init_db, make_engine
 from storage.models import CheckResult

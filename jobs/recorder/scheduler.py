@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.mirror import TableMirror
 from jobs.recorder.kick import kick_recorder, scheduled_job
 from jobs.recorder.plan import ScheduleSpec, spec_for
 from jobs.recorder.slots import slot_for
 from jobs.recorder.triggers import ScheduleError, build_trigger
+from jobs.scheduling.mirror import TableMirror
 from storage.db import session_factory
 from storage.recorder_models import RecorderSchedule
 from storage.recorder_repo import list_schedules

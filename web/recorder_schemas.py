@@ -31,7 +31,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from core.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
-from jobs.recorder.models import (
+from jobs.recorder.triggers import build_trigger, check_schedule, next_fire
+from jobs.recorder.wire import (
     TASK_ID_MAX,
     AppStatus,
     CommandName,
@@ -42,7 +43,6 @@ from jobs.recorder.models import (
     payload_for,
     payload_json,
 )
-from jobs.recorder.triggers import build_trigger, check_schedule, next_fire
 from storage.types import utcnow
 
 CommandSource = Literal["api", "schedule", "manual"]

@@ -73,7 +73,7 @@ def consumer_differences(live: ConsumerConfig, want: ConsumerConfig) -> list[str
     return problems
 
 
-# fleetprobe's kicks name the task in a header too (jobs.kick), so a worker checks that
+# fleetprobe's kicks name the task in a header too (jobs.queue.kick), so a worker checks that
 # it has the task without decoding the body; messages from elsewhere are decoded.
 TASK_HEADER = "Fleetprobe-Task"
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import httpx
 
-from jobs.http import probe_url
+from jobs.probe.http import probe_url
 
 ERROR_TEXT_MAX = 300
 

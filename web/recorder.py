@@ -28,24 +28,13 @@ from starlette.responses import Response
 
 from jobs.events import RECORDER_COMMAND
 from jobs.recorder.kick import kick_recorder, one_off_job
-from jobs.recorder.models import TASK_ID_MAX, CommandName
-from jobs.recorder.scheduling import SCHEDULE_CREATED, SCHEDULE_DELETED, SCHEDULE_UPDATED
-from jobs.recorder.schemas import (
-    CommandResultRead,
-    RecorderScheduleCreate,
-    RecorderScheduleRead,
-    RecorderScheduleUpdate,
-    StartBody,
-    StopBody,
-    TaskId,
-    wire_payload,
-)
+from jobs.recorder.scheduler import SCHEDULE_CREATED, SCHEDULE_DELETED, SCHEDULE_UPDATED
+from jobs.recorder.wire import TASK_ID_MAX, CommandName
 from storage import recorder_repo
 from storage.db import session_factory
 from storage.recorder_models import RecorderSchedule
 from storage.types import utcnow
-from web.errors import ApiError, ErrorBody, RequestInvalid
-from web.openapi import (
+from web.endpoints import (
     AnyEndpoint,
     Call,
     Endpoint,
@@ -54,6 +43,17 @@ from web.openapi import (
     QueryModel,
     Reply,
     respond,
+)
+from web.errors import ApiError, ErrorBody, RequestInvalid
+from web.recorder_schemas import (
+    CommandResultRead,
+    RecorderScheduleCreate,
+    RecorderScheduleRead,
+    RecorderScheduleUpdate,
+    StartBody,
+    StopBody,
+    TaskId,
+    wire_payload,
 )
 from web.services import Services, services_of
 from web.waiting import wait_for_stored

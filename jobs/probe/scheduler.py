@@ -1,6 +1,6 @@
 """The probe scheduler: one APScheduler interval job per active device; a job only kicks.
 
-The jobs mirror the ``devices`` table (:mod:`jobs.mirror`).  Only the holder of the
+The jobs mirror the ``devices`` table (:mod:`jobs.scheduling.mirror`).  Only the holder of the
 leader lease kicks; while NATS is down each device owes its latest slot, kicked once when
 the queue answers again (coalesced: one catch-up run, not a burst).
 """
@@ -21,10 +21,10 @@ from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import DEVICE_EVENTS
-from jobs.kick import kick_probe, scheduled_job
-from jobs.leader import LeaderLease
-from jobs.mirror import TableMirror
-from jobs.schedule import ProbeJobSpec, recent_slots, slot_anchor, slot_at
+from jobs.queue.kick import kick_probe, scheduled_job
+from jobs.scheduling.lease import LeaderLease
+from jobs.scheduling.mirror import TableMirror
+from jobs.scheduling.slots import ProbeJobSpec, recent_slots, slot_anchor, slot_at
 from storage.repo import probe_fields
 from storage.types import utcnow
 

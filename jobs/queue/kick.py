@@ -22,9 +22,9 @@ from pydantic import BaseModel
 from taskiq import AsyncBroker
 from taskiq.labels import prepare_label
 
-from jobs.broker import PROBE_TASK, TASK_HEADER, FleetprobeBroker
-from jobs.schedule import ProbeJobSpec, slot_key
-from jobs.tasks import ProbeJob, ProbeSource
+from jobs.probe.task import ProbeJob, ProbeSource
+from jobs.queue.broker import PROBE_TASK, TASK_HEADER, FleetprobeBroker
+from jobs.scheduling.slots import ProbeJobSpec, slot_key
 
 # JetStream drops a second message with the same id within the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
