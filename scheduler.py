@@ -37,12 +37,11 @@ from core.natsserver import (
 )
 from core.settings import Settings
 from jobs.probe.scheduler import ProbeScheduler
-from jobs.probe.task import register_tasks
 from jobs.queue.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.queue.inprocess import InProcessWorker
 from jobs.recorder.scheduler import RecorderScheduler
 from jobs.scheduling.lease import LeaderLease
-from jobs.worker import instance_name
+from jobs.worker import instance_name, register_tasks
 from storage.db import init_db, make_engine
 
 log = logging.getLogger("fleetprobe")
@@ -127,9 +126,8 @@ async def start_queue(
 ) -> FleetprobeBroker:
     broker = make_broker(settings, name=instance_name("scheduler"))
     broker.on_fatal = on_fatal
-    register_tasks(broker)
+    register_tasks(broker, engine=engine)  # the in-process worker shares this engine
     broker.is_worker_process = not args.no_worker
-    broker.state.engine = engine  # the in-process worker shares this engine
     await broker.startup()
     parts.add("queue", broker.shutdown)
     log.info(

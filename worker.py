@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from core.logs import setup_logging
 from core.settings import Settings
-from jobs.probe.task import register_tasks
 from jobs.queue.broker import make_broker
+from jobs.worker import register_tasks
 
 settings = Settings()
 setup_logging(settings.log_level)

@@ -1,8 +1,10 @@
-"""What a worker process holds open while it runs tasks: one HTTP client, one database
-engine with its batch writers, one NATS connection for events.
+"""The worker: the only module that knows every task.
 
-Built in the broker's WORKER_STARTUP hook (``taskiq worker worker:broker``) or by
-``python scheduler.py`` for its in-process worker; tasks reach it through taskiq's state.
+:class:`WorkerRuntime` is what a worker process holds open while it runs tasks: one HTTP
+client, one database engine with its batch writers, one NATS connection for events.
+:func:`register_tasks` puts the tasks on a broker, with start/stop hooks that open the
+runtime (``taskiq worker worker:broker``, or the in-process worker of ``python
+scheduler.py``) and hand each task the parts of it that the task takes.
 """
 
 from __future__ import annotations
@@ -11,19 +13,25 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from nats.aio.client import Client
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
-from taskiq import TaskiqState
+from taskiq import TaskiqEvents, TaskiqState
 
 from core.natsconn import connect
 from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.probe.http import make_http_client
+from jobs.probe.job import ProbeJob
+from jobs.probe.task import ProbeLimits, probe_device
+from jobs.queue.broker import PROBE_TASK, RECORDER_TASK, FleetprobeBroker
 from jobs.recorder.client import RecorderClient
+from jobs.recorder.job import RecorderJob
+from jobs.recorder.task import send_recorder_command
 from storage.db import init_db, make_engine
 from storage.models import CheckResult
 from storage.recorder_models import CommandResult
@@ -49,6 +57,7 @@ class WorkerRuntime:
     # like probe results (group commit, idempotent by run_key).
     recorder: RecorderClient
     commands: BatchWriter
+    probe_limits: ProbeLimits
     owns_engine: bool = True
 
     @classmethod
@@ -73,6 +82,7 @@ class WorkerRuntime:
             checks=_writer(engine, CheckResult, settings),
             recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
             commands=_writer(engine, CommandResult, settings),
+            probe_limits=ProbeLimits.of(settings),
             owns_engine=owns_engine,
         )
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
@@ -112,3 +122,32 @@ def runtime_of(state: TaskiqState) -> WorkerRuntime:
     if runtime is None:
         raise RuntimeError("worker runtime is not started (WORKER_STARTUP hook did not run)")
     return runtime
+
+
+def register_tasks(broker: FleetprobeBroker, engine: AsyncEngine | None = None) -> None:
+    """Register every task and the worker start/stop hooks on ``broker``; ``engine``: the
+    host process's engine, lent to the runtime (``python scheduler.py``)."""
+    settings = broker.settings
+
+    # The tasks take the runtime from the broker's state, not through taskiq's dependency
+    # injection: resolving it cost ~3 % of a saturated worker's CPU (docs/performance.md).
+    async def probe(job: ProbeJob) -> dict[str, Any]:
+        return await probe_device(job, runtime_of(broker.state))
+
+    async def recorder_command(job: RecorderJob) -> dict[str, Any]:
+        return await send_recorder_command(job, runtime_of(broker.state))
+
+    broker.register_task(probe, task_name=PROBE_TASK)
+    broker.register_task(recorder_command, task_name=RECORDER_TASK)
+
+    async def _startup(state: TaskiqState) -> None:
+        state.runtime = await WorkerRuntime.open(settings, engine=engine)
+
+    async def _shutdown(state: TaskiqState) -> None:
+        runtime: WorkerRuntime | None = getattr(state, "runtime", None)
+        if runtime is not None:
+            await runtime.close()
+            state.runtime = None
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _shutdown)

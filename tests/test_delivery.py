@@ -22,10 +22,10 @@ from sqlmodel import select
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
-from jobs.probe.task import register_tasks
+from jobs.probe.job import ProbeJobSpec, one_off_job
+from jobs.probe.kick import kick_probe
 from jobs.queue.broker import BrokerConfigError, make_broker
-from jobs.queue.kick import kick_probe, one_off_job
-from jobs.scheduling.slots import ProbeJobSpec
+from jobs.worker import register_tasks
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult
 from tests import targets

@@ -9,9 +9,9 @@ from taskiq import AsyncBroker
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage
 
+from jobs.probe.job import ProbeJobSpec, one_off_job
 from jobs.queue.broker import PROBE_TASK
-from jobs.queue.kick import MSG_ID_HEADER, one_off_job, task_message
-from jobs.scheduling.slots import ProbeJobSpec
+from jobs.queue.kick import MSG_ID_HEADER, task_message
 
 
 class CapturingBroker(AsyncBroker):

@@ -22,8 +22,8 @@ import pytest
 
 from core.natsserver import free_port, start_nats_server
 from core.settings import Settings
-from jobs.queue.kick import kick_probe, one_off_job
-from jobs.scheduling.slots import ProbeJobSpec
+from jobs.probe.job import ProbeJobSpec, one_off_job
+from jobs.probe.kick import kick_probe
 from storage.db import init_db, make_engine
 from tests.conftest import isolated_env
 from tests.helpers import (

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.settings import Settings
+from jobs.probe.job import ProbeJob
 from jobs.probe.scheduler import ProbeScheduler
-from jobs.probe.task import ProbeJob, probe_device
+from jobs.probe.task import probe_device
 from jobs.worker import WorkerRuntime
 from storage.db import session_factory
 from storage.models import CheckResult, Device

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.settings import Settings
+from jobs.probe.job import ProbeJobSpec, one_off_job
+from jobs.probe.kick import kick_probe
 from jobs.probe.scheduler import ProbeScheduler
-from jobs.queue.kick import kick_probe, one_off_job
-from jobs.scheduling.slots import ProbeJobSpec
 from storage.db import session_factory
 from storage.models import CheckResult, Device
 from tests.helpers import running_worker, wait_for

@@ -12,14 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.settings import Settings
-from jobs.recorder.kick import kick_recorder, one_off_job
-from jobs.recorder.task import RecorderJob, send_recorder_command
+from jobs.recorder.job import RecorderJob, one_off_job
+from jobs.recorder.kick import kick_recorder
+from jobs.recorder.result import CommandResultRead
+from jobs.recorder.task import send_recorder_command
 from jobs.worker import WorkerRuntime
 from storage.db import session_factory
 from storage.recorder_models import CommandResult
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.recorder_helpers import fake_recorder, reply_bytes, running_simulator
-from web.recorder_schemas import CommandResultRead
 
 
 async def rows(engine: AsyncEngine, run_key: str | None = None) -> list[CommandResult]:

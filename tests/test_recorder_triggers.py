@@ -20,7 +20,7 @@ from jobs.recorder.triggers import (
     crontab_day_of_week,
     next_fire,
 )
-from jobs.scheduling.slots import plan_schedule
+from jobs.scheduling.plan import plan_schedule
 
 
 def utc(text: str) -> datetime:

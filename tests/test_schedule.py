@@ -6,17 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobs.probe.job import ProbeJobSpec, slot_key
 from jobs.scheduling.mirror import event_row_id
-from jobs.scheduling.slots import (
-    EPOCH,
-    ProbeJobSpec,
-    phase_seconds,
-    plan_schedule,
-    recent_slots,
-    slot_anchor,
-    slot_at,
-    slot_key,
-)
+from jobs.scheduling.plan import plan_schedule
+from jobs.scheduling.slots import EPOCH, phase_seconds, recent_slots, slot_anchor, slot_at
 
 
 def test_phase_is_stable_and_inside_the_interval() -> None:

@@ -20,8 +20,8 @@ from sqlmodel import select
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
-from jobs.queue.kick import kick_probe, one_off_job
-from jobs.scheduling.slots import ProbeJobSpec
+from jobs.probe.job import ProbeJobSpec, one_off_job
+from jobs.probe.kick import kick_probe
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult
 from tests.conftest import isolated_env

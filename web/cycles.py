@@ -20,10 +20,8 @@ from collections.abc import Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from jobs.events import CHECK_CREATED, CYCLE_FINISHED
-from jobs.probe.scheduler import load_specs
-from jobs.probe.task import ProbeSource
-from jobs.queue.kick import kick_probes, one_off_job
-from jobs.scheduling.slots import ProbeJobSpec
+from jobs.probe.job import ProbeJobSpec, ProbeSource, load_specs, one_off_job
+from jobs.probe.kick import kick_probes
 from storage.repo import checks_by_run_keys
 from storage.types import utcnow
 from web.errors import ApiError

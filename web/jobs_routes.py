@@ -13,7 +13,7 @@ from pydantic import Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from jobs.probe.scheduler import load_specs
+from jobs.probe.job import load_specs
 from web.cycles import CycleRunner, kick_devices, wait_for_results
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError, ErrorBody

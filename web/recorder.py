@@ -27,7 +27,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
 from jobs.events import RECORDER_COMMAND
-from jobs.recorder.kick import kick_recorder, one_off_job
+from jobs.recorder.job import one_off_job
+from jobs.recorder.kick import kick_recorder
+from jobs.recorder.result import CommandResultRead
 from jobs.recorder.scheduler import SCHEDULE_CREATED, SCHEDULE_DELETED, SCHEDULE_UPDATED
 from jobs.recorder.wire import TASK_ID_MAX, CommandName
 from storage import recorder_repo
@@ -46,7 +48,6 @@ from web.endpoints import (
 )
 from web.errors import ApiError, ErrorBody, RequestInvalid
 from web.recorder_schemas import (
-    CommandResultRead,
     RecorderScheduleCreate,
     RecorderScheduleRead,
     RecorderScheduleUpdate,

@@ -18,7 +18,7 @@ cron expression by building its trigger and computing the next fire time::
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -34,18 +34,13 @@ from core.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
 from jobs.recorder.triggers import build_trigger, check_schedule, next_fire
 from jobs.recorder.wire import (
     TASK_ID_MAX,
-    AppStatus,
     CommandName,
-    MsgStatus,
-    ResponsePayload,
     StartPayload,
     StopPayload,
     payload_for,
     payload_json,
 )
 from storage.types import utcnow
-
-CommandSource = Literal["api", "schedule", "manual"]
 
 TaskId = Annotated[str, Field(min_length=1, max_length=TASK_ID_MAX, examples=["task01"])]
 Cron = Annotated[
@@ -81,35 +76,6 @@ def wire_payload(cmd: CommandName, payload: Any) -> dict[str, Any] | None:
     """The payload exactly as ``cmd`` sends it (defaults filled in); ``ValueError`` says
     which field is wrong."""
     return payload_json(payload_for(cmd, payload))
-
-
-class CommandResultRead(BaseModel):
-    """One command sent to the recorder and what came of it.
-
-    A valid reply sets ``msg_status`` / ``app_status`` / ``reply_payload`` (a refusal is
-    ``msg_status: "error"`` with a ``reason``); no valid reply sets ``error_kind``
-    (``timeout``, ``no_responder``, ``connection``, ``invalid_reply``,
-    ``invalid_command``) and ``error``.
-    """
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    task_id: str
-    cmd: CommandName
-    payload: dict[str, Any] | None = Field(description="the payload sent")
-    msg_status: MsgStatus | None
-    app_status: AppStatus | None
-    reply_payload: ResponsePayload | None
-    reason: str | None
-    latency_ms: float | None
-    error_kind: str | None
-    error: str | None
-    created_at: datetime
-    run_key: str
-    source: CommandSource
-    schedule_id: int | None
-    slot_at: datetime | None
 
 
 class _ScheduleChecks(BaseModel):

@@ -9,50 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import DEVICE_EVENTS
-from jobs.queue.kick import kick_probe, scheduled_job
+from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
+from jobs.probe.kick import kick_probe
 from jobs.scheduling.lease import LeaderLease
 from jobs.scheduling.mirror import TableMirror
-from jobs.scheduling.slots import ProbeJobSpec, recent_slots, slot_anchor, slot_at
-from storage.repo import probe_fields
+from jobs.scheduling.slots import recent_slots, slot_anchor, slot_at
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def spec_for(row: Row[Any], settings: Settings) -> ProbeJobSpec:
-    """The probe job of a device (a row of :func:`probe_fields`)."""
-    return ProbeJobSpec(
-        device_id=row.id,
-        address=row.address,
-        interval=row.interval_seconds or settings.monitor_period_seconds,
-        timeout=row.timeout_seconds or settings.probe_timeout_seconds,
-    )
-
-
-async def load_specs(
-    engine: AsyncEngine,
-    settings: Settings,
-    *,
-    ids: Sequence[int] | None = None,
-    active_only: bool = False,
-) -> dict[int, ProbeJobSpec]:
-    """The probe jobs of the devices among ``ids`` (all when None), by device id."""
-    rows = await probe_fields(engine, ids=ids, active_only=active_only)
-    return {row.id: spec_for(row, settings) for row in rows}
 
 
 class ProbeScheduler(TableMirror[ProbeJobSpec]):

@@ -94,14 +94,16 @@ def task_name_of(data: bytes, headers: dict[str, str] | None = None) -> str | No
 class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     """The pull broker, made to survive NATS outages and to check the live config."""
 
-    settings: Settings
     # Called (instead of raising into taskiq) when this worker meets a task it lacks.
     on_fatal: Callable[[BrokerConfigError], None] | None = None
     # A redelivery delay for messages this worker cannot run, so another worker takes them.
     unknown_task_delay: float = 5.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The settings every process builds its broker from; the worker's runtime opens
+        # with them (jobs.worker.register_tasks).
+        self.settings = settings
         # Messages handed to taskiq and not acknowledged yet (by id of the NATS message).
         self._unacked: dict[int, Msg] = {}
 
@@ -239,7 +241,8 @@ def make_broker(settings: Settings, name: str = "fleetprobe") -> FleetprobeBroke
     """The same configuration in every process (a differing consumer config would be
     overwritten by whichever process starts last)."""
     kwargs: dict[str, Any] = connect_options(settings, name)
-    broker = FleetprobeBroker(
+    return FleetprobeBroker(
+        settings,
         servers=settings.nats_url,
         subject=settings.jobs_subject,
         stream_name=settings.jobs_stream,
@@ -250,5 +253,3 @@ def make_broker(settings: Settings, name: str = "fleetprobe") -> FleetprobeBroke
         pull_consume_timeout=1.0,
         **kwargs,
     )
-    broker.settings = settings
-    return broker

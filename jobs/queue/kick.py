@@ -1,4 +1,4 @@
-"""Enqueueing tasks: what the scheduler and the web app do (they never run probes).
+"""Enqueueing tasks: the message the broker reads, built by hand, and its batch publish.
 
 A message is taskiq's own JSON (the ``TaskiqMessage`` that ``AsyncKicker`` sends; a test
 holds the two equal), built without taskiq's pydantic models and published with
@@ -14,7 +14,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from nats.js.client import JetStreamContext
@@ -22,9 +21,7 @@ from pydantic import BaseModel
 from taskiq import AsyncBroker
 from taskiq.labels import prepare_label
 
-from jobs.probe.task import ProbeJob, ProbeSource
-from jobs.queue.broker import PROBE_TASK, TASK_HEADER, FleetprobeBroker
-from jobs.scheduling.slots import ProbeJobSpec, slot_key
+from jobs.queue.broker import TASK_HEADER, FleetprobeBroker
 
 # JetStream drops a second message with the same id within the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -32,28 +29,6 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 # millisecond a message (a publish waits for room once 4,000 PubAcks are pending).
 PUBACK_TIMEOUT_SECONDS = 5.0
 PUBACK_SECONDS_PER_MESSAGE = 0.001
-
-
-def scheduled_job(spec: ProbeJobSpec, slot: datetime) -> ProbeJob:
-    return ProbeJob(
-        device_id=spec.device_id,
-        address=spec.address,
-        timeout=spec.timeout,
-        run_key=slot_key(spec.device_id, slot),
-        slot_at=slot,
-        source="schedule",
-    )
-
-
-def one_off_job(spec: ProbeJobSpec, run_key: str, source: ProbeSource) -> ProbeJob:
-    return ProbeJob(
-        device_id=spec.device_id,
-        address=spec.address,
-        timeout=spec.timeout,
-        run_key=run_key,
-        slot_at=None,
-        source=source,
-    )
 
 
 def task_message(task_id: str, task_name: str, argument: Any, run_key: str) -> bytes:
@@ -110,13 +85,3 @@ async def kick_keyed(broker: AsyncBroker, task_name: str, job: BaseModel, run_ke
     task id."""
     (task_id,) = await kick_many(broker, task_name, [job], [run_key])
     return task_id
-
-
-async def kick_probe(broker: AsyncBroker, job: ProbeJob) -> str:
-    """Enqueue one probe."""
-    return await kick_keyed(broker, PROBE_TASK, job, job.run_key)
-
-
-async def kick_probes(broker: AsyncBroker, jobs: Sequence[ProbeJob]) -> list[str]:
-    """Enqueue many probes in one batch."""
-    return await kick_many(broker, PROBE_TASK, jobs, [job.run_key for job in jobs])

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.recorder.kick import kick_recorder, scheduled_job
+from jobs.recorder.job import scheduled_job
+from jobs.recorder.kick import kick_recorder
 from jobs.recorder.plan import ScheduleSpec, spec_for
 from jobs.recorder.slots import slot_for
 from jobs.recorder.triggers import ScheduleError, build_trigger

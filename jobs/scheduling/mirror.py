@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 
 from core.settings import Settings
 from jobs.events import event_feed
-from jobs.scheduling.slots import plan_schedule
+from jobs.scheduling.plan import plan_schedule
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""Schedule maths, pure: slots, phases, run keys and the plan of job changes.
+"""Slot maths, pure: the epoch, per-row phases, the slot a time belongs to.
 
-A device probed every ``interval`` seconds has slots at ``anchor + k * interval`` where
+A row (a device) run every ``interval`` seconds has slots at ``anchor + k * interval`` where
 ``anchor = EPOCH + phase(device_id, interval)``.  The phase is deterministic (spreads
-devices over the interval without APScheduler's drifting ``jitter=``), so every scheduler
+rows over the interval without APScheduler's drifting ``jitter=``), so every scheduler
 process computes the same slot times, and a slot time names one run everywhere::
 
     >>> anchor = slot_anchor(7, 60)
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Protocol
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -43,8 +42,15 @@ def slot_at(now: datetime, anchor: datetime, interval: int) -> datetime:
     return anchor + timedelta(seconds=k * interval)
 
 
+class Scheduled(Protocol):
+    """Anything scheduled every ``interval`` seconds (a probe spec, ...)."""
+
+    @property
+    def interval(self) -> int: ...
+
+
 def recent_slots(
-    specs: Mapping[int, ProbeJobSpec], now: datetime, window: float
+    specs: Mapping[int, Scheduled], now: datetime, window: float
 ) -> dict[int, datetime]:
     """Each device's latest slot, if it fell within the last ``window`` seconds (pure).
 
@@ -56,46 +62,3 @@ def recent_slots(
         if (now - slot).total_seconds() <= window:
             recent[device_id] = slot
     return recent
-
-
-def slot_key(device_id: int, slot: datetime) -> str:
-    """The run key of a scheduled probe: one per (device, slot); also its Nats-Msg-Id."""
-    return f"probe:{device_id}:{slot.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeJobSpec:
-    """What the scheduler needs to know of a device to schedule and kick its probe."""
-
-    device_id: int
-    address: str
-    interval: int
-    timeout: float
-
-
-Spec = TypeVar("Spec")
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulePlan(Generic[Spec]):
-    add: list[tuple[int, Spec]]
-    remove: list[int]
-    change: list[tuple[int, Spec]]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.add or self.remove or self.change)
-
-
-def plan_schedule(
-    desired: Mapping[int, Spec], registered: Mapping[int, Spec]
-) -> SchedulePlan[Spec]:
-    """What to add, remove and change so that ``registered`` becomes ``desired``."""
-    add = [(key, spec) for key, spec in desired.items() if key not in registered]
-    remove = [key for key in registered if key not in desired]
-    change = [
-        (key, spec)
-        for key, spec in desired.items()
-        if key in registered and registered[key] != spec
-    ]
-    return SchedulePlan(add=add, remove=sorted(remove), change=change)
