@@ -19,12 +19,11 @@ from web.endpoints import (
     QueryModel,
     Reply,
     build_routes,
-    build_spec,
-    openapi_route,
     respond,
-    to_openapi30,
 )
 from web.errors import EXCEPTION_HANDLERS
+from web.openapi30 import to_openapi30
+from web.spec import build_spec, openapi_route
 
 
 class Pet(BaseModel):

@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from web import checks, devices, jobs_routes, recorder
+from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.endpoints import (
@@ -28,15 +28,13 @@ from web.endpoints import (
     NoQuery,
     Reply,
     build_routes,
-    build_spec,
-    describe_refusal,
-    openapi_route,
 )
 from web.errors import EXCEPTION_HANDLERS
 from web.health import health
 from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
 from web.schemas import HealthReport
 from web.services import Services
+from web.spec import build_spec, describe_refusal, openapi_route
 from web.swagger import swagger_routes
 from web.ws import Hub, items_socket
 
@@ -76,7 +74,9 @@ def api_endpoints() -> list[AnyEndpoint]:
     return [
         *devices.ENDPOINTS,
         *checks.ENDPOINTS,
-        *jobs_routes.ENDPOINTS,
+        *probe_runs.ENDPOINTS,
+        *cycles.ENDPOINTS,
+        *recorder_schedules.ENDPOINTS,
         *recorder.ENDPOINTS,
         *HEALTH,
     ]

@@ -31,8 +31,8 @@ from urllib.parse import unquote_to_bytes
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from web.endpoints import Refusal
 from web.errors import error_response
+from web.spec import Refusal
 
 __all__ = [
     "PUBLIC_PATHS",

@@ -3,7 +3,7 @@
 An endpoint names its path, method, handler, the pydantic models of its body and query
 string, and the model of each response by status.  The routes made by
 :func:`build_routes` validate the request against those models before the handler runs
-(a refused request reaches no handler, so it changes nothing); :func:`build_spec` writes
+(a refused request reaches no handler, so it changes nothing); :func:`web.spec.build_spec` writes
 the OpenAPI document from the very same models, so the spec cannot drift from the code.
 Handlers raise :class:`web.errors.ApiError` for any other refusal.  Example::
 
@@ -39,13 +39,11 @@ Rules the builder follows:
   something; declare every other status the handler can answer.
 - The document is OpenAPI 3.0.3 (the bundled Swagger UI 4 does not render 3.1):
   pydantic's JSON Schema is rewritten where 3.0 differs (``nullable``, ``const``,
-  numeric ``exclusiveMinimum``, ``examples``).
+  numeric ``exclusiveMinimum``, ``examples``) by :mod:`web.openapi30`.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,7 +63,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, compile_path
 
 from storage.types import MAX_ID
-from web.errors import ErrorBody, Issue, RequestInvalid
+from web.errors import Issue, RequestInvalid
 
 __all__ = [
     "MAX_PATH_INT",
@@ -75,16 +73,11 @@ __all__ = [
     "NoBody",
     "NoQuery",
     "QueryModel",
-    "Refusal",
     "Reply",
     "build_routes",
-    "build_spec",
-    "describe_refusal",
-    "openapi_route",
     "respond",
 ]
 
-REF_TEMPLATE = "#/components/schemas/{model}"
 # The largest integer a path parameter may carry (SQLite/PostgreSQL BIGINT).
 MAX_PATH_INT = MAX_ID
 # What a path parameter is, by its Starlette convertor, before an endpoint's own bounds.
@@ -306,223 +299,3 @@ def respond(
     else:
         content = [item.model_dump(mode="json") for item in value]
     return JSONResponse(content, status_code=status_code, headers=dict(headers or {}))
-
-
-def openapi_route(spec: Mapping[str, Any], path: str = "/openapi.json") -> Route:
-    body = json.dumps(spec, separators=(",", ":")).encode()
-
-    async def openapi(request: Request) -> Response:
-        return Response(body, media_type="application/json")
-
-    return Route(path, openapi, methods=["GET"], include_in_schema=False)
-
-
-# -- the document ---------------------------------------------------------------------
-
-
-class _Components:
-    """``components.schemas``, filled as endpoints are described; a name claimed by two
-    different schemas is an error (rename one of the models)."""
-
-    def __init__(self) -> None:
-        self.schemas: dict[str, Any] = {}
-
-    def add(self, name: str, schema: Any) -> None:
-        schema = to_openapi30(schema)
-        known = self.schemas.setdefault(name, schema)
-        if known != schema:
-            raise ValueError(f"two different schemas are named {name!r}: rename a model")
-
-    def schema_of(self, tp: object, mode: str) -> dict[str, Any]:
-        """The schema of ``tp``: a ``$ref`` for a model, inline for anything else."""
-        adapter: TypeAdapter[Any] = TypeAdapter(cast(Any, tp))
-        schema: dict[str, Any] = adapter.json_schema(
-            mode=mode,  # type: ignore[arg-type]
-            ref_template=REF_TEMPLATE,
-        )
-        for name, sub in schema.pop("$defs", {}).items():
-            self.add(name, sub)
-        if isinstance(tp, type) and issubclass(tp, BaseModel) and "$ref" not in schema:
-            self.add(tp.__name__, schema)
-            return {"$ref": REF_TEMPLATE.format(model=tp.__name__)}
-        return to_openapi30(schema)  # type: ignore[no-any-return]
-
-
-def _parameters(endpoint: AnyEndpoint, components: _Components) -> list[dict[str, Any]]:
-    params = [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "schema": to_openapi30(adapter.json_schema(mode="validation")),
-        }
-        for name, adapter in endpoint.path_types.items()
-    ]
-    schema = endpoint.query.model_json_schema(mode="validation", ref_template=REF_TEMPLATE)
-    for name, sub in schema.pop("$defs", {}).items():
-        components.add(name, sub)
-    required = set(schema.get("required", []))
-    for name, raw in schema.get("properties", {}).items():
-        prop = to_openapi30(raw)
-        # A query string has no null: "absent" is how a client says None.
-        prop.pop("nullable", None)
-        if prop.get("default", 0) is None:
-            del prop["default"]
-        param: dict[str, Any] = {
-            "name": name,
-            "in": "query",
-            "required": name in required,
-            "schema": prop,
-        }
-        if "description" in prop:
-            param["description"] = prop["description"]
-        params.append(param)
-    return params
-
-
-def _operation(endpoint: AnyEndpoint, components: _Components) -> dict[str, Any]:
-    doc = endpoint.description or (endpoint.handler.__doc__ or "").strip()
-    op: dict[str, Any] = {"operationId": endpoint.name, "summary": endpoint.summary}
-    if doc:
-        op["description"] = doc
-    if endpoint.tags:
-        op["tags"] = list(endpoint.tags)
-    params = _parameters(endpoint, components)
-    if params:
-        op["parameters"] = params
-    if endpoint.has_body:
-        body_schema = endpoint.body.model_json_schema(mode="validation")
-        op["requestBody"] = {
-            "required": bool(body_schema.get("required")),
-            "content": {
-                "application/json": {"schema": components.schema_of(endpoint.body, "validation")}
-            },
-        }
-    responses: dict[int, Reply] = dict(endpoint.responses)
-    if endpoint.validates:
-        responses.setdefault(422, Reply("The request did not validate", ErrorBody))
-    op["responses"] = {}
-    for status, reply in sorted(responses.items()):
-        out: dict[str, Any] = {"description": reply.description}
-        if reply.model is not None:
-            out["content"] = {
-                "application/json": {"schema": components.schema_of(reply.model, "serialization")}
-            }
-        op["responses"][str(status)] = out
-    return op
-
-
-def build_spec(
-    endpoints: Iterable[AnyEndpoint], *, title: str, version: str, description: str = ""
-) -> dict[str, Any]:
-    """The OpenAPI 3.0.3 document of ``endpoints``."""
-    components = _Components()
-    paths: dict[str, dict[str, Any]] = {}
-    for endpoint in endpoints:
-        _, path_format, _ = compile_path(endpoint.path)
-        methods = paths.setdefault(path_format, {})
-        method = endpoint.method.lower()
-        if method in methods:
-            raise ValueError(f"{endpoint.method} {path_format} is declared twice")
-        methods[method] = _operation(endpoint, components)
-    info: dict[str, Any] = {"title": title, "version": version}
-    if description:
-        info["description"] = description
-    return {
-        "openapi": "3.0.3",
-        "info": info,
-        "paths": paths,
-        "components": {"schemas": dict(sorted(components.schemas.items()))},
-    }
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """An error answered in front of the endpoints (by a middleware), with the one
-    ``ErrorBody``: ``status`` on every operation ``applies(path, operation)`` accepts.
-
-    ``schemes`` are the security schemes that avoid it: they are declared for the whole
-    API, and the operations it does not apply to are marked as needing none."""
-
-    status: int
-    description: str
-    applies: Callable[[str, Mapping[str, Any]], bool]
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    schemes: Mapping[str, Any] = field(default_factory=dict)
-
-
-def describe_refusal(spec: dict[str, Any], refusal: Refusal) -> None:
-    """Write ``refusal`` into ``spec`` (a document made by :func:`build_spec`)."""
-    reply: dict[str, Any] = {"description": refusal.description}
-    if refusal.headers:
-        reply["headers"] = dict(refusal.headers)
-    reply["content"] = {
-        "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=ErrorBody.__name__)}}
-    }
-    if refusal.schemes:
-        spec["components"]["securitySchemes"] = dict(refusal.schemes)
-        spec["security"] = [{name: []} for name in refusal.schemes]
-    for path, operations in spec["paths"].items():
-        for operation in operations.values():
-            if not refusal.applies(path, operation):
-                if refusal.schemes:
-                    operation["security"] = []
-                continue
-            responses = operation["responses"]
-            responses.setdefault(str(refusal.status), copy.deepcopy(reply))
-            operation["responses"] = dict(sorted(responses.items()))
-
-
-# -- JSON Schema (2020-12, pydantic's) -> OpenAPI 3.0 Schema Object --------------------
-
-_NULL = {"type": "null"}
-_SCHEMA_KEYS = ("items", "additionalProperties", "not")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs")
-
-
-def to_openapi30(schema: Any) -> Any:
-    """Rewrite the parts of a JSON Schema that OpenAPI 3.0 spells differently.
-
-    >>> to_openapi30({"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None})
-    {'default': None, 'type': 'integer', 'nullable': True}
-    """
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in _SCHEMA_KEYS:
-            out[key] = to_openapi30(value)
-        elif key in _SCHEMA_LISTS and isinstance(value, list):
-            out[key] = [v if v == _NULL else to_openapi30(v) for v in value]
-        elif key in _SCHEMA_MAPS and isinstance(value, dict):
-            out[key] = {k: to_openapi30(v) for k, v in value.items()}
-        else:
-            out[key] = value  # keywords and literal values (default, enum) stay as they are
-    for key in ("anyOf", "oneOf"):
-        options = out.get(key)
-        if isinstance(options, list) and _NULL in options:
-            rest = [o for o in options if o != _NULL]
-            del out[key]
-            if len(rest) == 1 and "$ref" in rest[0]:
-                out["allOf"] = rest  # 3.0 ignores siblings of a bare $ref
-            elif len(rest) == 1:
-                out = {**out, **rest[0]}
-            elif rest:
-                out[key] = rest
-            out["nullable"] = True
-    if out.get("type") == "null":
-        del out["type"]
-        out["nullable"] = True
-        out["enum"] = [None]
-    if "const" in out:
-        out["enum"] = [out.pop("const")]
-    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        value = out.get(bound)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out[plain] = value
-            out[bound] = True
-    examples = out.pop("examples", None)
-    if isinstance(examples, list) and examples:
-        out["example"] = examples[0]
-    return out

@@ -19,8 +19,8 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.endpoints import Refusal
 from web.errors import error_response
+from web.spec import Refusal
 
 __all__ = [
     "MAX_BODY_BYTES",

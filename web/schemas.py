@@ -1,4 +1,4 @@
-"""What the API reads and writes: pydantic models beside the tables, never the tables.
+"""What the REST API reads and writes: pydantic models, never the tables.
 
 SQLModel's split: ``DeviceBase`` holds the fields a client may set, ``DeviceCreate`` /
 ``DeviceUpdate`` validate input (unknown fields refused), ``DeviceRead`` is what goes
@@ -207,7 +207,9 @@ class BackgroundStatus(BaseModel):
     period_seconds: int
 
 
-class Probe(BaseModel):
+class DependencyHealth(BaseModel):
+    """Whether one thing the service depends on (the database, NATS) answers."""
+
     ok: bool
     error: str | None
 
@@ -216,5 +218,5 @@ class HealthReport(BaseModel):
     """``GET /health``."""
 
     status: Literal["ok", "degraded"]
-    database: Probe
-    nats: Probe
+    database: DependencyHealth
+    nats: DependencyHealth

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
+from jobs.events import SCHEDULE_EVENTS
 from jobs.recorder.job import scheduled_job
 from jobs.recorder.kick import kick_recorder
 from jobs.recorder.plan import ScheduleSpec, spec_for
@@ -32,11 +33,6 @@ from storage.recorder_repo import list_schedules
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
-
-SCHEDULE_CREATED = "recorder.schedule.created"
-SCHEDULE_UPDATED = "recorder.schedule.updated"
-SCHEDULE_DELETED = "recorder.schedule.deleted"
-SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
 
 Clock = Callable[[], datetime]
 
