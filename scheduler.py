@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
@@ -36,6 +34,7 @@ from core.natsserver import (
     start_nats_server,
 )
 from core.settings import Settings
+from jobs.events import EventPublisher
 from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import BrokerConfigError, FleetprobeBroker, make_broker
 from jobs.queue.inprocess import InProcessWorker
@@ -43,6 +42,10 @@ from jobs.recorder.scheduler import RecorderScheduler
 from jobs.scheduling.lease import LeaderLease
 from jobs.worker import instance_name, register_tasks
 from storage.db import init_db, make_engine
+from web.app import create_app
+from web.auth import warn_if_exposed
+from web.server import WebStartError, serve
+from web.services import Services
 
 log = logging.getLogger("fleetprobe")
 
@@ -96,25 +99,27 @@ def maybe_start_nats(settings: Settings, allow: bool) -> EmbeddedNats | None:
     )
 
 
-class Parts:
-    """The parts started so far; stopped in reverse order, each within a time limit."""
+async def _stop(name: str, closer: Callable[[], Awaitable[object]], timeout: float) -> None:
+    """Stop one part within ``timeout``; a failure is logged, and the next part still stops."""
+    try:
+        async with asyncio.timeout(timeout):
+            await closer()
+    except Exception as exc:
+        log.warning("stop failed part=%s error=%r", name, exc)
+    else:
+        log.info("stopped %s", name)
 
-    def __init__(self) -> None:
-        self._parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+
+class Parts:
+    """The parts started so far, on an exit stack: stopped in reverse order, each within
+    ``timeout``."""
+
+    def __init__(self, stack: contextlib.AsyncExitStack, timeout: float) -> None:
+        self._stack = stack
+        self._timeout = timeout
 
     def add(self, name: str, closer: Callable[[], Awaitable[object]]) -> None:
-        self._parts.append((name, closer))
-
-    async def stop_all(self, timeout: float = 10.0) -> None:
-        while self._parts:
-            name, closer = self._parts.pop()
-            try:
-                async with asyncio.timeout(timeout):
-                    await closer()
-            except Exception as exc:
-                log.warning("stop failed part=%s error=%r", name, exc)
-            else:
-                log.info("stopped %s", name)
+        self._stack.push_async_callback(_stop, name, closer, self._timeout)
 
 
 async def start_queue(
@@ -180,9 +185,11 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         exit_code = 3
         stop.set()
 
-    embedded = maybe_start_nats(settings, allow=not args.no_embedded_nats)
-    parts = Parts()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        embedded = maybe_start_nats(settings, allow=not args.no_embedded_nats)
+        if embedded is not None:
+            stack.callback(embedded.stop)  # the last to stop
+        parts = Parts(stack, timeout=settings.shutdown_grace_seconds + 5)
         engine = make_engine(settings)
         await init_db(engine)
         parts.add("database", engine.dispose)
@@ -200,24 +207,17 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             start_worker(settings, parts, broker)
         if not args.no_web:
             try:
-                parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler))
+                parts.add("web", await start_web(args, settings, engine, broker, nc, scheduler))
             except WebStartError as exc:
                 log.error("refusing to start: %s", exc)
                 return 3
-        log.info(
-            "fleetprobe running loop=%s; Ctrl-C to stop",
-            loop_name(settings.event_loop),
-        )
+        log.info("fleetprobe running loop=%s; Ctrl-C to stop", loop_name(settings.event_loop))
         await stop.wait()
         log.info("stopping")
         return exit_code
-    finally:
-        await parts.stop_all(timeout=settings.shutdown_grace_seconds + 5)
-        if embedded is not None:
-            embedded.stop()
 
 
-async def _start_web(
+async def start_web(
     args: argparse.Namespace,
     settings: Settings,
     engine: AsyncEngine,
@@ -225,12 +225,6 @@ async def _start_web(
     nc: Client,
     scheduler: ProbeScheduler | None,
 ) -> Callable[[], Awaitable[None]]:
-    from jobs.events import EventPublisher
-    from web.app import create_app
-    from web.auth import warn_if_exposed
-    from web.server import server_config
-    from web.services import Services
-
     services = Services(
         settings=settings,
         engine=engine,
@@ -242,55 +236,7 @@ async def _start_web(
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
     warn_if_exposed(host, settings.api_token)
-    config = server_config(create_app(services), settings, host, port)
-    try:
-        # Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
-        # event loop down before anything (the embedded nats-server) is stopped.
-        sock = listen_socket(host, port)
-    except OSError as exc:
-        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    server = _HostedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
-    # uvicorn offers no "started" event to await; poll its flag briefly.
-    while not server.started and not task.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    if task.done():
-        sock.close()
-        raise WebStartError(f"web server did not start on {host}:{port}")
-    log.info("web listening url=http://%s:%d swagger=/swagger ws=/ws/items", host, port)
-
-    async def stop_web() -> None:
-        server.should_exit = True
-        await task
-
-    return stop_web
-
-
-class WebStartError(RuntimeError):
-    """The web app could not listen where it was told to."""
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-class _HostedServer(uvicorn.Server):
-    """uvicorn without its own signal capture: this process owns SIGINT/SIGTERM and
-    stops the server in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    return await serve(create_app(services), settings, host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
