@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from core.settings import Settings
 from tests.helpers import running_worker, wait_for
 from tests.webapp import WebApp, of_type, receive_until, serve_app, served
+from web.hub import SLOW_CLIENT_CLOSE, EventFilter, Subscriber
 from web.limits import WS_MAX_MESSAGE_BYTES
-from web.ws import SLOW_CLIENT_CLOSE, EventFilter, Subscriber
 
 DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
 
@@ -326,7 +326,7 @@ async def test_a_clients_queue_is_bounded_in_bytes_not_events() -> None:
 
 
 def test_filters_read_an_event_passed_through_as_text() -> None:
-    from web.ws import _Outgoing
+    from web.hub import _Outgoing
 
     text = '{"type":"check.created","payload":{"device_id":3,"status_up":true}}'
     by_type = EventFilter.parse({"types": "check.created"})

@@ -24,9 +24,9 @@ from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.probe.scheduler import ProbeScheduler
 from web.app import create_app
+from web.hub import Hub
 from web.server import server_config
 from web.services import Services
-from web.ws import Hub
 
 
 class _Server(uvicorn.Server):

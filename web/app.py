@@ -31,12 +31,13 @@ from web.endpoints import (
 )
 from web.errors import EXCEPTION_HANDLERS
 from web.health import health
+from web.hub import Hub
 from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
 from web.schemas import HealthReport
 from web.services import Services
 from web.spec import build_spec, describe_refusal, openapi_route
 from web.swagger import swagger_routes
-from web.ws import Hub, items_socket
+from web.ws import items_socket
 
 TITLE = "fleetprobe"
 VERSION = "0.1.0"
