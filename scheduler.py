@@ -1,8 +1,11 @@
 """``python scheduler.py``: the whole of fleetprobe on one machine.
 
 Starts (each part can be turned off): an embedded nats-server when nothing answers at
-NATS_URL, the database, the APScheduler probe scheduler, an in-process taskiq worker and
-the web app.  SIGINT/SIGTERM stop everything in reverse order.
+NATS_URL (supervised: reaped and restarted if it dies), the database (brought to the
+schema's head), the APScheduler probe scheduler, an in-process taskiq worker and the web
+app.  The web port is bound first, so a port in use stops everything before it starts.
+SIGINT/SIGTERM stop everything in reverse order, in every state, connecting included.
+``python scheduler.py db upgrade|current`` manages the schema only.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from nats.aio.client import Client
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,16 +33,21 @@ from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import PID_FILE, NatsSupervisor, start_embedded
 from core.settings import Settings, settings_error
-from jobs.broker import BrokerConfigError, FleetprobeBroker, make_broker
-from jobs.inprocess import InProcessWorker
-from jobs.ownership import owned_lease
-from jobs.recorder.scheduling import RecorderScheduler
-from jobs.runtime import instance_name
-from jobs.scheduling import ProbeScheduler
-from jobs.tasks import register_tasks
+from jobs.events import EventPublisher
+from jobs.probe.scheduler import ProbeScheduler
+from jobs.queue.broker import FleetprobeBroker, make_broker
+from jobs.queue.errors import BrokerConfigError
+from jobs.queue.inprocess import InProcessWorker
+from jobs.recorder.scheduler import RecorderScheduler
+from jobs.scheduling.lease import owned_lease
+from jobs.worker import instance_name, register_tasks
 from storage import migrate
 from storage.db import init_db, make_engine
 from storage.migrate import SchemaError
+from web.app import create_app
+from web.auth import warn_if_exposed
+from web.server import WebStartError, bind, serve
+from web.services import Services
 
 log = logging.getLogger("fleetprobe")
 
@@ -50,7 +57,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         prog="scheduler.py",
         description="Run fleetprobe: scheduler, in-process worker, web app and, when no "
         "NATS answers at NATS_URL, an embedded nats-server. Settings come from the "
-        "environment (see README); flags turn parts off.",
+        "environment (see README); flags turn parts off. `scheduler.py db upgrade|current` "
+        "manages the database schema.",
     )
     p.add_argument("--no-web", action="store_true", help="do not serve the REST/WebSocket app")
     p.add_argument(
@@ -73,25 +81,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class Parts:
-    """The parts started so far; stopped in reverse order, each within a time limit."""
+class Refused(Exception):
+    """A part refused to start (its reason already logged): exit code 3."""
 
-    def __init__(self) -> None:
-        self._parts: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+
+async def _stop(name: str, closer: Callable[[], Awaitable[object]], timeout: float) -> None:
+    """Stop one part within ``timeout``; a failure is logged, and the next part still stops."""
+    try:
+        async with asyncio.timeout(timeout):
+            await closer()
+    except Exception as exc:
+        log.warning("stop failed part=%s error=%r", name, exc)
+    else:
+        log.info("stopped %s", name)
+
+
+class Parts:
+    """The parts started so far, on an exit stack: stopped in reverse order, each within
+    ``timeout``."""
+
+    def __init__(self, stack: contextlib.AsyncExitStack, timeout: float) -> None:
+        self._stack = stack
+        self._timeout = timeout
 
     def add(self, name: str, closer: Callable[[], Awaitable[object]]) -> None:
-        self._parts.append((name, closer))
+        self._stack.push_async_callback(_stop, name, closer, self._timeout)
 
-    async def stop_all(self, timeout: float = 10.0) -> None:
-        while self._parts:
-            name, closer = self._parts.pop()
-            try:
-                async with asyncio.timeout(timeout):
-                    await closer()
-            except Exception as exc:
-                log.warning("stop failed part=%s error=%r", name, exc)
-            else:
-                log.info("stopped %s", name)
+
+@contextlib.contextmanager
+def refusals(*kinds: type[Exception]) -> Iterator[None]:
+    """Turn a start-up refusal into one ERROR line and :class:`Refused`."""
+    try:
+        yield
+    except kinds as exc:
+        log.error("refusing to start: %s", exc)
+        raise Refused from exc
 
 
 async def start_queue(
@@ -103,9 +127,8 @@ async def start_queue(
 ) -> FleetprobeBroker:
     broker = make_broker(settings, name=instance_name("scheduler"))
     broker.on_fatal = on_fatal
-    register_tasks(broker)
+    register_tasks(broker, engine=engine)  # the in-process worker shares this engine
     broker.is_worker_process = not args.no_worker
-    broker.state.engine = engine  # the in-process worker shares this engine
     await broker.startup()
     parts.add("queue", broker.shutdown)
     log.info(
@@ -121,7 +144,7 @@ async def start_queue(
 async def start_scheduler(
     settings: Settings, parts: Parts, broker: FleetprobeBroker, engine: AsyncEngine, nc: Client
 ) -> ProbeScheduler:
-    # In a bucket checked to be this installation's (jobs.ownership).
+    # In a bucket checked to be this installation's (jobs.queue.ownership).
     lease = await owned_lease(
         nc.jetstream(), settings, broker.installation_id, instance_name("scheduler")
     )
@@ -143,41 +166,57 @@ def start_worker(settings: Settings, parts: Parts, broker: FleetprobeBroker) -> 
     parts.add("worker", worker.stop)
 
 
+async def start_web(
+    args: argparse.Namespace,
+    settings: Settings,
+    sock: socket.socket,
+    engine: AsyncEngine,
+    broker: AsyncBroker,
+    nc: Client,
+    scheduler: ProbeScheduler | None,
+) -> Callable[[], Awaitable[None]]:
+    services = Services(
+        settings=settings,
+        engine=engine,
+        broker=broker,
+        nc=nc,
+        events=EventPublisher(nc, settings.events_subject, instance_name("web")),
+        scheduler=scheduler,
+    )
+    host, port = web_address(args, settings)
+    return await serve(create_app(services, bind_host=host), settings, sock, host, port)
+
+
 async def start_parts(
     args: argparse.Namespace,
     settings: Settings,
     parts: Parts,
     sock: socket.socket | None,
     fatal: Callable[[Any], None],
-) -> int | None:
-    """Start every part in order (each added to ``parts`` once up); an exit code when a
-    part refuses to start, else None."""
+) -> None:
+    """Start every part in order (each added to ``parts`` once up); raises
+    :class:`Refused` when one refuses to start."""
     engine = make_engine(settings)
     parts.add("database", engine.dispose)
-    try:
+    with refusals(BrokerConfigError, SchemaError):
         await init_db(engine)  # brings the schema to head (storage.migrate)
         broker = await start_queue(args, settings, parts, engine, fatal)
-    except (BrokerConfigError, SchemaError) as exc:
-        log.error("refusing to start: %s", exc)
-        return 3
     nc = await connect(settings, instance_name("scheduler-events"))
     parts.add("nats", lambda: close_quietly(nc))
     scheduler = None
     if not args.no_scheduler:
-        try:
+        with refusals(BrokerConfigError):
             scheduler = await start_scheduler(settings, parts, broker, engine, nc)
-        except BrokerConfigError as exc:
-            log.error("refusing to start: %s", exc)
-            return 3
     if not args.no_worker:
         start_worker(settings, parts, broker)
     if sock is not None:
-        try:
-            parts.add("web", await _start_web(args, settings, engine, broker, nc, scheduler, sock))
-        except WebStartError as exc:
-            log.error("refusing to start: %s", exc)
-            return 3
-    return None
+        with refusals(WebStartError):
+            parts.add("web", await start_web(args, settings, sock, engine, broker, nc, scheduler))
+
+
+def web_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
+    host = args.host or settings.web_host
+    return host, args.port if args.port is not None else settings.web_port
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -193,131 +232,35 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         exit_code = 3
         stop.set()
 
-    # The web port first: a port in use is reported before anything else starts.
-    sock = None
-    if not args.no_web:
+    async with contextlib.AsyncExitStack() as stack:
+        sock = None
+        if not args.no_web:  # the web port first: a port in use stops everything here
+            host, port = web_address(args, settings)
+            warn_if_exposed(host, settings.api_token)
+            try:
+                sock = bind(host, port)
+            except WebStartError as exc:
+                log.error("refusing to start: %s", exc)
+                return 3
+            stack.callback(sock.close)
+        embedded = start_embedded(settings, allow=not args.no_embedded_nats)
+        if embedded is not None:  # the last to stop
+            supervisor = NatsSupervisor(embedded, Path(settings.nats_data_dir) / PID_FILE)
+            supervisor.start()
+            stack.push_async_callback(supervisor.stop)
+        parts = Parts(stack, timeout=settings.shutdown_grace_seconds + 5)
         try:
-            sock = web_socket(args, settings)
-        except WebStartError as exc:
-            log.error("refusing to start: %s", exc)
+            # Every state stops on a signal, connecting included (NATS away: connect waits).
+            started, _ = await unless_stopped(start_parts(args, settings, parts, sock, fatal), stop)
+        except Refused:
             return 3
-    embedded = start_embedded(settings, allow=not args.no_embedded_nats)
-    supervisor = None
-    if embedded is not None:
-        supervisor = NatsSupervisor(embedded, Path(settings.nats_data_dir) / PID_FILE)
-        supervisor.start()
-    parts = Parts()
-
-    try:
-        # Every state stops on a signal, connecting included (NATS away: connect waits).
-        starting = start_parts(args, settings, parts, sock, fatal)
-        started, refused = await unless_stopped(starting, stop)
         if not started:
             log.info("stopped while starting")
             return exit_code
-        if refused is not None:
-            return refused
-        log.info(
-            "fleetprobe running loop=%s; Ctrl-C to stop",
-            loop_name(settings.event_loop),
-        )
+        log.info("fleetprobe running loop=%s; Ctrl-C to stop", loop_name(settings.event_loop))
         await stop.wait()
         log.info("stopping")
         return exit_code
-    finally:
-        await parts.stop_all(timeout=settings.shutdown_grace_seconds + 5)
-        if sock is not None:
-            sock.close()
-        if supervisor is not None:
-            await supervisor.stop()
-
-
-async def _start_web(
-    args: argparse.Namespace,
-    settings: Settings,
-    engine: AsyncEngine,
-    broker: AsyncBroker,
-    nc: Client,
-    scheduler: ProbeScheduler | None,
-    sock: socket.socket,
-) -> Callable[[], Awaitable[None]]:
-    from jobs.events import EventPublisher
-    from web.app import create_app
-    from web.server import server_config
-    from web.services import Services
-
-    services = Services(
-        settings=settings,
-        engine=engine,
-        broker=broker,
-        nc=nc,
-        events=EventPublisher(nc, settings.events_subject, instance_name("web")),
-        scheduler=scheduler,
-    )
-    host, port = web_address(args, settings)
-    config = server_config(create_app(services, bind_host=host), settings, host, port)
-    server = _HostedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
-    # uvicorn offers no "started" event to await; poll its flag briefly.
-    while not server.started and not task.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    if task.done():
-        sock.close()
-        raise WebStartError(f"web server did not start on {host}:{port}")
-    log.info("web listening url=http://%s:%d swagger=/swagger ws=/ws/items", host, port)
-
-    async def stop_web() -> None:
-        server.should_exit = True
-        await task
-
-    return stop_web
-
-
-class WebStartError(RuntimeError):
-    """The web app could not listen where it was told to."""
-
-
-def web_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
-    host = args.host or settings.web_host
-    return host, args.port if args.port is not None else settings.web_port
-
-
-def web_socket(args: argparse.Namespace, settings: Settings) -> socket.socket:
-    """The web app's listening socket, bound before anything else starts.
-
-    Bound here, not by uvicorn: its bind failure is sys.exit(), which would take the
-    event loop down before anything (the embedded nats-server) is stopped."""
-    from web.auth import warn_if_exposed
-
-    host, port = web_address(args, settings)
-    warn_if_exposed(host, settings.api_token)
-    try:
-        return listen_socket(host, port)
-    except OSError as exc:
-        raise WebStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-class _HostedServer(uvicorn.Server):
-    """uvicorn without its own signal capture: this process owns SIGINT/SIGTERM and
-    stops the server in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from core.logs import setup_logging
 from core.settings import Settings, settings_error
-from jobs.broker import make_broker
-from jobs.tasks import register_tasks
+from jobs.queue.broker import make_broker
+from jobs.worker import register_tasks
 
 try:
     settings = Settings()

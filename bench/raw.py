@@ -1,5 +1,5 @@
 """Scenario 1, the raw ceiling: N GETs from one process with the worker's HTTP stack
-(``jobs.http.make_http_client`` + ``jobs.probes.run_probe``), no queue, no database.
+(``jobs.probe.http.make_http_client`` + ``jobs.probe.run.run_probe``), no queue, no database.
 
 Run by ``bench.run`` in a fresh child process per engine, so engines never share a loop,
 a pool or a warm cache:
@@ -24,8 +24,8 @@ from typing import Any, get_args
 from bench.stats import percentile
 from core.loop import run
 from core.settings import EventLoop, Settings
-from jobs.http import make_http_client
-from jobs.probes import run_probe
+from jobs.probe.http import make_http_client
+from jobs.probe.run import run_probe
 
 Get = Callable[[], Awaitable[bool]]
 

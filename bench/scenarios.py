@@ -18,7 +18,7 @@ from bench import profile
 from bench.procs import Proc, Sampler, python
 from bench.stats import percentile
 from bench.system import Feed, System, prepare_db
-from jobs.schedule import slot_anchor
+from jobs.scheduling.slots import slot_anchor
 
 # Saturation devices are scheduled a week apart (the longest interval): their slots
 # (spread over the week) almost never fall inside a run, and those that do are told

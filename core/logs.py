@@ -10,7 +10,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Loggers that write a line per item (per task, per scheduled job): below DEBUG they are
 # raised to WARNING, so their records are not even built (taskiq's "Executing task" line
 # alone cost ~3 % of a saturated worker's CPU, docs/performance.md).  Their few
-# lifecycle lines are said by fleetprobe itself (jobs/broker.py "listening ...").
+# lifecycle lines are said by fleetprobe itself (jobs/queue/broker.py "listening ...").
 _PER_ITEM = ("taskiq.receiver.receiver",)
 # Lines of others that are per item, dropped by a filter (their loggers say more).
 _PER_ITEM_LINES = (("apscheduler.scheduler", "Added job"),)

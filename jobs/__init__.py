@@ -1,1 +1,1 @@
-"""The work: broker set-up, probe and recorder tasks, and the pure logic they use."""
+"""The work: events, the queue, scheduling, the probe and the recorder, the worker."""

@@ -37,6 +37,10 @@ RECORDER_COMMAND = "recorder.command"
 TICK = "tick"
 NATS_INBOUND = "nats.inbound"
 DEVICE_EVENTS = frozenset({DEVICE_CREATED, DEVICE_UPDATED, DEVICE_DELETED})
+SCHEDULE_CREATED = "recorder.schedule.created"
+SCHEDULE_UPDATED = "recorder.schedule.updated"
+SCHEDULE_DELETED = "recorder.schedule.deleted"
+SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
 
 
 def encode_event(type_: str, payload: Any) -> bytes:

@@ -1,6 +1,6 @@
 """The installation's identity: one row, made by migration 0002 when the database is.
 
-Every process on one database reads the same id; the NATS queue records it (jobs.ownership)
+Every process on one database reads the same id; the NATS queue records it (jobs.queue.ownership)
 so that a process of another installation, with a database of its own, does not take
 this one's jobs.
 """

@@ -15,8 +15,8 @@ from taskiq.api import run_receiver_task
 
 from core.natsconn import subscribe_ready
 from core.settings import Settings
-from jobs.broker import FleetprobeBroker, make_broker
-from jobs.tasks import register_tasks
+from jobs.queue.broker import FleetprobeBroker, make_broker
+from jobs.worker import register_tasks
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult, Device
 

@@ -21,7 +21,7 @@ from typing import Any
 import schemathesis
 from pydantic import TypeAdapter, ValidationError
 
-from storage.schemas import Address
+from web.schemas import Address
 
 WAIT_CAP_SECONDS = 0.2
 _ADDRESS: TypeAdapter[str] = TypeAdapter(Address)

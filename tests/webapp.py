@@ -22,11 +22,11 @@ from core.natsconn import connect as nats_connect
 from core.natsserver import free_port
 from core.settings import Settings
 from jobs.events import EventPublisher
-from jobs.scheduling import ProbeScheduler
+from jobs.probe.scheduler import ProbeScheduler
 from web.app import create_app
+from web.hub import Hub
 from web.server import server_config
 from web.services import Services
-from web.ws import Hub
 
 
 class _Server(uvicorn.Server):

@@ -1,7 +1,7 @@
 """``create_app(services)``: the Starlette application.
 
 REST endpoints are declared in one module per concept (``ENDPOINTS`` lists of
-:class:`web.openapi.Endpoint`); :func:`api_endpoints` gathers them, and the same list
+:class:`web.endpoints.Endpoint`); :func:`api_endpoints` gathers them, and the same list
 builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub and
 stops it and the cycle loop on shutdown.  In front of the routes, outermost first:
 :class:`SecurityHeaders` (``web/headers.py``); the browser guards :class:`HostGuard`,
@@ -19,16 +19,10 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from storage.schemas import HealthReport
-from web import checks, devices, jobs_routes, recorder_routes
+from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
-from web.errors import EXCEPTION_HANDLERS
-from web.guards import SAFE_METHODS, HostGuard, JsonOnly, OriginGuard, allowed_hosts, guard_refusals
-from web.headers import SecurityHeaders
-from web.health import health
-from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
-from web.openapi import (
+from web.endpoints import (
     AnyEndpoint,
     Call,
     Endpoint,
@@ -36,13 +30,18 @@ from web.openapi import (
     NoQuery,
     Reply,
     build_routes,
-    build_spec,
-    describe_refusal,
-    openapi_route,
 )
+from web.errors import EXCEPTION_HANDLERS
+from web.guards import SAFE_METHODS, HostGuard, JsonOnly, OriginGuard, allowed_hosts, guard_refusals
+from web.headers import SecurityHeaders
+from web.health import health
+from web.hub import Hub
+from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
+from web.schemas import HealthReport
 from web.services import Services
+from web.spec import build_spec, describe_refusal, openapi_route
 from web.swagger import swagger_routes
-from web.ws import Hub, items_socket
+from web.ws import items_socket
 
 TITLE = "fleetprobe"
 VERSION = "0.1.0"
@@ -80,8 +79,10 @@ def api_endpoints() -> list[AnyEndpoint]:
     return [
         *devices.ENDPOINTS,
         *checks.ENDPOINTS,
-        *jobs_routes.ENDPOINTS,
-        *recorder_routes.ENDPOINTS,
+        *probe_runs.ENDPOINTS,
+        *cycles.ENDPOINTS,
+        *recorder_schedules.ENDPOINTS,
+        *recorder.ENDPOINTS,
         *HEALTH,
     ]
 

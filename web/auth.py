@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from web.errors import error_response
-from web.openapi import Refusal
+from web.spec import Refusal
 
 __all__ = [
     "PUBLIC_PATHS",

@@ -9,14 +9,15 @@ from pydantic import Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
-from jobs.tasks import check_event_payload
+from jobs.probe.row import check_event_payload, check_row
+from jobs.probe.run import ProbeResult
 from storage import repo
 from storage.db import session_factory
-from storage.schemas import CheckCreate, CheckRead
 from storage.types import utcnow
 from web.devices import NOT_FOUND, device_or_404
+from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError
-from web.openapi import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
+from web.schemas import CheckCreate, CheckRead
 from web.services import services_of
 
 log = logging.getLogger(__name__)
@@ -40,18 +41,19 @@ async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
     services = services_of(call.request)
     body = call.body
     device_id: int = call.path["device_id"]
-    row = {
-        "device_id": device_id,
-        "status_up": body.status_up,
-        "latency_ms": body.latency_ms,
-        "checked_at": body.checked_at or utcnow(),
-        "run_key": f"manual:{uuid.uuid4().hex}",
-        "slot_at": None,
-        "status_code": body.status_code,
-        "error_kind": None,
-        "error": body.error,
-        "source": "manual",
-    }
+    result = ProbeResult(
+        status_up=body.status_up,
+        latency_ms=body.latency_ms,
+        status_code=body.status_code,
+        error=body.error,
+    )
+    row = check_row(
+        device_id=device_id,
+        run_key=f"manual:{uuid.uuid4().hex}",
+        source="manual",
+        result=result,
+        checked_at=body.checked_at or utcnow(),
+    )
     # The device lookup and the insert are one statement: a device deleted meanwhile
     # is a 404, never a check without its device.
     stored = await repo.insert_device_check(services.engine, row)

@@ -1,12 +1,9 @@
-"""Probes started from the API: through the queue, then (bounded) waiting for the results.
+"""Monitoring cycles: ``POST /tasks/run`` and ``POST /tasks/run/background``.
 
-- :func:`kick_devices` enqueues one probe job per device with a fresh run key.
-- :func:`wait_for_results` waits until those run keys are stored, woken by
-  ``check.created`` events and re-reading the table (events are fire and forget, so
-  the table, not the event, is the answer).
-- :class:`CycleRunner` runs a monitoring cycle over the active devices (``POST
-  /tasks/run``) and the periodic loop of cycles (``POST /tasks/run/background``),
-  publishing ``monitor.cycle.finished`` ``{devices_checked: N}`` after each.
+:class:`CycleRunner` runs a monitoring cycle over the active devices (``POST
+/tasks/run``) and the periodic loop of cycles (``POST /tasks/run/background``), each
+through the queue like ``POST /jobs/probe`` (:mod:`web.probe_runs`), publishing
+``monitor.cycle.finished`` ``{devices_checked: N}`` after each.
 """
 
 from __future__ import annotations
@@ -14,24 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
-from collections.abc import Sequence
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
-from core.natserrors import queue_refusal
-from jobs.events import CHECK_CREATED, CYCLE_FINISHED
-from jobs.kick import kick_probes, one_off_job
-from jobs.schedule import ProbeJobSpec
-from jobs.scheduling import load_specs
-from jobs.tasks import ProbeSource
-from storage.repo import checks_by_run_keys
-from storage.schemas import CheckRead, CycleSummary, EnqueuedJob
+from jobs.events import CYCLE_FINISHED
+from jobs.probe.job import load_specs
 from storage.types import utcnow
-from web.errors import ApiError
-from web.services import Services
-from web.waiting import wait_for_stored
+from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
+from web.errors import ApiError, ErrorBody
+from web.probe_runs import QUEUE_DOWN, WAIT_TIMEOUT, kick_devices, wait_for_results
+from web.schemas import BackgroundStatus, CycleSummary
+from web.services import Services, services_of
+from web.waiting import unless_client_leaves
 
 log = logging.getLogger(__name__)
 
@@ -41,39 +34,6 @@ class CycleBusy(ApiError):
 
     def __init__(self) -> None:
         super().__init__(409, "a monitoring cycle is already running")
-
-
-async def kick_devices(
-    services: Services, specs: Sequence[ProbeJobSpec], prefix: str, source: ProbeSource
-) -> list[EnqueuedJob]:
-    """Enqueue one probe per device, run keys ``<prefix>:<device id>``.
-
-    A queue that does not answer is a 503, raised before anything is reported enqueued.
-    """
-    jobs = [one_off_job(spec, f"{prefix}:{spec.device_id}", source) for spec in specs]
-    started = time.monotonic()
-    try:
-        task_ids = await kick_probes(services.broker, jobs)
-    except Exception as exc:
-        detail = queue_refusal(services.settings, exc, time.monotonic() - started)
-        log.warning("kick failed prefix=%s jobs=%d error=%r", prefix, len(jobs), exc)
-        raise ApiError(503, detail) from exc
-    return [
-        EnqueuedJob(device_id=job.device_id, task_id=task_id, run_key=job.run_key)
-        for job, task_id in zip(jobs, task_ids, strict=True)
-    ]
-
-
-async def wait_for_results(
-    services: Services, run_keys: Sequence[str], timeout: float
-) -> dict[str, CheckRead]:
-    """The stored results of ``run_keys``, once all are stored or ``timeout`` passed."""
-
-    async def read(session: AsyncSession, keys: list[str]) -> dict[str, CheckRead]:
-        rows = await checks_by_run_keys(session, keys)
-        return {row.run_key: CheckRead.model_validate(row) for row in rows}
-
-    return await wait_for_stored(services, CHECK_CREATED, run_keys, read, timeout)
 
 
 class CycleRunner:
@@ -174,3 +134,64 @@ def _retrieve(task: asyncio.Task[CycleSummary]) -> None:
     """Read the outcome of a cycle whose caller stopped waiting, so a failure is logged once."""
     if not task.cancelled() and task.exception() is not None:
         log.warning("cycle failed error=%r", task.exception())
+
+
+class CycleQuery(QueryModel):
+    timeout: float | None = WAIT_TIMEOUT
+
+
+def cycles_of(conn: HTTPConnection) -> CycleRunner:
+    cycles: CycleRunner = conn.app.state.cycles
+    return cycles
+
+
+async def run_cycle(call: Call[NoBody, CycleQuery]) -> Response:
+    """One monitoring cycle over every active device, now, through the queue; publishes
+    ``monitor.cycle.finished`` ``{devices_checked: N}``."""
+    runner = cycles_of(call.request)
+    summary = await unless_client_leaves(call.request, runner.run_once(call.query.timeout))
+    if summary is None:  # the client left; the cycle goes on and announces itself
+        return respond(None, 204)
+    return respond(summary)
+
+
+async def run_background(call: Call[NoBody, NoQuery]) -> Response:
+    """Start a cycle now and every ``MONITOR_PERIOD_SECONDS`` after (idempotent)."""
+    cycles = cycles_of(call.request)
+    started = cycles.start_loop()
+    status = BackgroundStatus(
+        running=True,
+        already_running=not started,
+        period_seconds=services_of(call.request).settings.monitor_period_seconds,
+    )
+    return respond(status, 202 if started else 200)
+
+
+_TAGS = ("jobs",)
+
+ENDPOINTS: list[AnyEndpoint] = [
+    Endpoint(
+        "POST",
+        "/tasks/run",
+        run_cycle,
+        query=CycleQuery,
+        tags=_TAGS,
+        summary="Run one monitoring cycle now",
+        responses={
+            200: Reply("The cycle's summary", CycleSummary),
+            409: Reply("A cycle is already running", ErrorBody),
+            503: QUEUE_DOWN,
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/tasks/run/background",
+        run_background,
+        tags=_TAGS,
+        summary="Start the periodic monitoring loop",
+        responses={
+            200: Reply("It was already running", BackgroundStatus),
+            202: Reply("Started", BackgroundStatus),
+        },
+    ),
+]

@@ -19,9 +19,7 @@ from jobs.events import DEVICE_CREATED, DEVICE_DELETED, DEVICE_UPDATED
 from storage import repo
 from storage.db import session_factory
 from storage.models import Device
-from storage.schemas import DeviceCreate, DeviceRead, DeviceUpdate
-from web.errors import ApiError, ErrorBody, RequestInvalid
-from web.openapi import (
+from web.endpoints import (
     AnyEndpoint,
     Call,
     Endpoint,
@@ -31,6 +29,8 @@ from web.openapi import (
     Reply,
     respond,
 )
+from web.errors import ApiError, ErrorBody, RequestInvalid
+from web.schemas import DeviceCreate, DeviceRead, DeviceUpdate
 from web.services import Services, services_of
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from core.hosts import (
 )
 from core.settings import Settings
 from web.errors import error_response
-from web.openapi import Refusal
+from web.spec import Refusal
 
 __all__ = [
     "SAFE_METHODS",

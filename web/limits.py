@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.errors import error_response
-from web.openapi import Refusal
+from web.spec import Refusal
 
 __all__ = [
     "MAX_BODY_BYTES",

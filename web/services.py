@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,7 +12,13 @@ from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import EventPublisher
-from jobs.scheduling import ProbeScheduler
+
+
+class DeviceSchedule(Protocol):
+    """The host's probe scheduler, as the API uses it (:class:`jobs.probe.scheduler.
+    ProbeScheduler`): told at once when a device changes through the API."""
+
+    async def sync_device(self, device_id: int) -> None: ...
 
 
 @dataclass
@@ -22,7 +29,7 @@ class Services:
     nc: Client
     # Publishes device.* / check.created / monitor.cycle.finished on settings.events_subject.
     events: EventPublisher
-    scheduler: ProbeScheduler | None = None
+    scheduler: DeviceSchedule | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:

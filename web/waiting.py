@@ -1,20 +1,25 @@
 """Waiting, bounded, for the results of queued tasks: woken by their events, answered from
-the table (events are fire and forget; the table is the truth)."""
+the table (events are fire and forget; the table is the truth); and giving up when the
+HTTP client that would read the answer has left."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TypeVar
 
 from nats.aio.msg import Msg
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
 
 from jobs.events import event_feed
 from storage.db import session_factory
 from web.services import Services
+
+log = logging.getLogger(__name__)
 
 # Re-read the table at least this often while waiting, in case an event was lost.
 POLL_SECONDS = 0.5
@@ -70,3 +75,26 @@ async def wait_for_stored(
     finally:
         await unlisten()
     return found
+
+
+async def _client_gone(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_client_leaves(request: Request, work: Awaitable[Result]) -> Result | None:
+    """Await ``work``, or stop (cancel it, answer None) when the HTTP client disconnects:
+    nobody would read the answer, and a waiting handler would hold up shutdown."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.create_task(_client_gone(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    if task.cancelled():
+        log.info("client left while waiting path=%s", request.url.path)
+        return None
+    return task.result()

@@ -1,7 +1,7 @@
 """Recorder control over NATS request/reply: the client library.
 
 The taskiq task (:mod:`jobs.recorder.task`), the scheduler
-(:mod:`jobs.recorder.scheduling`) and the reference recorder
+(:mod:`jobs.recorder.scheduler`) and the reference recorder
 (:mod:`jobs.recorder.simulator`) are imported from their own modules.
 """
 
@@ -13,7 +13,8 @@ from jobs.recorder.errors import (
     RecorderError,
     RecorderTimeoutError,
 )
-from jobs.recorder.models import (
+from jobs.recorder.service import RecorderService
+from jobs.recorder.wire import (
     Command,
     CommandName,
     Response,
@@ -21,7 +22,6 @@ from jobs.recorder.models import (
     StartPayload,
     StopPayload,
 )
-from jobs.recorder.service import RecorderService
 
 __all__ = [
     "ClientState",

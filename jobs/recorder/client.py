@@ -34,7 +34,7 @@ from jobs.recorder.errors import (
     RecorderError,
     RecorderTimeoutError,
 )
-from jobs.recorder.models import Command, Response, describe
+from jobs.recorder.wire import Command, Response, describe
 
 log = logging.getLogger(__name__)
 

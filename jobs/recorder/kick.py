@@ -3,46 +3,11 @@ commands themselves)."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Any
-
 from taskiq import AsyncBroker
 
-from jobs.broker import RECORDER_TASK
-from jobs.kick import kick_keyed
-from jobs.recorder.models import CommandName
-from jobs.recorder.schemas import CommandSource
-from jobs.recorder.slots import slot_key
-from jobs.recorder.task import RecorderJob
-
-
-def one_off_job(
-    task_id: str, cmd: CommandName, payload: dict[str, Any] | None, source: CommandSource = "api"
-) -> RecorderJob:
-    """A command not tied to a schedule: a fresh run key each time."""
-    return RecorderJob(
-        task_id=task_id,
-        cmd=cmd,
-        payload=payload,
-        run_key=f"recorder:{source}:{uuid.uuid4().hex}",
-        source=source,
-    )
-
-
-def scheduled_job(
-    schedule_id: int, task_id: str, cmd: CommandName, payload: dict[str, Any] | None, slot: datetime
-) -> RecorderJob:
-    """The command of one schedule slot: the same run key in every scheduler process."""
-    return RecorderJob(
-        task_id=task_id,
-        cmd=cmd,
-        payload=payload,
-        run_key=slot_key(schedule_id, slot),
-        source="schedule",
-        schedule_id=schedule_id,
-        slot_at=slot,
-    )
+from jobs.queue.broker import RECORDER_TASK
+from jobs.queue.kick import kick_keyed
+from jobs.recorder.job import RecorderJob
 
 
 async def kick_recorder(broker: AsyncBroker, job: RecorderJob) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from jobs.recorder.models import (
+from jobs.recorder.wire import (
     Command,
     MsgStatus,
     Response,

@@ -1,9 +1,9 @@
 """What a recorder schedule job needs of a ``RecorderSchedule`` row, pure.
 
-Specs compare by value, so :func:`jobs.schedule.plan_schedule` can tell what to add,
+Specs compare by value, so :func:`jobs.scheduling.plan.plan_schedule` can tell what to add,
 change and remove so that the registered jobs match the active rows::
 
-    >>> from jobs.schedule import plan_schedule
+    >>> from jobs.scheduling.plan import plan_schedule
     >>> a = ScheduleSpec(1, "cam1", "status", None, None, 60)
     >>> plan_schedule({1: a}, {}).add == [(1, a)]
     True
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobs.recorder.models import CommandName
+from jobs.recorder.wire import CommandName
 
 
 class ScheduleRow(Protocol):

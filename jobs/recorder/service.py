@@ -11,7 +11,7 @@ commands for many tasks run at once over the one client::
 from __future__ import annotations
 
 from jobs.recorder.client import RecorderClient
-from jobs.recorder.models import Command, CommandName, Response, StartPayload, StopPayload
+from jobs.recorder.wire import Command, CommandName, Response, StartPayload, StopPayload
 
 
 class RecorderService:

@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobs.events import RECORDER_COMMAND
+from jobs.events import RECORDER_COMMAND, EventPublisher
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
-from jobs.recorder.models import TASK_ID_MAX, Command, CommandName, describe
-from jobs.recorder.schemas import CommandResultRead, CommandSource
-from jobs.runtime import WorkerRuntime
+from jobs.recorder.job import RecorderJob
+from jobs.recorder.result import CommandResultRead
+from jobs.recorder.wire import Command, describe
 from storage.db import session_factory
 from storage.recorder_repo import get_command
 from storage.types import utcnow
+from storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +33,17 @@ ERROR_TEXT_MAX = 500
 INVALID_COMMAND = "invalid_command"
 
 
-class RecorderJob(BaseModel):
-    """The message of one recorder task: everything needed to send the command."""
+class RecorderDeps(Protocol):
+    """What a recorder task needs (a :class:`jobs.worker.WorkerRuntime` has it)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    task_id: str = Field(min_length=1, max_length=TASK_ID_MAX)
-    cmd: CommandName
-    payload: dict[str, Any] | None = None
-    run_key: str = Field(min_length=1, max_length=200)
-    source: CommandSource = "api"
-    schedule_id: int | None = None
-    slot_at: datetime | None = None
+    @property
+    def engine(self) -> AsyncEngine: ...  # reads an earlier attempt's stored result
+    @property
+    def recorder(self) -> RecorderClient: ...
+    @property
+    def commands(self) -> BatchWriter: ...
+    @property
+    def events(self) -> EventPublisher: ...
 
 
 def base_row(job: RecorderJob, attempt_id: str, created_at: datetime) -> dict[str, Any]:
@@ -93,31 +94,31 @@ async def send_command(
     }
 
 
-async def stored_result(runtime: WorkerRuntime, run_key: str) -> dict[str, Any] | None:
-    async with session_factory(runtime.engine)() as session:
+async def stored_result(deps: RecorderDeps, run_key: str) -> dict[str, Any] | None:
+    async with session_factory(deps.engine)() as session:
         row = await get_command(session, run_key)
     if row is None:
         return None
     return CommandResultRead.model_validate(row).model_dump(mode="json")
 
 
-async def send_recorder_command(job: RecorderJob, runtime: WorkerRuntime) -> dict[str, Any]:
+async def send_recorder_command(job: RecorderJob, deps: RecorderDeps) -> dict[str, Any]:
     """Send, store (idempotently, keyed by ``run_key``), then announce; returns the stored
     result."""
-    earlier = await stored_result(runtime, job.run_key)
+    earlier = await stored_result(deps, job.run_key)
     if earlier is not None:  # redelivered after its result was stored: do not resend
         log.info("recorder task already done run_key=%s", job.run_key)
         return earlier
     attempt_id = uuid.uuid4().hex
-    row = await send_command(runtime.recorder, job, base_row(job, attempt_id, utcnow()))
+    row = await send_command(deps.recorder, job, base_row(job, attempt_id, utcnow()))
     # Returns after the batch holding this row committed: the ack follows the commit.
-    row_id = await runtime.commands.write(row)
+    row_id = await deps.commands.write(row)
     if row_id is not None:
         result = CommandResultRead.model_validate(row | {"id": row_id}).model_dump(mode="json")
-        await runtime.events.publish(RECORDER_COMMAND, result)
+        await deps.events.publish(RECORDER_COMMAND, result)
         return result
     # Another attempt of this run (a redelivery racing this one) stored its result first.
-    stored = await stored_result(runtime, job.run_key)
+    stored = await stored_result(deps, job.run_key)
     if stored is None:  # cannot happen: the insert committed or conflicted with a row
         raise RuntimeError(f"recorder result not found after insert run_key={job.run_key}")
     log.info("recorder result stored by another attempt run_key=%s", job.run_key)

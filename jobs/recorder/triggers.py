@@ -28,7 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
-from jobs.schedule import EPOCH
+from jobs.scheduling.slots import EPOCH
 
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 CRON_FIELDS = 5

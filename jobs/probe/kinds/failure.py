@@ -14,7 +14,7 @@ from jobs.probe.facts import Facts
 # The HTTP probe's failure vocabulary, shared so stored results read the same whatever the
 # kind.  (jobs/probes.py moves to jobs/probe/ at the same time as this package is written:
 # this is the one import to update.)
-from jobs.probes import ERROR_TEXT_MAX, ErrorKind, classify_error, error_text
+from jobs.probe.run import ERROR_TEXT_MAX, ErrorKind, classify_error, error_text
 
 __all__ = ["ERROR_TEXT_MAX", "ErrorKind", "elapsed_ms", "failed", "from_exception", "timed_out"]
 

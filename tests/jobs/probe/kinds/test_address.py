@@ -207,3 +207,10 @@ def test_every_host_and_port_round_trips(labels: list[str], port: int, scheme: s
         scheme,
         (TcpTarget if scheme == "tcp" else TlsTarget)(host, port),
     )
+
+
+def test_the_recorder_task_id_bound_is_the_wire_formats() -> None:
+    from jobs.probe.kinds.address import RECORDER_TASK_ID_MAX
+    from jobs.recorder.wire import TASK_ID_MAX
+
+    assert RECORDER_TASK_ID_MAX == TASK_ID_MAX

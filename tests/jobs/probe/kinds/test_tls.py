@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from jobs.http import AiohttpProbeClient, StockProbeClient
+from jobs.probe.http import AiohttpProbeClient, StockProbeClient
 from jobs.probe.kinds.address import HttpTarget, TlsTarget, parse_address
 from jobs.probe.kinds.tls import (
     certificate_facts,

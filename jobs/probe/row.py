@@ -1,0 +1,51 @@
+"""A probe's result as a ``check_results`` row and as its ``check.created`` event, pure.
+
+The one builder of a check row: the probe task (:mod:`jobs.probe.task`) and a result
+recorded by hand (``POST /devices/{id}/checks``) both go through :func:`check_row`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from jobs.probe.job import ProbeSource
+from jobs.probe.run import ProbeResult
+
+
+def check_row(
+    *,
+    device_id: int,
+    run_key: str,
+    source: ProbeSource,
+    result: ProbeResult,
+    checked_at: datetime,
+    slot_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "status_up": result.status_up,
+        "latency_ms": result.latency_ms,
+        "checked_at": checked_at,
+        "run_key": run_key,
+        "slot_at": slot_at,
+        "status_code": result.status_code,
+        "error_kind": str(result.error_kind) if result.error_kind else None,
+        "error": result.error,
+        "source": source,
+    }
+
+
+def check_event_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """``check.created``: the seed's ``{device_id, status_up, latency_ms}`` and more."""
+    return {
+        "device_id": row["device_id"],
+        "status_up": row["status_up"],
+        "latency_ms": row["latency_ms"],
+        "status_code": row["status_code"],
+        "error": row["error"],
+        "checked_at": row["checked_at"].isoformat(),
+        "slot_at": row["slot_at"].isoformat() if row["slot_at"] else None,
+        "run_key": row["run_key"],
+        "source": row["source"],
+    }

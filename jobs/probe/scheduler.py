@@ -1,0 +1,210 @@
+"""The probe scheduler: one APScheduler interval job per active device; a job only kicks.
+
+The jobs mirror the ``devices`` table (:mod:`jobs.scheduling.mirror`).  Only the holder of the
+leader lease kicks; while NATS is down each device owes its latest slot, kicked once when
+the queue answers again (coalesced: one catch-up run, not a burst).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from apscheduler.triggers.interval import IntervalTrigger
+from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
+
+from core.settings import Settings
+from jobs.events import DEVICE_EVENTS
+from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
+from jobs.probe.kick import kick_probe
+from jobs.scheduling.lease import LeaderLease
+from jobs.scheduling.mirror import TableMirror
+from jobs.scheduling.slots import recent_slots, slot_anchor, slot_at
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class ProbeScheduler(TableMirror[ProbeJobSpec]):
+    kind = "probe"
+
+    def __init__(
+        self,
+        settings: Settings,
+        broker: AsyncBroker,
+        engine: AsyncEngine,
+        nc: Client | None = None,
+        clock: Clock = utcnow,
+        lease: LeaderLease | None = None,
+    ) -> None:
+        super().__init__(settings, nc, DEVICE_EVENTS)
+        self.broker = broker
+        self.engine = engine
+        self.clock = clock
+        self.kicks = 0
+        self.kick_failures = 0
+        # Slots not kicked because the queue was unreachable (owed; caught up later).
+        self.missed = 0
+        self.caught_up = 0
+        # device id -> latest slot whose kick failed (NATS down); kicked once it is back.
+        self.owed: dict[int, datetime] = {}
+        # None: always kick (a single scheduler); else only while holding the lease.
+        self.lease = lease
+
+    async def start(self) -> None:
+        if self.lease is not None:
+            await self.lease.refresh()
+        await super().start()
+        if self.lease is not None:
+            if self.lease.is_leader:
+                await self.took_lead()
+            self.scheduler.add_job(
+                self.refresh_lease,
+                IntervalTrigger(seconds=self.lease.renew_every),
+                id="fleetprobe:lease",
+                replace_existing=True,
+            )
+        self.scheduler.add_job(
+            self.catch_up,
+            IntervalTrigger(seconds=1),
+            id="fleetprobe:catch-up",
+            replace_existing=True,
+        )
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.lease is not None:
+            await self.lease.release()
+        log.info(
+            "probe kicks=%d failures=%d missed_queue_down=%d caught_up=%d still_owed=%d",
+            self.kicks,
+            self.kick_failures,
+            self.missed,
+            self.caught_up,
+            len(self.owed),
+        )
+
+    async def load_all(self) -> Mapping[int, ProbeJobSpec]:
+        return await load_specs(self.engine, self.settings, active_only=True)
+
+    async def load_one(self, row_id: int) -> ProbeJobSpec | None:
+        return (await load_specs(self.engine, self.settings, ids=[row_id], active_only=True)).get(
+            row_id
+        )
+
+    async def sync_device(self, device_id: int) -> None:
+        """Re-read one device (after a change through the API) and update its job."""
+        await self.sync_one(device_id)
+
+    def add_job(self, row_id: int, spec: ProbeJobSpec) -> bool:
+        anchor = slot_anchor(spec.device_id, spec.interval)
+        self.scheduler.add_job(
+            self._fire,
+            IntervalTrigger(seconds=spec.interval, start_date=anchor),
+            args=[spec.device_id],
+            id=self.job_id(row_id),
+            replace_existing=True,
+        )
+        return True
+
+    def remove(self, row_id: int) -> None:
+        self.owed.pop(row_id, None)
+        super().remove(row_id)
+
+    async def refresh_lease(self) -> None:
+        """Renew or take the lease; on taking it, catch up what nobody kicked."""
+        if self.lease is None:
+            return
+        was_leader = self.lease.is_leader
+        if await self.lease.refresh() and not was_leader:
+            await self.took_lead()
+
+    async def took_lead(self) -> None:
+        """Owe each device its latest slot if it came in the last lease time plus one
+        renewal period: the longest no scheduler can have held the lease (the previous
+        leader died, or none ran).  Those the previous leader did kick are dropped by
+        JetStream's de-duplication (``Nats-Msg-Id`` = the run key)."""
+        assert self.lease is not None
+        window = self.lease.ttl + self.lease.renew_every + 1.0
+        recent = recent_slots(self.registered, self.clock(), window)
+        for device_id, slot in recent.items():
+            self.owed.setdefault(device_id, slot)
+        log.info("took the lead: owing recent slots devices=%d window_s=%.1f", len(recent), window)
+        await self.catch_up()  # now: the next regular slot would coalesce them away
+
+    @property
+    def is_leader(self) -> bool:
+        return self.lease is None or self.lease.is_leader
+
+    async def _fire(self, device_id: int) -> None:
+        spec = self.registered.get(device_id)
+        if spec is None:
+            return
+        if not self.is_leader:
+            return
+        slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
+        if not self._queue_connected():
+            # Don't wait on a publish that cannot succeed: owe the slot and move on.
+            self.missed += 1
+            self._owe(spec, slot, "queue unreachable")
+            return
+        await self.kick(spec, slot)
+
+    async def kick(self, spec: ProbeJobSpec, slot: datetime) -> bool:
+        try:
+            await kick_probe(self.broker, scheduled_job(spec, slot))
+        except Exception as exc:
+            self.kick_failures += 1
+            self._owe(spec, slot, repr(exc))
+            return False
+        self.kicks += 1
+        # A later slot went out: an older owed one is coalesced into it.
+        self.owed.pop(spec.device_id, None)
+        return True
+
+    def _owe(self, spec: ProbeJobSpec, slot: datetime, reason: str) -> None:
+        if not self.owed:
+            log.warning(
+                "kicks failing, owing slots reason=%s first_device=%d slot=%s",
+                reason,
+                spec.device_id,
+                slot.isoformat(),
+            )
+        # Only the latest missed slot per device is kept: one catch-up run, not a burst.
+        self.owed[spec.device_id] = slot
+
+    async def catch_up(self) -> int:
+        """Kick the latest owed slot of each device once the queue answers again."""
+        if not self.owed or not self.is_leader or not self._queue_connected():
+            return 0
+        owed = list(self.owed.items())
+        sem = asyncio.Semaphore(100)
+
+        async def one(device_id: int, slot: datetime) -> bool:
+            spec = self.registered.get(device_id)
+            if spec is None:
+                self.owed.pop(device_id, None)
+                return False
+            async with sem:
+                if self.owed.get(device_id) != slot:
+                    return False  # a newer slot was kicked or owed meanwhile
+                done = await self.kick(spec, slot)
+                if done:
+                    self.caught_up += 1
+                return done
+
+        results = await asyncio.gather(*(one(d, s) for d, s in owed))
+        sent = sum(results)
+        if sent:
+            log.info("caught up owed slots kicked=%d still_owed=%d", sent, len(self.owed))
+        return sent
+
+    def _queue_connected(self) -> bool:
+        client = getattr(self.broker, "client", None)
+        return client is None or bool(client.is_connected)

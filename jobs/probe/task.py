@@ -1,0 +1,90 @@
+"""The probe task: probe, store (idempotently, keyed by ``run_key``), then announce.
+
+The task takes what it uses (:class:`ProbeDeps`: the HTTP client, the result writer,
+the event publisher, the limits), not the worker that holds them: ``jobs.worker`` builds
+them and registers the task.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from core.settings import Settings
+from jobs.events import CHECK_CREATED, EventPublisher
+from jobs.probe.job import ProbeJob
+from jobs.probe.row import check_event_payload, check_row
+from jobs.probe.run import run_probe
+from storage.types import utcnow
+from storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeLimits:
+    """The bounds a worker puts on every probe, whatever its job asks."""
+
+    max_timeout: float
+    body_max_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ProbeLimits:
+        return cls(
+            max_timeout=settings.probe_max_timeout_seconds,
+            body_max_bytes=settings.probe_body_max_bytes,
+        )
+
+
+class ProbeDeps(Protocol):
+    """What a probe task needs (a :class:`jobs.worker.WorkerRuntime` has it)."""
+
+    @property
+    def name(self) -> str: ...  # the worker's name, in the event
+    @property
+    def http(self) -> httpx.AsyncClient: ...
+    @property
+    def checks(self) -> BatchWriter: ...
+    @property
+    def events(self) -> EventPublisher: ...
+    @property
+    def probe_limits(self) -> ProbeLimits: ...
+
+
+async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
+    """Probe, store (idempotently, keyed by ``run_key``), then announce what was stored
+    (a run stored by an earlier delivery is not announced twice)."""
+    limits = deps.probe_limits
+    timeout = min(job.timeout, limits.max_timeout)
+    started_at = utcnow()  # lateness (slot -> probe start) is read from the event
+    result = await run_probe(deps.http, job.address, timeout, body_max_bytes=limits.body_max_bytes)
+    row = check_row(
+        device_id=job.device_id,
+        run_key=job.run_key,
+        source=job.source,
+        result=result,
+        checked_at=utcnow(),
+        slot_at=job.slot_at,
+    )
+    # Returns after the batch holding this row committed: the ack follows the commit.
+    inserted = await deps.checks.write(row) is not None
+    payload = check_event_payload(row) | {
+        "worker": deps.name,
+        "started_at": started_at.isoformat(),
+    }
+    if inserted:
+        await deps.events.publish(CHECK_CREATED, payload)
+    else:  # redelivered after an earlier attempt stored (and announced) this run
+        log.info("probe result already stored run_key=%s; not announced again", job.run_key)
+    log.debug(
+        "probe device=%d up=%s latency_ms=%s code=%s error=%s",
+        job.device_id,
+        result.status_up,
+        result.latency_ms,
+        result.status_code,
+        result.error,
+    )
+    return payload

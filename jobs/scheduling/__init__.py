@@ -1,0 +1,2 @@
+"""Scheduling, whatever is scheduled: slot maths, the plan of job changes, the table
+mirror, the leader lease."""

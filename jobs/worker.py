@@ -1,0 +1,153 @@
+"""The worker: the only module that knows every task.
+
+:class:`WorkerRuntime` is what a worker process holds open while it runs tasks: one HTTP
+client, one database engine with its batch writers, one NATS connection for events.
+:func:`register_tasks` puts the tasks on a broker, with start/stop hooks that open the
+runtime (``taskiq worker worker:broker``, or the in-process worker of ``python
+scheduler.py``) and hand each task the parts of it that the task takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from nats.aio.client import Client
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+from taskiq import TaskiqEvents, TaskiqState
+
+from core.natsconn import connect
+from core.settings import Settings
+from jobs.events import EventPublisher
+from jobs.probe.http import make_http_client
+from jobs.probe.job import ProbeJob
+from jobs.probe.task import ProbeLimits, probe_device
+from jobs.queue.broker import PROBE_TASK, RECORDER_TASK, FleetprobeBroker
+from jobs.recorder.client import RecorderClient
+from jobs.recorder.job import RecorderJob
+from jobs.recorder.task import send_recorder_command
+from storage.db import init_db, make_engine
+from storage.models import CheckResult
+from storage.recorder_models import CommandResult
+from storage.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+def instance_name(role: str) -> str:
+    return f"fleetprobe-{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerRuntime:
+    name: str
+    settings: Settings
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    nc: Client
+    events: EventPublisher
+    checks: BatchWriter
+    # Recorder commands: sent over the events connection (borrowed), results written
+    # like probe results (group commit, idempotent by run_key).
+    recorder: RecorderClient
+    commands: BatchWriter
+    probe_limits: ProbeLimits
+    owns_engine: bool = True
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, role: str = "worker", engine: AsyncEngine | None = None
+    ) -> WorkerRuntime:
+        """Open what tasks need; ``engine``: share the host process's engine (its tables
+        already made) instead of opening a second pool."""
+        name = instance_name(role)
+        owns_engine = engine is None
+        if engine is None:
+            engine = make_engine(settings)
+            await init_db(engine)
+        nc = await connect(settings, name)
+        runtime = cls(
+            name=name,
+            settings=settings,
+            engine=engine,
+            http=make_http_client(settings),
+            nc=nc,
+            events=EventPublisher(nc, settings.events_subject, name),
+            checks=_writer(engine, CheckResult, settings),
+            recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
+            commands=_writer(engine, CommandResult, settings),
+            probe_limits=ProbeLimits.of(settings),
+            owns_engine=owns_engine,
+        )
+        log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
+        return runtime
+
+    async def close(self) -> None:
+        """Flush pending results first, then close the connections."""
+        await self.checks.close()
+        await self.commands.close()
+        await self.recorder.close()
+        await self.http.aclose()
+        try:
+            await self.nc.drain()
+        except Exception as exc:
+            log.debug("nats drain failed error=%s", exc)
+        if self.owns_engine:
+            await self.engine.dispose()
+
+
+def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> BatchWriter:
+    """A started group-commit writer into ``model``'s table, idempotent on ``run_key``."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    writer = BatchWriter(
+        engine,
+        table,
+        "run_key",
+        batch_size=settings.result_batch_size,
+        flush_ms=settings.result_flush_ms,
+    )
+    writer.start()
+    return writer
+
+
+def runtime_of(state: TaskiqState) -> WorkerRuntime:
+    """The runtime the WORKER_STARTUP hook put in the broker's state."""
+    runtime: WorkerRuntime | None = getattr(state, "runtime", None)
+    if runtime is None:
+        raise RuntimeError("worker runtime is not started (WORKER_STARTUP hook did not run)")
+    return runtime
+
+
+def register_tasks(broker: FleetprobeBroker, engine: AsyncEngine | None = None) -> None:
+    """Register every task and the worker start/stop hooks on ``broker``; ``engine``: the
+    host process's engine, lent to the runtime (``python scheduler.py``)."""
+    settings = broker.settings
+
+    # The tasks take the runtime from the broker's state, not through taskiq's dependency
+    # injection: resolving it cost ~3 % of a saturated worker's CPU (docs/performance.md).
+    async def probe(job: ProbeJob) -> dict[str, Any]:
+        return await probe_device(job, runtime_of(broker.state))
+
+    async def recorder_command(job: RecorderJob) -> dict[str, Any]:
+        return await send_recorder_command(job, runtime_of(broker.state))
+
+    broker.register_task(probe, task_name=PROBE_TASK)
+    broker.register_task(recorder_command, task_name=RECORDER_TASK)
+
+    async def _startup(state: TaskiqState) -> None:
+        state.runtime = await WorkerRuntime.open(settings, engine=engine)
+
+    async def _shutdown(state: TaskiqState) -> None:
+        runtime: WorkerRuntime | None = getattr(state, "runtime", None)
+        if runtime is not None:
+            await runtime.close()
+            state.runtime = None
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, _startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, _shutdown)

@@ -1,0 +1,44 @@
+"""The benchmark's quick mode runs end to end and prints its JSON line (no timing checks:
+speed is read from the figures, never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) -> None:
+    pytest.importorskip("psutil", reason="the bench extra is not installed")
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json-out", str(tmp_path / "bench.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == json.loads((tmp_path / "bench.json").read_text())
+    assert set(result) >= {"raw", "saturation", "scaleout", "steady", "footprint", "targets"}
+    assert {"rps", "p99_ms"} <= set(result["raw"][result["http_engine"]])
+    for run in result["scaleout"].values():
+        assert {"probes_per_s", "stored", "events", "cpu_us_per_probe", "processes"} <= set(run)
+        assert run["stored"] == run["events"] == run["devices"]
+        assert sum(run["probes_by_process"].values()) == run["devices"]
+    assert {"probes_per_s", "ratio_to_raw"} <= set(result["saturation"])
+    steady = result["steady"]
+    assert {"lateness_ms", "e2e_ms", "missed", "duplicates", "processes"} <= set(steady)
+    assert {"p50", "p99", "max"} <= set(steady["lateness_ms"])
+    for footprint in result["footprint"].values():
+        assert {"startup_s", "rss_mb"} <= set(footprint)
+    assert all({"target", "value", "met"} <= set(t) for t in result["targets"])

@@ -1,0 +1,190 @@
+"""The probe: a failed check is data, every outcome within the device timeout.
+
+Real local targets (uvicorn in a thread, raw sockets, a TLS server with an unknown CA),
+through both HTTP engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import trustme
+
+from core.settings import Settings
+from jobs.probe.http import make_http_client
+from jobs.probe.run import ErrorKind, classify_error, error_text, result_from_response, run_probe
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    c = make_http_client(Settings(HTTP_ENGINE=request.param))  # type: ignore[call-arg]
+    yield c
+    await c.aclose()
+
+
+async def test_a_200_is_up_with_latency_and_status(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    r = await run_probe(client, f"{http_target}/ok", 2)
+    assert r.status_up and r.status_code == 200 and r.error is None
+    assert r.latency_ms is not None and r.latency_ms > 0
+    assert r.body_excerpt == b"ok"
+
+
+@pytest.mark.parametrize("code", [500, 502, 503])
+async def test_a_5xx_is_down_with_its_code(
+    client: httpx.AsyncClient, http_target: str, code: int
+) -> None:
+    r = await run_probe(client, f"{http_target}/status/{code}", 2)
+    assert not r.status_up and r.status_code == code
+    assert r.error_kind is ErrorKind.HTTP_STATUS and r.error == f"HTTP {code}"
+
+
+async def test_a_404_still_counts_as_up_as_in_the_seed(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    r = await run_probe(client, f"{http_target}/status/404", 2)
+    assert r.status_up and r.status_code == 404
+
+
+async def test_a_hanging_target_times_out_within_the_device_timeout(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    started = time.monotonic()
+    r = await run_probe(client, f"{http_target}/hang?s=30", 0.5)
+    elapsed = time.monotonic() - started
+    assert not r.status_up and r.error_kind is ErrorKind.TIMEOUT
+    assert elapsed < 5  # bounded by the timeout, not by the target's 30 s
+
+
+async def test_a_closed_port_is_refused(client: httpx.AsyncClient, closed_port_url: str) -> None:
+    r = await run_probe(client, closed_port_url, 2)
+    assert not r.status_up and r.error_kind is ErrorKind.REFUSED
+    assert r.latency_ms is not None
+    assert isinstance(r.error, str) and str(closed_port_url.rsplit(":", 1)[1].strip("/")) in r.error
+
+
+async def test_a_body_that_never_ends_is_read_only_up_to_the_cap(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    r = await run_probe(client, f"{http_target}/endless", 2, body_max_bytes=1000)
+    assert r.status_up and r.status_code == 200 and len(r.body_excerpt) == 1000
+
+
+async def test_a_redirect_loop_is_a_failure(client: httpx.AsyncClient, http_target: str) -> None:
+    r = await run_probe(client, f"{http_target}/loop", 2)
+    assert not r.status_up and r.error_kind is ErrorKind.TOO_MANY_REDIRECTS
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Accepts TCP connections and never says a word (a stalled TLS handshake)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+async def test_a_stalled_tls_handshake_times_out(
+    client: httpx.AsyncClient, silent_server: int
+) -> None:
+    r = await run_probe(client, f"https://127.0.0.1:{silent_server}/", 0.5)
+    assert not r.status_up and r.error_kind is ErrorKind.TIMEOUT
+
+
+@pytest.fixture
+async def tls_server() -> AsyncIterator[int]:
+    """An HTTPS server whose certificate no public CA signed."""
+    ca = trustme.CA()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        except Exception:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+async def test_an_untrusted_certificate_is_a_tls_error(
+    client: httpx.AsyncClient, tls_server: int
+) -> None:
+    r = await run_probe(client, f"https://127.0.0.1:{tls_server}/", 2)
+    assert not r.status_up and r.error_kind is ErrorKind.TLS
+    assert r.error and "certif" in r.error.lower()
+
+
+async def test_an_unsupported_scheme_is_an_invalid_url(client: httpx.AsyncClient) -> None:
+    r = await run_probe(client, "ftp://127.0.0.1/", 1)
+    assert not r.status_up and r.error_kind is ErrorKind.INVALID_URL
+
+
+async def test_a_probe_keeps_no_cookie_for_the_next_one(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    first = await run_probe(client, f"{http_target}/cookie/set", 2)
+    assert first.status_up and first.body_excerpt == b"set"
+    again = await run_probe(client, f"{http_target}/cookie/echo", 2)
+    assert again.status_up and again.body_excerpt == b"none"
+
+
+@pytest.mark.parametrize("address", ["http://[::1/", "http://:80/"])
+async def test_an_unparseable_address_is_an_invalid_url(
+    client: httpx.AsyncClient, address: str
+) -> None:
+    for _ in range(2):  # the second time too (parsed addresses are cached; errors not)
+        r = await run_probe(client, address, 1)
+        assert not r.status_up and r.error_kind is ErrorKind.INVALID_URL, r
+
+
+# Pure classification of the exceptions both engines raise.
+
+
+def test_dns_failures_are_named_dns() -> None:
+    exc = httpx.ConnectError("boom")
+    exc.__cause__ = socket.gaierror(-2, "Name or service not known")
+    assert classify_error(exc) is ErrorKind.DNS
+
+
+def test_a_refusal_remapped_to_a_timeout_is_still_a_refusal() -> None:
+    # httpx-aiohttp turns aiohttp's ClientConnectorError into httpx.ConnectTimeout.
+    exc = httpx.ConnectTimeout("Cannot connect to host 127.0.0.1:1")
+    exc.__cause__ = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)")
+    assert classify_error(exc) is ErrorKind.REFUSED
+
+
+def test_a_plain_timeout_is_a_timeout() -> None:
+    assert classify_error(httpx.ReadTimeout("read")) is ErrorKind.TIMEOUT
+    assert classify_error(TimeoutError()) is ErrorKind.TIMEOUT
+
+
+def test_a_failure_inside_an_exception_group_is_named_by_its_cause() -> None:
+    group = ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError(111, "no")])
+    assert error_text(group) == "ConnectionRefusedError: [Errno 111] no"
+    assert classify_error(group) is ErrorKind.REFUSED
+
+
+def test_error_text_is_one_short_line() -> None:
+    exc = httpx.ConnectError("line one\nline two " + "x" * 1000)
+    text = error_text(exc)
+    assert "\n" not in text and len(text) <= 300 and text.startswith("ConnectError: line one")
+
+
+def test_result_from_response_applies_the_seed_rule() -> None:
+    assert result_from_response(204, 1.0, b"").status_up
+    assert not result_from_response(599, 1.0, b"").status_up
