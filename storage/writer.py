@@ -6,23 +6,34 @@ A task hands its row to :meth:`BatchWriter.write` and waits; the writer flushes 
 ORM: about 16x faster here).  ``write`` returns only after the batch committed, so the
 task, and with it the JetStream ack, never runs ahead of durable storage; it says
 whether the row was inserted or its key was already stored.
+
+What follows from a stored row in the same table's batch (a device's health, its rollups)
+is written by :data:`AfterInsert` hooks in the same transaction, with only the rows that
+landed (a redelivered row reaches no hook twice); a hook may return a :data:`PostCommit`
+action (announce what changed), run once the transaction committed and before any
+waiter is released.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
+# Run after the commit that made a hook's changes durable (e.g. publish events).
+PostCommit = Callable[[], Awaitable[None]]
+# Inside the batch's transaction, with the rows inserted (in batch order).
+AfterInsert = Callable[[AsyncConnection, Sequence[Row]], Awaitable[PostCommit | None]]
 
 
 class WriterClosedError(RuntimeError):
@@ -48,6 +59,7 @@ class BatchWriter:
         batch_size: int = 200,
         flush_ms: float = 5.0,
         retries: int = 5,
+        after_insert: Sequence[AfterInsert] = (),
     ) -> None:
         self._engine = engine
         self._table = table
@@ -58,6 +70,7 @@ class BatchWriter:
         self._batch_size = batch_size
         self._flush_s = flush_ms / 1000
         self._retries = retries
+        self._after_insert = tuple(after_insert)
         # Rows waiting for the next flush.  A timer (not a task per row) wakes the
         # flusher ``flush_ms`` after the first one; a full batch wakes it at once.
         self._pending: list[tuple[Row, asyncio.Future[int | None]]] = []
@@ -140,6 +153,7 @@ class BatchWriter:
             try:
                 async with self._engine.begin() as conn:
                     inserted = (await conn.execute(self._stmt, rows)).all()
+                    actions = await self._run_hooks(conn, rows, {key for key, _ in inserted})
             except DBAPIError as exc:
                 retryable = exc.connection_invalidated or _transient(exc)
                 if attempt == self._retries or not retryable:
@@ -161,8 +175,31 @@ class BatchWriter:
             else:
                 self.rows_written += len(inserted)
                 self.batches_written += 1
+                for action in actions:
+                    try:
+                        await action()
+                    except Exception:  # the rows are stored; what failed is said here
+                        log.exception("after-commit action failed table=%s", self._table.name)
                 return {key: row_id for key, row_id in inserted}
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _run_hooks(
+        self, conn: AsyncConnection, rows: list[Row], inserted: set[Any]
+    ) -> list[PostCommit]:
+        if not self._after_insert or not inserted:
+            return []
+        landed: list[Row] = []
+        for row in rows:  # a key twice in one batch: the first row is the one inserted
+            key = row.get(self._key)
+            if key in inserted:
+                inserted.discard(key)
+                landed.append(row)
+        actions = []
+        for hook in self._after_insert:
+            action = await hook(conn, landed)
+            if action is not None:
+                actions.append(action)
+        return actions
 
 
 def scrub_nul(row: Row) -> Row:

@@ -126,3 +126,44 @@ def test_nul_characters_are_scrubbed_from_text_values() -> None:
     from storage.writer import scrub_nul
 
     assert scrub_nul({"a": "x\x00y", "b": None, "c": 3}) == {"a": "xy", "b": None, "c": 3}
+
+
+async def test_hooks_see_only_the_rows_that_landed_in_the_same_transaction(
+    engine: AsyncEngine,
+) -> None:
+    seen: list[list[str]] = []
+    announced: list[str] = []
+    counts_inside: list[int] = []
+
+    async def hook(conn: Any, rows: Any) -> Any:
+        seen.append([r["run_key"] for r in rows])
+        # The batch's own insert is visible: the hook runs in its transaction.
+        counts_inside.append(
+            (await conn.exec_driver_sql("SELECT count(*) FROM check_results")).scalar_one()
+        )
+
+        async def announce() -> None:
+            announced.extend(r["run_key"] for r in rows)
+
+        return announce
+
+    w = writer(engine, batch_size=10, flush_ms=20, after_insert=[hook])
+    await w.write(row("a"))
+    await asyncio.gather(w.write(row("a")), w.write(row("b")), w.write(row("b")))
+    await w.close()
+    assert seen == [["a"], ["b"]]  # a redelivered key reaches no hook twice
+    assert announced == ["a", "b"]
+    assert counts_inside == [1, 2]
+
+
+async def test_a_failing_hook_rolls_the_batch_back_and_every_waiter_learns_why(
+    engine: AsyncEngine,
+) -> None:
+    async def hook(conn: Any, rows: Any) -> Any:
+        raise ValueError("health update failed")
+
+    w = writer(engine, retries=1, after_insert=[hook])
+    with pytest.raises(ValueError, match="health update failed"):
+        await w.write(row("x"))
+    await w.close()
+    assert await count(engine) == 0
