@@ -39,6 +39,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.settings import Settings
+from storage.engine import make_engine
 
 log = logging.getLogger(__name__)
 # Alembic's INFO lines come per context and plugin and span lines (a whole docstring);
@@ -208,8 +209,6 @@ async def schema_state(engine: AsyncEngine) -> SchemaState:
 
 
 async def _run_command(action: str, settings: Settings) -> int:
-    from storage.db import make_engine
-
     engine = make_engine(settings)
     try:
         if action == "upgrade":
