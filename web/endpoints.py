@@ -201,9 +201,10 @@ class Endpoint(Generic[B, Q]):
             raise RequestInvalid(issues)
         return await self.handler(Call(request, body, query))  # type: ignore[arg-type]
 
-    def route(self) -> Route:
-        """This endpoint alone as a Starlette route (:func:`build_routes` for an API)."""
-        return Route(self.path, self.handle, methods=[self.method], name=self.name)
+    def route(self, path: str | None = None) -> Route:
+        """This endpoint alone as a Starlette route (:func:`build_routes` for an API);
+        ``path``: another pattern for the same endpoint (default: its own)."""
+        return Route(path or self.path, self.handle, methods=[self.method], name=self.name)
 
     def _check_path(self, request: Request, issues: list[Issue]) -> None:
         params = request.path_params  # the scope's own dict: the handler sees what is set
@@ -285,7 +286,7 @@ def _loose_int_path(path: str) -> str:
 
 def _path_route(path: str, methods: Mapping[str, AnyEndpoint]) -> Route:
     if len(methods) == 1:
-        return next(iter(methods.values())).route()
+        return next(iter(methods.values())).route(path)
 
     async def dispatch(request: Request) -> Response:
         # Starlette answers HEAD with the GET endpoint; the route already refused the rest.
