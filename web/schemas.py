@@ -170,7 +170,11 @@ class CheckRead(BaseModel):
     status_code: int | None
     error_kind: str | None
     error: str | None
-    source: str
+    source: str = Field(
+        description="schedule (its device's schedule), manual (POST /jobs/probe), cycle "
+        "(POST /tasks/run, the background loop), entered (POST /devices/{id}/checks; "
+        "results entered before this value existed say manual)"
+    )
     run_key: str
     slot_at: datetime | None
 
