@@ -13,6 +13,7 @@ import json
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client
@@ -20,6 +21,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from core.natsconn import subscribe_ready
+from storage.types import isoformat_z
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +30,54 @@ ORIGIN_HEADER = "Fleetprobe-Origin"
 # schedulers want device.* among a stream of check.created) skip the rest undecoded.
 TYPE_HEADER = "Fleetprobe-Event"
 
-DEVICE_CREATED = "device.created"
-DEVICE_UPDATED = "device.updated"
-DEVICE_DELETED = "device.deleted"
-CHECK_CREATED = "check.created"
-CYCLE_FINISHED = "monitor.cycle.finished"
-RECORDER_COMMAND = "recorder.command"
-TICK = "tick"
-NATS_INBOUND = "nats.inbound"
+# Every event type fleetprobe sends, with what it says (the registry: the WebSocket
+# ``?types=`` filter refuses any other name, and the OpenAPI description lists these).
+# A new type is declared with :func:`event_type` next to these.
+EVENT_TYPES: dict[str, str] = {}
+
+
+def event_type(name: str, description: str) -> str:
+    """Register an event type (once) and return its name: ``X = event_type("x.y", "...")``."""
+    if name in EVENT_TYPES:
+        raise ValueError(f"event type {name!r} is registered twice")
+    EVENT_TYPES[name] = description
+    return name
+
+
+DEVICE_CREATED = event_type("device.created", "a device was created (payload: the device)")
+DEVICE_UPDATED = event_type("device.updated", "a device was changed (payload: the device)")
+DEVICE_DELETED = event_type("device.deleted", "a device was deleted (payload: the device)")
+CHECK_CREATED = event_type(
+    "check.created", "a check result was stored (device_id, status_up, latency_ms, ...)"
+)
+CYCLE_FINISHED = event_type(
+    "monitor.cycle.finished", "a monitoring cycle finished (devices_checked, ...)"
+)
+RECORDER_COMMAND = event_type(
+    "recorder.command", "a recorder command's result was stored (the CommandResult)"
+)
+SCHEDULE_CREATED = event_type("recorder.schedule.created", "a recorder schedule was created")
+SCHEDULE_UPDATED = event_type("recorder.schedule.updated", "a recorder schedule was changed")
+SCHEDULE_DELETED = event_type("recorder.schedule.deleted", "a recorder schedule was deleted")
+TICK = event_type("tick", "every TICK_SECONDS (payload: at)")
+NATS_INBOUND = event_type(
+    "nats.inbound", "a message published on the events subject from outside fleetprobe"
+)
 DEVICE_EVENTS = frozenset({DEVICE_CREATED, DEVICE_UPDATED, DEVICE_DELETED})
-SCHEDULE_CREATED = "recorder.schedule.created"
-SCHEDULE_UPDATED = "recorder.schedule.updated"
-SCHEDULE_DELETED = "recorder.schedule.deleted"
 SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
+
+
+def json_default(value: object) -> Any:
+    """``json.dumps``'s ``default=`` for events: a datetime as ISO 8601 UTC with ``Z``
+    (the REST API's and the seeds' format), anything else as its ``str``."""
+    if isinstance(value, datetime):
+        return isoformat_z(value)
+    return str(value)
 
 
 def encode_event(type_: str, payload: Any) -> bytes:
     return json.dumps(
-        {"type": type_, "payload": payload}, default=str, separators=(",", ":")
+        {"type": type_, "payload": payload}, default=json_default, separators=(",", ":")
     ).encode()
 
 

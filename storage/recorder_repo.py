@@ -30,6 +30,18 @@ async def list_commands(
     return (await session.exec(stmt)).all()
 
 
+async def last_reply(session: AsyncSession, task_id: str) -> CommandResult | None:
+    """The newest command of ``task_id`` the recorder answered (any ``cmd``: each reply
+    says what the recorder was doing), or None."""
+    stmt = (
+        select(CommandResult)
+        .where(CommandResult.task_id == task_id, col(CommandResult.app_status).is_not(None))
+        .order_by(col(CommandResult.created_at).desc(), col(CommandResult.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
 async def list_schedules(
     session: AsyncSession, *, is_active: bool | None = None, task_id: str | None = None
 ) -> Sequence[RecorderSchedule]:

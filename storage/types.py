@@ -17,6 +17,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def isoformat_z(value: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``, as pydantic writes an aware UTC datetime: the one
+    timestamp format of the REST API, the WebSocket and NATS events.
+
+    >>> isoformat_z(datetime(2025, 10, 15, 8, 55, tzinfo=UTC))
+    '2025-10-15T08:55:00Z'
+    """
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime refused: {value!r}")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out.
 

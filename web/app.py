@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
+from jobs.events import EVENT_TYPES
 from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
@@ -41,16 +42,24 @@ from web.schemas import HealthReport
 from web.services import Services
 from web.spec import build_spec, describe_refusal, openapi_route
 from web.swagger import swagger_routes
-from web.ws import items_socket
+from web.ws import ITEMS_PATH, items_socket, unknown_socket
 
 TITLE = "fleetprobe"
 VERSION = "0.1.0"
-DESCRIPTION = (
-    "Devices, their check history and probes run through a NATS JetStream queue. "
-    "Events (`device.*`, `check.created`, `monitor.cycle.finished`, `tick`, "
-    "`nats.inbound`) stream on the WebSocket `ws://<host>:<port>/ws/items` "
-    "(filters: `?types=a,b`, `?device_id=N`; send `ping` for `pong`)."
-)
+
+
+def description() -> str:
+    """The spec's description; its list of events is :data:`jobs.events.EVENT_TYPES`, so
+    a type registered there is listed here."""
+    events = "\n".join(f"- `{name}`: {what}" for name, what in EVENT_TYPES.items())
+    return (
+        "Devices, their check history and probes run through a NATS JetStream queue. "
+        "Events stream on the WebSocket `ws://<host>:<port>/ws/items` "
+        "(filters: `?types=a,b` from the list below, `?device_id=N`; send `ping` for "
+        "`pong`; a refused handshake gets one `error` message and a close with code "
+        "1008). Timestamps are ISO 8601 UTC with `Z`, over REST and in every event.\n\n"
+        f"Events:\n\n{events}"
+    )
 
 
 async def _health(call: Call[NoBody, NoQuery]) -> Response:
@@ -92,7 +101,7 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
     ``ALLOWED_HOSTS`` includes by default."""
     settings = services.settings
     endpoints = api_endpoints()
-    spec = build_spec(endpoints, title=TITLE, version=VERSION, description=DESCRIPTION)
+    spec = build_spec(endpoints, title=TITLE, version=VERSION, description=description())
     devices.describe_limits(spec, settings)
     describe_refusal(spec, body_limit_refusal(MAX_BODY_BYTES))
     writes = [e.name for e in endpoints if e.method not in SAFE_METHODS]
@@ -133,7 +142,9 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
         *build_routes(endpoints),
         openapi_route(spec),
         *swagger_routes(TITLE),
-        WebSocketRoute("/ws/items", items_socket),
+        WebSocketRoute(ITEMS_PATH, items_socket),
+        # Last: every other WebSocket path is refused with a reason (HTTP is untouched).
+        WebSocketRoute("/{path:path}", unknown_socket),
     ]
     app = Starlette(
         routes=routes,

@@ -1,11 +1,21 @@
-"""``/devices/{id}/checks``: a device's check history, and results recorded by hand."""
+"""``/devices/{id}/checks``: a device's check history, and results recorded by hand.
+
+The history is newest first, at most :data:`MAX_PAGE` checks a page: ``limit`` (default
+50), ``offset`` to page on, ``since`` / ``until`` (ISO 8601 with a zone; ``since`` <=
+``checked_at`` < ``until``) to read a time range.  A result's ``source`` says where it
+came from: ``schedule`` (its device's schedule), ``manual`` (``POST /jobs/probe``),
+``cycle`` (``POST /tasks/run`` and the background loop), ``entered`` (recorded by hand
+here; results stored before this value existed say ``manual``).
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AwareDatetime, BeforeValidator, Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
@@ -16,28 +26,67 @@ from storage.db import session_factory
 from storage.types import utcnow
 from web.devices import NOT_FOUND, device_or_404
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
-from web.errors import ApiError
+from web.errors import ApiError, RequestInvalid
 from web.schemas import CheckCreate, CheckRead
 from web.services import services_of
 
 log = logging.getLogger(__name__)
 
 
+# The largest page of check history one request reads.
+MAX_PAGE = 1000
+
+
+def _iso_time(value: object) -> object:
+    """A query-string time must be ISO 8601 text (pydantic alone would also take a number
+    such as ``0.5`` as a Unix time, which the spec's ``date-time`` does not allow).
+
+    >>> _iso_time("2026-01-01T00:00:00Z")
+    datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            "must be an ISO 8601 time with a zone, such as 2026-01-01T00:00:00Z"
+        ) from None
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+
+
 class CheckQuery(QueryModel):
-    limit: int = Field(50, ge=1, le=1000, description="how many, newest first")
+    limit: int = Field(
+        50, ge=1, le=MAX_PAGE, description=f"how many, newest first (at most {MAX_PAGE})"
+    )
+    offset: int = Field(0, ge=0, le=2**31, description="how many of the newest to skip")
+    since: QueryTime | None = Field(
+        None, description="only checks at or after this time (ISO 8601 with a zone)"
+    )
+    until: QueryTime | None = Field(
+        None, description="only checks before this time (ISO 8601 with a zone)"
+    )
 
 
 async def list_checks(call: Call[NoBody, CheckQuery]) -> Response:
-    """The device's latest checks, newest first."""
+    """The device's checks, newest first, a page at a time (``limit``, ``offset``), in a
+    time range when ``since`` / ``until`` are given."""
+    q = call.query
+    if q.since is not None and q.until is not None and q.until <= q.since:
+        raise RequestInvalid.field(["query", "until"], "must be later than since", "greater_than")
     async with session_factory(services_of(call.request).engine)() as session:
         device = await device_or_404(session, call.path["device_id"])
         assert device.id is not None
-        rows = await repo.list_checks(session, device.id, limit=call.query.limit)
+        rows = await repo.list_checks(
+            session, device.id, limit=q.limit, offset=q.offset, since=q.since, until=q.until
+        )
     return respond([CheckRead.model_validate(row) for row in rows])
 
 
 async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
-    """Record a result by hand (``source: manual``); announced as ``check.created``."""
+    """Record a result by hand (``source: entered``); announced as ``check.created``."""
     services = services_of(call.request)
     body = call.body
     device_id: int = call.path["device_id"]
@@ -49,8 +98,8 @@ async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
     )
     row = check_row(
         device_id=device_id,
-        run_key=f"manual:{uuid.uuid4().hex}",
-        source="manual",
+        run_key=f"entered:{uuid.uuid4().hex}",
+        source="entered",
         result=result,
         checked_at=body.checked_at or utcnow(),
     )
@@ -60,7 +109,7 @@ async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
     if stored is None:
         raise ApiError(404, f"device {device_id} not found")
     check = CheckRead.model_validate(stored)
-    log.info("manual check device=%d up=%s", device_id, body.status_up)
+    log.info("entered check device=%d up=%s", device_id, body.status_up)
     await services.events.publish(CHECK_CREATED, check_event_payload(stored))
     return respond(check, 201)
 

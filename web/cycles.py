@@ -1,7 +1,8 @@
-"""Monitoring cycles: ``POST /tasks/run`` and ``POST /tasks/run/background``.
+"""Monitoring cycles: ``POST /tasks/run`` and ``/tasks/run/background``.
 
 :class:`CycleRunner` runs a monitoring cycle over the active devices (``POST
-/tasks/run``) and the periodic loop of cycles (``POST /tasks/run/background``), each
+/tasks/run``) and the periodic loop of cycles (``POST /tasks/run/background`` starts it,
+``DELETE`` stops it, ``GET`` says whether it runs), each
 through the queue like ``POST /jobs/probe`` (:mod:`web.probe_runs`), publishing
 ``monitor.cycle.finished`` ``{devices_checked: N}`` after each.
 """
@@ -101,6 +102,18 @@ class CycleRunner:
         )
         return summary
 
+    async def stop_loop(self) -> bool:
+        """Stop the periodic loop; False when it was not running.  A cycle already under
+        way finishes and announces itself (its probes are queued already)."""
+        loop, self._loop = self._loop, None
+        if loop is None or loop.done():
+            return False
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await loop
+        log.info("cycle loop stopped")
+        return True
+
     def start_loop(self) -> bool:
         """Start the periodic loop; False when it was already running."""
         if self.looping:
@@ -167,6 +180,31 @@ async def run_background(call: Call[NoBody, NoQuery]) -> Response:
     return respond(status, 202 if started else 200)
 
 
+async def background_state(call: Call[NoBody, NoQuery]) -> Response:
+    """Whether the periodic loop runs in this web process."""
+    cycles = cycles_of(call.request)
+    return respond(
+        BackgroundStatus(
+            running=cycles.looping,
+            already_running=cycles.looping,
+            period_seconds=services_of(call.request).settings.monitor_period_seconds,
+        )
+    )
+
+
+async def stop_background(call: Call[NoBody, NoQuery]) -> Response:
+    """Stop the periodic loop (idempotent); a cycle already running still finishes."""
+    cycles = cycles_of(call.request)
+    was_running = await cycles.stop_loop()
+    return respond(
+        BackgroundStatus(
+            running=False,
+            already_running=was_running,
+            period_seconds=services_of(call.request).settings.monitor_period_seconds,
+        )
+    )
+
+
 _TAGS = ("jobs",)
 
 ENDPOINTS: list[AnyEndpoint] = [
@@ -193,5 +231,21 @@ ENDPOINTS: list[AnyEndpoint] = [
             200: Reply("It was already running", BackgroundStatus),
             202: Reply("Started", BackgroundStatus),
         },
+    ),
+    Endpoint(
+        "GET",
+        "/tasks/run/background",
+        background_state,
+        tags=_TAGS,
+        summary="Whether the periodic monitoring loop runs",
+        responses={200: Reply("Its state", BackgroundStatus)},
+    ),
+    Endpoint(
+        "DELETE",
+        "/tasks/run/background",
+        stop_background,
+        tags=_TAGS,
+        summary="Stop the periodic monitoring loop",
+        responses={200: Reply("Stopped (already_running: it was running)", BackgroundStatus)},
     ),
 ]

@@ -52,23 +52,23 @@ async def device_or_404(session: AsyncSession, device_id: int) -> Device:
 
 
 def check_timeout(services: Services, timeout: float | None) -> None:
-    """The settings' cap is not in the static schema: check it here (422, named field)."""
+    """The one upper bound of ``timeout_seconds``, this deployment's
+    PROBE_MAX_TIMEOUT_SECONDS (not in the static schema): 422, named field."""
     cap = services.settings.probe_max_timeout_seconds
     if timeout is not None and timeout > cap:
         raise RequestInvalid.field(
             ["body", "timeout_seconds"],
-            f"must be at most PROBE_MAX_TIMEOUT_SECONDS={cap}",
+            f"must be at most {cap:g} (PROBE_MAX_TIMEOUT_SECONDS)",
             "less_than_equal",
         )
 
 
 def describe_limits(spec: dict[str, Any], settings: Settings) -> None:
     """Write this deployment's PROBE_MAX_TIMEOUT_SECONDS into the spec's device schemas
-    (the models carry only the static MAX_TIMEOUT_SECONDS), so clients see the bound
-    :func:`check_timeout` enforces."""
+    as ``timeout_seconds``' maximum, the bound :func:`check_timeout` enforces."""
     for model in ("DeviceCreate", "DeviceUpdate"):
         prop = spec["components"]["schemas"][model]["properties"]["timeout_seconds"]
-        prop["maximum"] = min(prop["maximum"], settings.probe_max_timeout_seconds)
+        prop["maximum"] = settings.probe_max_timeout_seconds
 
 
 async def announce(services: Services, kind: str, device: DeviceRead) -> None:

@@ -28,11 +28,15 @@ Rules the builder follows:
   bounds come from the convertor (``int`` -> a non-negative 64-bit integer, ``str`` -> no
   ``/``), narrowed by the endpoint's ``path_params`` (``{"task_id": Annotated[str,
   Field(max_length=128)]}``).  Both the validation (a 422 naming ``["path", name]``) and
-  the parameter's schema in the spec come from that one declaration.
+  the parameter's schema in the spec come from that one declaration.  A path whose
+  ``int`` segment is not a number (``/devices/abc``, ``/devices/-1``) is a 422 naming the
+  parameter too, not a bare 404: after every route, :func:`build_routes` adds one per
+  such path that matches any segment there (so it never shadows another route).
 - An endpoint without ``body=`` reads no body; with one, an empty body counts as ``{}``
   and a body that is not JSON is a 422 like any other invalid body.
-- Query models subclass :class:`QueryModel` (unknown parameters are refused); each field
-  becomes one query parameter.
+- Query models subclass :class:`QueryModel`; each field becomes one query parameter.
+  Unknown query parameters are ignored (a cache-buster such as ``?_=1`` must not break a
+  client); unknown body fields are refused.
 - Text anywhere in a request (path, query, body, keys included) may not contain NUL
   (``\\u0000``): PostgreSQL cannot store it, so it is a 422 naming the field, not a 500.
 - A 422 response (``ErrorBody``) is added to the spec of every endpoint that validates
@@ -44,6 +48,7 @@ Rules the builder follows:
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +62,7 @@ from starlette.convertors import (
     PathConvertor,
     StringConvertor,
     UUIDConvertor,
+    register_url_convertor,
 )
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -98,9 +104,10 @@ class NoBody(BaseModel):
 
 
 class QueryModel(BaseModel):
-    """Base of query-string models: unknown parameters are refused, not ignored."""
+    """Base of query-string models: unknown parameters are ignored (the WebSocket ignores
+    them too), known ones validated."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
 
 class NoQuery(QueryModel):
@@ -194,14 +201,16 @@ class Endpoint(Generic[B, Q]):
             raise RequestInvalid(issues)
         return await self.handler(Call(request, body, query))  # type: ignore[arg-type]
 
-    def route(self) -> Route:
-        """This endpoint alone as a Starlette route (:func:`build_routes` for an API)."""
-        return Route(self.path, self.handle, methods=[self.method], name=self.name)
+    def route(self, path: str | None = None) -> Route:
+        """This endpoint alone as a Starlette route (:func:`build_routes` for an API);
+        ``path``: another pattern for the same endpoint (default: its own)."""
+        return Route(path or self.path, self.handle, methods=[self.method], name=self.name)
 
     def _check_path(self, request: Request, issues: list[Issue]) -> None:
+        params = request.path_params  # the scope's own dict: the handler sees what is set
         for name, adapter in self.path_types.items():
             try:
-                adapter.validate_python(request.path_params[name])
+                params[name] = adapter.validate_python(params[name])
             except ValidationError as exc:
                 issues.extend(_detail(RequestInvalid.from_validation(exc, "path", name)))
 
@@ -248,12 +257,36 @@ def build_routes(endpoints: Iterable[AnyEndpoint]) -> list[Route]:
         if endpoint.method in methods:
             raise ValueError(f"{endpoint.method} {endpoint.path} is declared twice")
         methods[endpoint.method] = endpoint
-    return [_path_route(path, methods) for path, methods in by_path.items()]
+    routes = [_path_route(path, methods) for path, methods in by_path.items()]
+    # Last, so that they never shadow a route above: the same paths with every ``int``
+    # segment matching anything, answered by the same endpoints, whose validation of the
+    # segment then refuses it (a 422 naming the parameter, not Starlette's bare 404).
+    for path, methods in by_path.items():
+        loose = _loose_int_path(path)
+        if loose != path:
+            route = _path_route(loose, methods)
+            route.name = f"{route.name}:invalid"
+            routes.append(route)
+    return routes
+
+
+class _AnySegmentConvertor(StringConvertor):
+    """An ``int`` path segment as the client sent it, for the endpoint to validate."""
+
+
+_ANY_SEGMENT = "fleetprobe_any_segment"
+register_url_convertor(_ANY_SEGMENT, _AnySegmentConvertor())
+_INT_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):int\}")
+
+
+def _loose_int_path(path: str) -> str:
+    """``/devices/{device_id:int}`` -> ``/devices/{device_id:<any segment>}`` (pure)."""
+    return _INT_PARAM.sub(lambda m: "{" + f"{m.group(1)}:{_ANY_SEGMENT}" + "}", path)
 
 
 def _path_route(path: str, methods: Mapping[str, AnyEndpoint]) -> Route:
     if len(methods) == 1:
-        return next(iter(methods.values())).route()
+        return next(iter(methods.values())).route(path)
 
     async def dispatch(request: Request) -> Response:
         # Starlette answers HEAD with the GET endpoint; the route already refused the rest.

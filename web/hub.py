@@ -10,7 +10,8 @@ Every event is ``{"type": ..., "payload": ...}``: fleetprobe's own events pass t
 anything published on the subject by someone else arrives as ``nats.inbound``, and a
 ``tick`` is sent every ``TICK_SECONDS``.
 
-Filters (query string): ``?types=check.created,device.updated`` keeps only those types;
+Filters (query string): ``?types=check.created,device.updated`` keeps only those types
+(names from :data:`jobs.events.EVENT_TYPES`; any other name is refused);
 ``?device_id=3`` keeps only events about device 3 (``payload.device_id``, or
 ``payload.id`` for ``device.*``).  Ticks, pongs and echoes are always delivered.
 """
@@ -31,13 +32,15 @@ from nats.aio.msg import Msg
 
 from jobs.events import (
     DEVICE_EVENTS,
+    EVENT_TYPES,
     NATS_INBOUND,
     TICK,
     decode_message,
     event_feed,
+    json_default,
     own_event_text,
 )
-from storage.types import utcnow
+from storage.types import isoformat_z, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,12 @@ class EventFilter:
             types = frozenset(t.strip() for t in raw_types.split(",") if t.strip())
             if not types:
                 raise FilterError("types: name at least one event type")
+            unknown = sorted(types - EVENT_TYPES.keys())
+            if unknown:
+                names = ", ".join(repr(t[:50]) for t in unknown[:5])
+                raise FilterError(
+                    f"types: unknown event type {names}; known: {', '.join(sorted(EVENT_TYPES))}"
+                )
         device_id = None
         raw_id = params.get("device_id")
         if raw_id is not None:
@@ -113,7 +122,7 @@ class _Outgoing:
 
     def text(self) -> str:
         if self._text is None:
-            self._text = json.dumps(self._event, separators=(",", ":"), default=str)
+            self._text = json.dumps(self._event, separators=(",", ":"), default=json_default)
         return self._text
 
 
@@ -255,4 +264,4 @@ class Hub:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self._tick_seconds)
-            self.broadcast({"type": TICK, "payload": {"at": utcnow().isoformat()}})
+            self.broadcast({"type": TICK, "payload": {"at": isoformat_z(utcnow())}})

@@ -1,8 +1,12 @@
 """``/recorder/{task_id}``: commands to the recorder through the queue, their history.
 
-``POST /recorder/{task_id}/start``, ``POST .../stop`` and ``GET .../status`` enqueue one
+``POST /recorder/{task_id}/start``, ``POST .../stop`` and ``POST .../status`` enqueue one
 ``fleetprobe.recorder`` task and wait (at most ``NATS_TIMEOUT`` + 5 s) for its stored
-result.  The answer says what came of it:
+result.  ``GET .../status`` sends nothing: it answers the last status known from the
+history (the newest command the recorder answered), or 404.  (Until this split the GET
+sent a ``status`` command; no seed client calls this REST path — the seed's client speaks
+NATS — so the GET became safe rather than keeping its side effect for a while.)  The
+answer of a command says what came of it:
 
 - 200: the recorder replied (``msg_status`` ``success`` or ``error`` — a refusal such as a
   second ``start`` is a valid reply);
@@ -42,6 +46,7 @@ from web.endpoints import (
     Reply,
     respond,
 )
+from web.errors import ApiError, ErrorBody
 from web.recorder_schemas import (
     StartBody,
     StopBody,
@@ -129,8 +134,24 @@ async def stop(call: Call[StopBody, NoQuery]) -> Response:
 
 
 async def status(call: Call[NoBody, NoQuery]) -> Response:
-    """Ask the recorder what it is doing (``payload: null``)."""
+    """Ask the recorder what it is doing, now (sends ``status`` with ``payload: null``)."""
     return await run_command(call, "status", None)
+
+
+async def last_status(call: Call[NoBody, NoQuery]) -> Response:
+    """The last status known, from the history: the newest command the recorder answered
+    (``start``, ``stop`` or ``status``; its ``created_at`` says when).  Sends nothing;
+    ``POST`` the same path to ask the recorder now."""
+    task_id: str = call.path["task_id"]
+    async with session_factory(services_of(call.request).engine)() as session:
+        row = await recorder_repo.last_reply(session, task_id)
+    if row is None:
+        raise ApiError(
+            404,
+            f"no status known for task {task_id}: POST /recorder/{task_id}/status asks the "
+            "recorder",
+        )
+    return respond(CommandResultRead.model_validate(row))
 
 
 async def history(call: Call[NoBody, HistoryQuery]) -> Response:
@@ -177,14 +198,27 @@ ENDPOINTS: list[AnyEndpoint] = [
         responses=COMMAND_REPLIES,
     ),
     Endpoint(
-        "GET",
+        "POST",
         f"{_TASK}/status",
         status,
         tags=_TAGS,
-        summary="Recorder status",
+        summary="Ask the recorder its status",
         operation_id="recorder_status",
         path_params=_TASK_PARAMS,
         responses=COMMAND_REPLIES,
+    ),
+    Endpoint(
+        "GET",
+        f"{_TASK}/status",
+        last_status,
+        tags=_TAGS,
+        summary="The last known recorder status (sends nothing)",
+        operation_id="recorder_last_status",
+        path_params=_TASK_PARAMS,
+        responses={
+            200: Reply("The newest command the recorder answered", CommandResultRead),
+            404: Reply("No command of this task was answered yet", ErrorBody),
+        },
     ),
     Endpoint(
         "GET",

@@ -17,6 +17,7 @@ Input is strict JSON (``"true"`` is not a boolean).  Example::
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -30,11 +31,11 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
 )
 
 from core.settings import (
     MAX_INTERVAL_SECONDS,
-    MAX_TIMEOUT_SECONDS,
     MIN_INTERVAL_SECONDS,
     MIN_TIMEOUT_SECONDS,
 )
@@ -43,22 +44,35 @@ from storage.types import MAX_ID
 _HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
 
 
+_HTTP_SCHEME = re.compile(r"^https?://\S+$", re.IGNORECASE)
+ADDRESS_SCHEMES = "http:// or https://"
+
+
 def _http_url(value: str) -> str:
-    """Validate as an http(s) URL but store what the client sent (no added slash)."""
-    _HTTP_URL.validate_python(value)
+    """Validate as an http(s) URL but store what the client sent (no added slash).  The
+    message names the accepted schemes (never the raw pattern)."""
+    if not _HTTP_SCHEME.match(value):
+        raise ValueError(
+            f"must be an {ADDRESS_SCHEMES} URL with a host, such as https://example.com/health"
+        )
+    try:
+        _HTTP_URL.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise ValueError(f"not a valid {ADDRESS_SCHEMES} URL: {reason}") from None
     return value
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Address = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, max_length=2048, pattern=r"^[hH][tT][tT][pP][sS]?://\S+$"
-    ),
+    StringConstraints(strip_whitespace=True, max_length=2048),
     AfterValidator(_http_url),
     Field(
         description="http:// or https:// URL probed with a GET",
         examples=["https://example.com/health"],
+        # for the spec only: _http_url checks it, with a message that names the schemes
+        json_schema_extra={"pattern": r"^[hH][tT][tT][pP][sS]?://\S+$"},
     ),
 ]
 Interval = Annotated[
@@ -69,11 +83,12 @@ Interval = Annotated[
         description="seconds between probes; null: the default",
     ),
 ]
+# The upper bound is this deployment's PROBE_MAX_TIMEOUT_SECONDS (itself at most
+# MAX_TIMEOUT_SECONDS), checked by web.devices.check_timeout: one bound, one message.
 Timeout = Annotated[
     float,
     Field(
         ge=MIN_TIMEOUT_SECONDS,
-        le=MAX_TIMEOUT_SECONDS,
         description="probe timeout in seconds; null: the default "
         "(at most PROBE_MAX_TIMEOUT_SECONDS)",
     ),
@@ -155,7 +170,11 @@ class CheckRead(BaseModel):
     status_code: int | None
     error_kind: str | None
     error: str | None
-    source: str
+    source: str = Field(
+        description="schedule (its device's schedule), manual (POST /jobs/probe), cycle "
+        "(POST /tasks/run, the background loop), entered (POST /devices/{id}/checks; "
+        "results entered before this value existed say manual)"
+    )
     run_key: str
     slot_at: datetime | None
 
@@ -200,7 +219,9 @@ class CycleSummary(BaseModel):
 
 
 class BackgroundStatus(BaseModel):
-    """``POST /tasks/run/background``."""
+    """``/tasks/run/background``: ``running`` is the loop's state after the request;
+    ``already_running`` whether it ran before it (POST: nothing was started; DELETE:
+    something was stopped)."""
 
     running: bool
     already_running: bool

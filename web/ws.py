@@ -1,9 +1,15 @@
 """``ws://host:8002/ws/items``: one WebSocket client, subscribed to the :class:`web.hub.Hub`.
 
 Client text ``"ping"`` gets ``{"type": "pong"}``, any other text ``{"type": "echo",
-"payload": "<text>"}``.  A filter that cannot be parsed closes the connection with
-:data:`BAD_FILTER_CLOSE`; a client that does not read fast enough is closed with
+"payload": "<text>"}``.  A client that does not read fast enough is closed with
 :data:`web.hub.SLOW_CLIENT_CLOSE`.
+
+A handshake that cannot be served (a filter that cannot be parsed, an unknown event type,
+a path with no WebSocket endpoint) is accepted and at once closed with
+:data:`REFUSED_CLOSE` (1008, policy violation), after one ``{"type": "error",
+"payload": {"detail": "<why>"}}`` message; the close reason repeats the detail, cut to
+the 123 bytes a close frame holds.  (Refusing before the accept would make the server
+answer a bare HTTP 403, which no browser lets a page read.)
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from web.hub import SLOW_CLIENT_CLOSE, EventFilter, FilterError, Hub, Subscriber
 
 log = logging.getLogger(__name__)
 
-BAD_FILTER_CLOSE = 1008
+REFUSED_CLOSE = 1008
+# A close frame's reason is at most 123 bytes (RFC 6455, 5.5).
+MAX_CLOSE_REASON_BYTES = 123
+ERROR = "error"
+ITEMS_PATH = "/ws/items"
 # How long a dropped client may take to accept the close frame before we give up on it.
 CLOSE_GRACE_SECONDS = 10.0
 
@@ -33,7 +43,7 @@ async def items_socket(websocket: WebSocket) -> None:
     try:
         event_filter = EventFilter.parse(websocket.query_params)
     except FilterError as exc:
-        await websocket.close(code=BAD_FILTER_CLOSE, reason=str(exc))
+        await refuse(websocket, str(exc))
         return
     await websocket.accept()
     async with hub.subscribe(event_filter) as sub:
@@ -51,6 +61,35 @@ async def items_socket(websocket: WebSocket) -> None:
         if sub.dropped.is_set():
             await _close(websocket, SLOW_CLIENT_CLOSE, "too slow: event queue overflowed")
     log.debug("ws client gone client=%d", sub.id)
+
+
+async def unknown_socket(websocket: WebSocket) -> None:
+    """Any other WebSocket path: refused with a reason rather than a bare 403."""
+    await refuse(websocket, f"no WebSocket endpoint at {websocket.url.path[:60]}; use {ITEMS_PATH}")
+
+
+async def refuse(websocket: WebSocket, detail: str) -> None:
+    """Accept, say why in one ``error`` message, close with :data:`REFUSED_CLOSE`."""
+    log.info("ws refused path=%s detail=%s", websocket.url.path[:60], detail)
+    await websocket.accept()
+    try:
+        await websocket.send_json({"type": ERROR, "payload": {"detail": detail}})
+    except Exception as exc:  # the client is already gone
+        log.debug("ws refusal not sent error=%r", exc)
+        return
+    await _close(websocket, REFUSED_CLOSE, close_reason(detail))
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a close frame holds, on a character boundary (pure).
+
+    >>> close_reason("x" * 200) == "x" * 120 + "..."
+    True
+    """
+    if len(text.encode()) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    cut = text.encode()[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore")
+    return cut + "..."
 
 
 async def _pump(websocket: WebSocket, sub: Subscriber) -> None:

@@ -25,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.settings import Settings
 from storage.repo import probe_fields
 
+# Where a queued probe came from: its device's schedule, POST /jobs/probe, a monitoring
+# cycle (POST /tasks/run, the background loop).  Stored results add "entered"
+# (jobs.probe.row.CheckSource).
 ProbeSource = Literal["schedule", "manual", "cycle"]
 
 

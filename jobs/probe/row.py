@@ -7,17 +7,23 @@ recorded by hand (``POST /devices/{id}/checks``) both go through :func:`check_ro
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from jobs.probe.job import ProbeSource
 from jobs.probe.run import ProbeResult
+from storage.types import isoformat_z
+
+# A stored result's ``source``: a queued probe's, or ``entered`` by hand (``POST
+# /devices/{id}/checks``, never on the queue; rows stored before it existed say
+# ``manual``).
+CheckSource = Literal[ProbeSource, "entered"]
 
 
 def check_row(
     *,
     device_id: int,
     run_key: str,
-    source: ProbeSource,
+    source: CheckSource,
     result: ProbeResult,
     checked_at: datetime,
     slot_at: datetime | None = None,
@@ -43,9 +49,10 @@ def check_event_payload(row: dict[str, Any]) -> dict[str, Any]:
         "status_up": row["status_up"],
         "latency_ms": row["latency_ms"],
         "status_code": row["status_code"],
+        "error_kind": row["error_kind"],
         "error": row["error"],
-        "checked_at": row["checked_at"].isoformat(),
-        "slot_at": row["slot_at"].isoformat() if row["slot_at"] else None,
+        "checked_at": isoformat_z(row["checked_at"]),
+        "slot_at": isoformat_z(row["slot_at"]) if row["slot_at"] else None,
         "run_key": row["run_key"],
         "source": row["source"],
     }

@@ -44,6 +44,7 @@ from enum import StrEnum
 from typing import Any
 
 from jobs.probe.conditions import Outcome
+from storage.types import isoformat_z
 
 # How many of the latest results a late one can still be sorted in among.
 WINDOW = 16
@@ -151,7 +152,7 @@ class Transition:
             "device_id": device_id,
             "from": str(self.from_state),
             "to": str(self.to_state),
-            "since": self.at.isoformat(),
+            "since": isoformat_z(self.at),
             "cause": self.cause,
         }
 

@@ -18,7 +18,7 @@ from jobs.events import CHECK_CREATED, EventPublisher
 from jobs.probe.job import ProbeJob
 from jobs.probe.row import check_event_payload, check_row
 from jobs.probe.run import run_probe
-from storage.types import utcnow
+from storage.types import isoformat_z, utcnow
 from storage.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     inserted = await deps.checks.write(row) is not None
     payload = check_event_payload(row) | {
         "worker": deps.name,
-        "started_at": started_at.isoformat(),
+        "started_at": isoformat_z(started_at),
     }
     if inserted:
         await deps.events.publish(CHECK_CREATED, payload)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
 import nats
+import pytest
 from nats.aio.msg import Msg
 
 from core.settings import Settings
+from jobs import events
 from jobs.events import (
     CHECK_CREATED,
     DEVICE_CREATED,
@@ -86,3 +92,32 @@ def test_own_events_pass_through_as_the_text_they_were_published_as() -> None:
     assert own_event_text(data, None) is None
     assert own_event_text(b"not an event", ours) is None  # headers lie: decoded the slow way
     assert own_event_text(data, ours | {TYPE_HEADER: DEVICE_CREATED}) is None
+
+
+def test_every_event_type_constant_is_in_the_registry() -> None:
+    """A type declared as a plain string would be refused by the WebSocket filter and left
+    out of the spec: declare it with ``event_type(...)``."""
+    names = {
+        value
+        for name, value in vars(events).items()
+        if name.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z_]+(\.[a-z_]+)*", value)
+    }
+    assert names - {"tick", "nats.inbound"}  # the scan finds the constants at all
+    assert names <= set(events.EVENT_TYPES)
+    with pytest.raises(ValueError, match="registered twice"):
+        events.event_type(CHECK_CREATED, "again")
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        ({"at": datetime(2026, 1, 1, tzinfo=UTC)}, '{"at":"2026-01-01T00:00:00Z"}'),
+        (
+            {"at": datetime(2026, 1, 1, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=1)))},
+            '{"at":"2026-01-01T00:30:00.000005Z"}',
+        ),
+        ({"n": Decimal("1.5")}, '{"n":"1.5"}'),
+    ],
+)
+def test_event_times_are_encoded_utc_with_z(payload: dict[str, object], text: str) -> None:
+    assert encode_event("x.y", payload) == b'{"type":"x.y","payload":' + text.encode() + b"}"

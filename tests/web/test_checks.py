@@ -46,8 +46,8 @@ async def test_a_manual_check_is_stored_listed_and_announced(
 
         await wait_for(announced, what="check.created")
     assert check["device_id"] == device_id and check["status_up"] is True
-    assert check["latency_ms"] == 12.5 and check["source"] == "manual"
-    assert check["run_key"].startswith("manual:")
+    assert check["latency_ms"] == 12.5 and check["source"] == "entered"
+    assert check["run_key"].startswith("entered:")
     [event] = [e for e in events if e["type"] == "check.created"]
     assert event["payload"]["device_id"] == device_id
     assert event["payload"]["status_up"] is True and event["payload"]["latency_ms"] == 12.5
@@ -70,6 +70,56 @@ async def test_history_is_newest_first_and_limited(web: WebApp) -> None:
     ]
     limited = (await web.client.get(f"/devices/{device_id}/checks", params={"limit": 2})).json()
     assert limited == rows[:2]
+
+
+async def test_history_pages_with_offset_and_reads_a_time_range(web: WebApp) -> None:
+    device_id = await new_device(web)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for minutes in range(1, 7):
+        at = (base + timedelta(minutes=minutes)).isoformat()
+        assert (
+            await web.client.post(
+                f"/devices/{device_id}/checks", json={"status_up": True, "checked_at": at}
+            )
+        ).is_success
+    path = f"/devices/{device_id}/checks"
+
+    async def minutes_of(**params: Any) -> list[int]:
+        r = await web.client.get(path, params=params)
+        assert r.status_code == 200, r.text
+        return [datetime.fromisoformat(c["checked_at"]).minute for c in r.json()]
+
+    assert await minutes_of() == [6, 5, 4, 3, 2, 1]
+    assert await minutes_of(limit=2, offset=0) == [6, 5]
+    assert await minutes_of(limit=2, offset=2) == [4, 3]
+    assert await minutes_of(limit=2, offset=6) == []
+    # since is inclusive, until exclusive; a zone other than UTC is converted
+    assert await minutes_of(since="2026-01-01T00:02:00Z", until="2026-01-01T00:05:00Z") == [
+        4,
+        3,
+        2,
+    ]
+    assert await minutes_of(since="2026-01-01T01:04:00+01:00") == [6, 5, 4]
+    assert await minutes_of(until="2026-01-01T00:03:00Z", limit=1) == [2]
+    # unknown query parameters (a cache-buster) are ignored
+    assert await minutes_of(_="1700000000", limit=1) == [6]
+
+
+async def test_history_refuses_a_range_that_ends_before_it_starts_or_has_no_zone(
+    web: WebApp,
+) -> None:
+    device_id = await new_device(web)
+    path = f"/devices/{device_id}/checks"
+    r = await web.client.get(
+        path, params={"since": "2026-01-01T00:05:00Z", "until": "2026-01-01T00:05:00Z"}
+    )
+    assert r.status_code == 422
+    assert [i["loc"] for i in r.json()["detail"]] == [["query", "until"]]
+    r = await web.client.get(path, params={"since": "2026-01-01T00:05:00"})
+    assert r.status_code == 422
+    assert [i["loc"] for i in r.json()["detail"]] == [["query", "since"]]
+    r = await web.client.get(path, params={"limit": 1001})
+    assert r.status_code == 422 and "1000" in r.json()["detail"][0]["msg"]
 
 
 async def test_deleting_a_device_deletes_its_history(web: WebApp, engine: AsyncEngine) -> None:

@@ -122,10 +122,14 @@ async def test_an_unknown_device_is_a_404_with_a_json_detail(
     assert "not found" in r.json()["detail"]
 
 
-async def test_a_path_that_is_not_a_device_id_is_a_404_and_a_wrong_method_a_405(
+async def test_a_path_that_is_not_a_device_id_is_a_422_naming_it_and_a_wrong_method_a_405(
     web: WebApp,
 ) -> None:
-    r = await web.client.get("/devices/abc")
+    for segment in ("abc", "-1"):
+        r = await web.client.get(f"/devices/{segment}")
+        assert r.status_code == 422, r.text
+        assert [i["loc"] for i in r.json()["detail"]] == [["path", "device_id"]]
+    r = await web.client.get("/devices/1/nothing")
     assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
     r = await web.client.put("/devices/1", json=NEW)
     assert r.status_code == 405 and "detail" in r.json()

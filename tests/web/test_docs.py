@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
+from jobs.events import EVENT_TYPES
 from tests.conftest import subprocess_env
 from tests.helpers import running_worker
 from tests.recorder_helpers import running_simulator
@@ -71,6 +72,13 @@ async def test_the_spec_is_valid_openapi_and_describes_every_endpoint(web: WebAp
     assert create["properties"]["timeout_seconds"]["maximum"] == 60
     assert components["DeviceUpdate"]["properties"]["timeout_seconds"]["maximum"] == 60
     assert "ws://" in spec["info"]["description"]
+
+
+async def test_the_spec_lists_every_event_type_of_the_registry(web: WebApp) -> None:
+    description = (await web.client.get("/openapi.json")).json()["info"]["description"]
+    listed = re.findall(r"^- `([a-z._]+)`: ", description, flags=re.MULTILINE)
+    assert listed == list(EVENT_TYPES)
+    assert {"recorder.command", "recorder.schedule.created", "check.created"} <= set(listed)
 
 
 async def test_swagger_ui_is_served_from_local_assets(web: WebApp) -> None:

@@ -56,6 +56,10 @@ async def get_pet(call: Call[NoBody, Any]) -> Response:
     return respond(Pet(name=f"pet{call.path['pet_id']}"))
 
 
+async def count_pets(call: Call[NoBody, Any]) -> Response:
+    return respond(PetList(pets=[], limit=0))
+
+
 async def owner_pets(call: Call[NoBody, Any]) -> Response:
     return respond(PetList(pets=[Pet(name=call.path["owner"])], limit=1))
 
@@ -86,6 +90,13 @@ ENDPOINTS: list[AnyEndpoint] = [
         get_pet,
         summary="One",
         responses={200: Reply("A pet", Pet), 404: Reply("No such pet")},
+    ),
+    Endpoint(
+        "GET",
+        "/pets/count",
+        count_pets,
+        summary="Count",
+        responses={200: Reply("No pets", PetList)},
     ),
     Endpoint(
         "GET",
@@ -209,6 +220,38 @@ async def test_path_parameters_are_validated_and_documented_from_one_declaration
         "maxLength": 5,
         "pattern": "^[^/]+$",
     }
+
+
+async def test_an_int_segment_that_is_no_number_is_a_422_and_shadows_no_route(
+    client: httpx.AsyncClient,
+) -> None:
+    for segment, kind in (
+        ("abc", "int_parsing"),
+        ("-1", "greater_than_equal"),
+        ("1.5", "int_parsing"),
+    ):
+        r = await client.get(f"/pets/{segment}")
+        assert r.status_code == 422, (segment, r.text)
+        [issue] = r.json()["detail"]
+        assert (issue["loc"], issue["type"]) == (["path", "pet_id"], kind) and issue["msg"]
+    # declared after /pets/{pet_id:int}, still reached: the loose routes come after all
+    assert (await client.get("/pets/count")).json() == {"pets": [], "limit": 0}
+    r = await client.get("/pets/7")
+    assert r.status_code == 200 and r.json()["name"] == "pet7"  # the handler gets the int
+    r = await client.delete("/pets/abc")
+    assert r.status_code == 405
+    spec = (await client.get("/openapi.json")).json()
+    assert set(spec["paths"]) == {"/pets", "/pets/{pet_id}", "/pets/count", "/owners/{owner}/pets"}
+
+
+async def test_unknown_query_parameters_are_ignored_and_known_ones_still_checked(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/pets", params={"limit": "3", "_": "1700000000", "colour": "red"})
+    assert r.status_code == 200 and r.json() == {"pets": [], "limit": 3}
+    r = await client.get("/pets", params={"limit": "0", "_": "1"})
+    assert r.status_code == 422
+    assert [i["loc"] for i in r.json()["detail"]] == [["query", "limit"]]
 
 
 def test_path_bounds_must_name_a_parameter_of_the_path_and_fit_its_type() -> None:

@@ -154,6 +154,27 @@ async def test_the_background_loop_starts_once_and_runs_a_cycle(
     assert web.app.state.cycles.looping
 
 
+async def test_the_background_loop_is_stopped_by_delete_and_its_state_read_by_get(
+    web: WebApp, settings: Settings
+) -> None:
+    period = settings.monitor_period_seconds
+    off = {"running": False, "already_running": False, "period_seconds": period}
+    assert (await web.client.get("/tasks/run/background")).json() == off
+    assert (await web.client.delete("/tasks/run/background")).json() == off  # idempotent
+
+    assert (await web.client.post("/tasks/run/background")).status_code == 202
+    on = await web.client.get("/tasks/run/background")
+    assert on.status_code == 200 and on.json()["running"] is True
+
+    stopped = await web.client.delete("/tasks/run/background")
+    assert stopped.status_code == 200
+    assert stopped.json() == off | {"already_running": True}
+    assert not web.app.state.cycles.looping
+    assert (await web.client.get("/tasks/run/background")).json() == off
+    # and it starts again
+    assert (await web.client.post("/tasks/run/background")).status_code == 202
+
+
 async def test_a_queue_that_does_not_answer_is_a_503_and_nothing_is_reported_enqueued(
     settings: Settings, engine: AsyncEngine, http_target: str
 ) -> None:

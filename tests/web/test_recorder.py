@@ -61,9 +61,10 @@ async def test_start_status_stop_through_the_queue_answer_the_stored_results(
     assert started["reply_payload"]["at_started"].endswith("Z")
     assert started["source"] == "api" and started["error_kind"] is None
 
-    r = await web.client.get("/recorder/cam1/status")
+    r = await web.client.post("/recorder/cam1/status")
     assert r.status_code == 200 and r.json()["app_status"] == "started"
     assert r.json()["payload"] is None
+    asked = r.json()
 
     r = await web.client.post("/recorder/cam1/stop")  # no body: segment_time 300.0
     assert r.status_code == 200
@@ -79,6 +80,25 @@ async def test_start_status_stop_through_the_queue_answer_the_stored_results(
     assert [c["id"] for c in r.json()] == [stopped["id"]]
     assert (await web.client.get("/recorder/other/commands")).json() == []
     assert recorder.handled == 3
+    assert asked["cmd"] == "status"
+
+
+async def test_get_status_answers_the_last_known_status_and_sends_nothing(
+    web: WebApp, recorder: RecorderSimulator
+) -> None:
+    r = await web.client.get("/recorder/cam9/status")
+    assert r.status_code == 404 and "POST /recorder/cam9/status" in r.json()["detail"]
+    started = (await web.client.post("/recorder/cam9/start", json={})).json()
+
+    r = await web.client.get("/recorder/cam9/status")
+    assert r.status_code == 200 and r.json() == started
+    stopped = (await web.client.post("/recorder/cam9/stop", json={})).json()
+    assert stopped["app_status"] == "stopped"
+    assert (await web.client.get("/recorder/cam9/status")).json() == stopped
+    # nothing was sent, nothing stored by the GETs
+    assert recorder.handled == 2
+    history = (await web.client.get("/recorder/cam9/commands")).json()
+    assert [c["cmd"] for c in history] == ["stop", "start"]
 
 
 async def test_a_refused_command_is_a_200_with_msg_status_error(
@@ -106,7 +126,7 @@ async def test_no_recorder_running_is_a_503_at_once(
     # A 60 s NATS_TIMEOUT: waiting for it would trip this test's 30 s limit.
     settings = settings.model_copy(update={"nats_timeout": 60.0})
     async with running_worker(settings) as broker, serve_app(settings, engine, broker) as web:
-        r = await web.client.get("/recorder/cam5/status")
+        r = await web.client.post("/recorder/cam5/status")
     assert r.status_code == 503
     body = r.json()
     assert "recorder not running" in body["detail"]
@@ -154,7 +174,7 @@ async def test_no_result_in_time_is_a_504_naming_the_run_key(
         running_worker(settings, worker=False) as broker,
         serve_app(settings, engine, broker) as web,
     ):
-        r = await web.client.get("/recorder/cam7/status")
+        r = await web.client.post("/recorder/cam7/status")
     assert r.status_code == 504
     assert "run_key=recorder:api:" in r.json()["detail"]
     assert r.json()["result"] is None

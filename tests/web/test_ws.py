@@ -14,13 +14,15 @@ import nats
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from core.settings import Settings
+from jobs.events import EVENT_TYPES
 from tests.helpers import running_worker, wait_for
 from tests.webapp import WebApp, of_type, receive_until, serve_app, served
-from web.hub import SLOW_CLIENT_CLOSE, EventFilter, Subscriber
+from web.hub import SLOW_CLIENT_CLOSE, EventFilter, FilterError, Subscriber
 from web.limits import WS_MAX_MESSAGE_BYTES
+from web.ws import close_reason
 
 DEVICE = {"name": "edge", "address": "http://127.0.0.1:9/"}
 
@@ -152,12 +154,79 @@ async def test_filters_keep_only_the_types_and_device_asked_for(web: WebApp) -> 
         ]
 
 
-@pytest.mark.parametrize("query", ["device_id=abc", "types=", "types=,,"])
-async def test_a_bad_filter_is_refused_at_the_handshake(web: WebApp, query: str) -> None:
-    with pytest.raises(InvalidStatus) as info:
-        async with web.websocket(query):
-            pass
-    assert info.value.response.status_code == 403
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/ws/items?device_id=abc", "device_id: not an integer: 'abc'"),
+        ("/ws/items?types=", "types: name at least one event type"),
+        ("/ws/items?types=,,", "types: name at least one event type"),
+        ("/ws/items?types=check.created,bogus.type", "unknown event type 'bogus.type'"),
+        ("/ws/nothing", "no WebSocket endpoint at /ws/nothing; use /ws/items"),
+        ("/", "no WebSocket endpoint at /; use /ws/items"),
+    ],
+)
+async def test_a_refused_handshake_says_why_in_a_message_and_a_1008_close(
+    web: WebApp, path: str, says: str
+) -> None:
+    async with connect(web.url.replace("http://", "ws://") + path) as ws:
+        error = await recv_json(ws)
+        with pytest.raises(ConnectionClosed) as info:
+            await recv_json(ws)
+    assert error["type"] == "error" and says in error["payload"]["detail"]
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1008 and says[:60] in info.value.rcvd.reason
+    assert web.hub.clients == 0
+
+
+async def test_an_unknown_type_is_refused_with_the_known_ones_listed(web: WebApp) -> None:
+    async with connect(web.ws_url("types=bogus.type")) as ws:
+        error = await recv_json(ws)
+        with pytest.raises(ConnectionClosed) as info:
+            await recv_json(ws)
+    detail = error["payload"]["detail"]
+    assert "check.created" in detail and "recorder.command" in detail
+    assert info.value.rcvd is not None
+    assert len(info.value.rcvd.reason.encode()) <= 123  # what a close frame holds
+
+
+def test_every_registered_event_type_is_accepted_by_the_filter() -> None:
+    types = ",".join(EVENT_TYPES)
+    assert EventFilter.parse({"types": types}).types == frozenset(EVENT_TYPES)
+    with pytest.raises(FilterError, match=r"unknown event type 'device\.create'"):
+        EventFilter.parse({"types": "device.create"})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("short", "short"),
+        ("x" * 123, "x" * 123),
+        ("x" * 124, "x" * 120 + "..."),
+        ("é" * 70, "é" * 60 + "..."),  # 2 bytes each: cut on a character boundary
+    ],
+)
+def test_a_close_reason_fits_a_close_frame(text: str, reason: str) -> None:
+    assert close_reason(text) == reason
+    assert len(close_reason(text).encode()) <= 123
+
+
+async def test_event_timestamps_are_utc_with_z_like_the_rest_api(web: WebApp) -> None:
+    async with web.websocket() as ws:
+        device = (await web.client.post("/devices", json=DEVICE)).json()
+        check = (
+            await web.client.post(
+                f"/devices/{device['id']}/checks",
+                json={"status_up": True, "checked_at": "2026-01-01T01:00:00+01:00"},
+            )
+        ).json()
+        created = await recv_json(ws)
+        announced = await recv_json(ws)
+    assert created["payload"]["created_at"].endswith("Z")
+    assert check["checked_at"] == "2026-01-01T00:00:00Z"
+    assert announced["type"] == "check.created"
+    assert announced["payload"]["checked_at"] == check["checked_at"]
+    assert announced["payload"]["source"] == "entered"
+    assert "error_kind" in announced["payload"]
 
 
 @pytest.mark.parametrize(
@@ -191,6 +260,7 @@ async def test_ticks_arrive_every_tick_seconds(settings: Settings, engine: Async
         second = await recv_json(ws)
     assert first["type"] == second["type"] == "tick"
     assert first["payload"]["at"] < second["payload"]["at"]
+    assert first["payload"]["at"].endswith("Z")  # the REST API's format
 
 
 async def test_a_client_that_never_reads_is_dropped_and_never_holds_up_another(

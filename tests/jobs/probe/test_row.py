@@ -53,10 +53,10 @@ def test_a_result_becomes_one_row_and_its_event(
         "source": "manual",
     }
     event = check_event_payload(row)
-    assert event["checked_at"] == AT.isoformat()
-    assert event["slot_at"] == (
-        event_slot.isoformat() if isinstance(event_slot, datetime) else None
-    )
+    # the REST API's format (pydantic's): UTC with Z, never +00:00
+    assert event["checked_at"] == "2026-12-01T12:00:00Z"
+    assert event["slot_at"] == ("2026-12-01T11:59:30Z" if event_slot is not None else None)
+    assert event["error_kind"] == error_kind
     assert {k: event[k] for k in ("device_id", "status_up", "latency_ms")} == {
         "device_id": 7,
         "status_up": result.status_up,

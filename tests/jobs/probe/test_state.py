@@ -108,7 +108,7 @@ def test_device_goes_down_after_three_failures_once_with_the_failing_cause() -> 
         "device_id": 7,
         "from": "up",
         "to": "down",
-        "since": "2026-03-01T12:04:00+00:00",
+        "since": "2026-03-01T12:04:00Z",
         "cause": "[STATUS] < 500 (503)",
     }
 
