@@ -55,6 +55,8 @@ RECORDER_OUTCOMES = (
     "invalid_command",
 )
 NOTIFICATION_STATUSES = ("sent", "failed")
+# Samples one snapshot may carry (a process has ~60): more is not one of ours.
+MAX_SNAPSHOT_SAMPLES = 2000
 
 # Seconds; a probe's whole run (connect, answer, body) and a slot's lateness.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -182,6 +184,8 @@ def decode_snapshot(data: bytes) -> Snapshot:
         raise SnapshotError("worker and process must be strings")
     if not isinstance(raw, list):
         raise SnapshotError("samples must be a list")
+    if len(raw) > MAX_SNAPSHOT_SAMPLES:
+        raise SnapshotError(f"{len(raw)} samples, more than {MAX_SNAPSHOT_SAMPLES}")
     samples: dict[SampleKey, float] = {}
     for i, item in enumerate(raw):
         if not (isinstance(item, list) and len(item) == 3):

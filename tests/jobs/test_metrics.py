@@ -68,6 +68,10 @@ def test_a_snapshot_round_trips_its_samples_without_created_times() -> None:
         (b'{"worker": "w", "process": "p", "samples": [["a", {}, "1"]]}', "samples[0]"),
         (b'{"worker": "w", "process": "p", "samples": [["a", {}, true]]}', "samples[0]"),
         (b'{"worker":"w","process":"p","samples":[["a",{},1],[2,{},1]]}', "samples[1]"),
+        (
+            json.dumps({"worker": "w", "process": "p", "samples": [["a", {}, 1]] * 2001}).encode(),
+            "2001 samples, more than 2000",
+        ),
     ],
 )
 def test_a_bad_snapshot_is_refused_saying_what_is_wrong(data: bytes, error: str) -> None:
