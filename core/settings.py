@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     # (comma-separated "https://dash.example.org").
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field((), alias="ALLOWED_ORIGINS")
 
+    # GET /metrics without the token even when API_TOKEN is set (a scraper on a trusted
+    # network); the work counters of workers reach the web process on METRICS_SUBJECT
+    # every METRICS_PUSH_SECONDS (jobs/metrics.py).
+    metrics_public: bool = Field(False, alias="METRICS_PUBLIC")
+    metrics_subject: str = Field("fleetprobe.metrics", alias="METRICS_SUBJECT", min_length=1)
+    metrics_push_seconds: float = Field(10.0, alias="METRICS_PUSH_SECONDS", gt=0, le=300)
+
     log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("fleetprobe_instance")
@@ -185,12 +192,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _instance_prefixes_the_queue(self) -> Settings:
         """``FLEETPROBE_INSTANCE=site-b``: stream ``site-b_FLEETPROBE_JOBS``, subject
-        ``site-b.fleetprobe.jobs``, durable ``site-b-fleetprobe-workers``, bucket
-        ``site-b_fleetprobe_leader``; empty keeps the names as they are."""
+        ``site-b.fleetprobe.jobs`` (metrics: ``site-b.fleetprobe.metrics``), durable
+        ``site-b-fleetprobe-workers``, bucket ``site-b_fleetprobe_leader``; empty keeps
+        the names as they are."""
         instance = self.fleetprobe_instance
         if instance:
             self.jobs_stream = f"{instance}_{self.jobs_stream}"
             self.jobs_subject = f"{instance}.{self.jobs_subject}"
+            self.metrics_subject = f"{instance}.{self.metrics_subject}"
             self.jobs_durable = f"{instance}-{self.jobs_durable}"
             self.leader_bucket = f"{instance}_{self.leader_bucket}"
         return self

@@ -25,6 +25,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from core.natsconn import connect
 from core.settings import Settings
 from jobs.events import EventPublisher
+from jobs.metrics import WORK, SnapshotPublisher
 from jobs.probe.http import make_http_client
 from jobs.probe.job import ProbeJob
 from jobs.probe.task import ProbeLimits, probe_device
@@ -58,6 +59,8 @@ class WorkerRuntime:
     recorder: RecorderClient
     commands: BatchWriter
     probe_limits: ProbeLimits
+    # The work counters of this process, published for the web process (jobs/metrics.py).
+    metrics: SnapshotPublisher
     owns_engine: bool = True
 
     @classmethod
@@ -83,8 +86,12 @@ class WorkerRuntime:
             recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
+            metrics=SnapshotPublisher(
+                nc, settings.metrics_subject, name, settings.metrics_push_seconds, WORK
+            ),
             owns_engine=owns_engine,
         )
+        runtime.metrics.start()
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
         return runtime
 
@@ -92,6 +99,7 @@ class WorkerRuntime:
         """Flush pending results first, then close the connections."""
         await self.checks.close()
         await self.commands.close()
+        await self.metrics.stop()  # after the last results: their counts go out with it
         await self.recorder.close()
         await self.http.aclose()
         try:

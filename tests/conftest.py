@@ -54,6 +54,7 @@ def isolated_env(nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
         "JOBS_DURABLE": f"w-{tag}",
         "EVENTS_SUBJECT": f"t.{tag}.items.updates",
         "NATS_SUBJECT": f"t.{tag}.rec.control",
+        "METRICS_SUBJECT": f"t.{tag}.metrics",
         "NATS_DATA_DIR": str(tmp_path / "data"),
         "RESULT_FLUSH_MS": "2",
         "EMBEDDED_NATS": "false",

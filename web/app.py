@@ -6,7 +6,9 @@ builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub 
 stops it and the cycle loop on shutdown.  In front of the routes, outermost first:
 :class:`SecurityHeaders` (``web/headers.py``); the browser guards :class:`HostGuard`,
 :class:`OriginGuard`, :class:`JsonOnly` (``web/guards.py``); :class:`BearerAuth` when
-``API_TOKEN`` is set (``web/auth.py``); :class:`BodyLimit` (``web/limits.py``).
+``API_TOKEN`` is set (``web/auth.py``; ``/metrics`` left out of it by
+``METRICS_PUBLIC``); :class:`BodyLimit` (``web/limits.py``).  ``GET /metrics``
+(``web/metrics.py``) is a plain route, outside the spec.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
 from jobs.events import EVENT_TYPES
-from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
+from jobs.metrics import WORK, WorkAggregator
+from web import checks, cycles, devices, metrics, probe_runs, recorder, recorder_schedules
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.endpoints import (
@@ -120,7 +123,10 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
     ]
     if token is not None:
         describe_refusal(spec, UNAUTHORIZED)
-        middleware.insert(-1, Middleware(BearerAuth, token=token.get_secret_value()))
+        public = frozenset({metrics.METRICS_PATH}) if settings.metrics_public else frozenset()
+        middleware.insert(
+            -1, Middleware(BearerAuth, token=token.get_secret_value(), also_public=public)
+        )
     hub = Hub(
         services.nc,
         settings.events_subject,
@@ -128,14 +134,17 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
         client_buffer_bytes=settings.ws_client_buffer_bytes,
     )
     cycles = CycleRunner(services)
+    work = WorkAggregator(WORK, interval=settings.metrics_push_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await hub.start()
+        await work.start(services.nc, settings.metrics_subject)
         try:
             yield
         finally:
             await cycles.stop()
+            await work.stop()
             await hub.stop()
 
     routes: list[BaseRoute] = [
@@ -143,6 +152,7 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
         openapi_route(spec),
         *swagger_routes(TITLE),
         WebSocketRoute(ITEMS_PATH, items_socket),
+        *metrics.ROUTES,
         # Last: every other WebSocket path is refused with a reason (HTTP is untouched).
         WebSocketRoute("/{path:path}", unknown_socket),
     ]
@@ -155,5 +165,6 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
     app.state.services = services
     app.state.hub = hub
     app.state.cycles = cycles
+    app.state.metrics = work
     app.state.openapi = spec
     return app

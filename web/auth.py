@@ -14,7 +14,9 @@ no other site's page can ride the token (CSRF).  Without it:
 
 Public, token or not: ``/health`` (for load balancers and monitors), ``/openapi.json``
 and ``/swagger`` with its assets: they hold no data, and Swagger's "Authorize" button
-needs the page and the spec to take the token.  Tokens are compared in constant time.
+needs the page and the spec to take the token.  ``/metrics`` is public only with
+``METRICS_PUBLIC=true`` (a Prometheus that cannot send the token).  Tokens are compared
+in constant time.
 The ``token`` parameter is taken out of the query string before the app sees it (no
 endpoint has such a parameter), and out of uvicorn's access log with it; prefer the
 header all the same: a proxy in front may log query strings.
@@ -94,14 +96,17 @@ def _unquote(raw: bytes) -> bytes:
 class BearerAuth:
     """Refuse every request and WebSocket but the public ones unless it carries ``token``."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, also_public: frozenset[str] = frozenset()) -> None:
+        """``also_public``: paths let in without the token besides :data:`PUBLIC_PATHS`
+        (``/metrics`` with ``METRICS_PUBLIC=true``)."""
         if not token:
             raise ValueError("an empty API token would let everyone in")
         self.app = app
         self._digest = _digest(token)
+        self._public = PUBLIC_PATHS | also_public
 
     def is_public(self, path: str) -> bool:
-        return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        return path in self._public or path.startswith(PUBLIC_PREFIXES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

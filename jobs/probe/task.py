@@ -8,6 +8,7 @@ them and registers the task.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ import httpx
 
 from core.settings import Settings
 from jobs.events import CHECK_CREATED, EventPublisher
+from jobs.metrics import count_probe
 from jobs.probe.job import ProbeJob
 from jobs.probe.row import check_event_payload, check_row
 from jobs.probe.run import run_probe
@@ -60,7 +62,9 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     limits = deps.probe_limits
     timeout = min(job.timeout, limits.max_timeout)
     started_at = utcnow()  # lateness (slot -> probe start) is read from the event
+    started = time.perf_counter()
     result = await run_probe(deps.http, job.address, timeout, body_max_bytes=limits.body_max_bytes)
+    duration_s = time.perf_counter() - started
     row = check_row(
         device_id=job.device_id,
         run_key=job.run_key,
@@ -68,6 +72,12 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
         result=result,
         checked_at=utcnow(),
         slot_at=job.slot_at,
+    )
+    # Every run counts, a redelivered one too: it was probed again.
+    count_probe(
+        _outcome(row),
+        duration_s,
+        (started_at - job.slot_at).total_seconds() if job.slot_at is not None else None,
     )
     # Returns after the batch holding this row committed: the ack follows the commit.
     inserted = await deps.checks.write(row) is not None
@@ -88,3 +98,11 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
         result.error,
     )
     return payload
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    """up | degraded | down: the row's outcome once conditions decide it, else status_up."""
+    outcome = row.get("outcome")
+    if isinstance(outcome, str):
+        return outcome
+    return "up" if row["status_up"] else "down"

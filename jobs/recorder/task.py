@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobs.events import RECORDER_COMMAND, EventPublisher
+from jobs.metrics import count_recorder_command
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
 from jobs.recorder.job import RecorderJob
@@ -111,6 +112,7 @@ async def send_recorder_command(job: RecorderJob, deps: RecorderDeps) -> dict[st
         return earlier
     attempt_id = uuid.uuid4().hex
     row = await send_command(deps.recorder, job, base_row(job, attempt_id, utcnow()))
+    count_recorder_command(row["error_kind"] or row["msg_status"] or "error")
     # Returns after the batch holding this row committed: the ack follows the commit.
     row_id = await deps.commands.write(row)
     if row_id is not None:

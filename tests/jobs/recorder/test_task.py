@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from core.settings import Settings
+from jobs.metrics import WORK, samples_of
 from jobs.recorder.job import RecorderJob, one_off_job
 from jobs.recorder.kick import kick_recorder
 from jobs.recorder.result import CommandResultRead
@@ -210,3 +211,26 @@ async def test_the_worker_registers_the_recorder_task(settings: Settings) -> Non
     async with running_worker(settings, worker=False) as broker:
         assert "fleetprobe.recorder" in broker.get_all_tasks()
     assert json.loads(one_off_job("a", "status", None).model_dump_json())["source"] == "api"
+
+
+async def test_each_command_sent_is_counted_by_its_outcome(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    def count(outcome: str) -> float:
+        return samples_of(WORK)[("fleetprobe_recorder_commands_total", (("outcome", outcome),))]
+
+    before = {o: count(o) for o in ("success", "error", "no_responder")}
+    unheard = one_off_job("cam9", "status", None)
+    started, refused = one_off_job("cam7", "start", None), one_off_job("cam8", "stop", None)
+    async with running_worker(settings) as broker:
+        await kick_recorder(broker, unheard)  # nobody listens yet
+        await stored(engine, unheard.run_key)
+        async with running_simulator(settings):
+            for job in (started, refused):
+                await kick_recorder(broker, job)
+                await stored(engine, job.run_key)
+    assert {o: count(o) - n for o, n in before.items()} == {
+        "success": 1,
+        "error": 1,
+        "no_responder": 1,
+    }
