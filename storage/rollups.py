@@ -1,0 +1,106 @@
+"""``check_rollups``: results summed per device and hour/day, kept up to date as they land.
+
+:func:`rollups_hook` is an :data:`storage.writer.AfterInsert` hook of the check writer: in
+the batch's own transaction it sums the rows that landed (:func:`storage.uptime_maths.
+rollup_rows`) and adds them with one ``INSERT ... ON CONFLICT (device_id, period, start) DO
+UPDATE SET checks = check_rollups.checks + excluded.checks, ...`` of many rows.  The
+addition happens in the database, row by row, so writers in several processes never lose
+each other's counts; a redelivered result reaches no hook, so nothing counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, and_, false, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.models import CheckRollup
+from storage.uptime_maths import BUCKET_COLUMNS, SUM_COLUMNS, Range, rollup_rows
+from storage.writer import PostCommit, Row
+
+ROLLUPS: Table = CheckRollup.__table__  # type: ignore[attr-defined]
+
+
+def upsert_statement(dialect: Dialect | str) -> Any:
+    """The additive upsert of rollup rows for ``dialect`` (``"sqlite"`` or
+    ``"postgresql"``): sums added, the maximum kept."""
+    name = dialect if isinstance(dialect, str) else dialect.name
+    ins = pg_insert(ROLLUPS) if name == "postgresql" else sqlite_insert(ROLLUPS)
+    greatest = func.greatest if name == "postgresql" else func.max  # SQLite's max(a, b)
+    changes: dict[str, Any] = {c: ROLLUPS.c[c] + ins.excluded[c] for c in SUM_COLUMNS}
+    changes["latency_max_ms"] = greatest(ROLLUPS.c.latency_max_ms, ins.excluded.latency_max_ms)
+    return ins.on_conflict_do_update(
+        index_elements=[ROLLUPS.c.device_id, ROLLUPS.c.period, ROLLUPS.c.start], set_=changes
+    )
+
+
+async def add_to_rollups(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Add stored check rows to their rollups (one statement); how many rollup rows."""
+    sums = rollup_rows(rows)
+    if sums:
+        await conn.execute(upsert_statement(conn.dialect), sums)
+    return len(sums)
+
+
+def add_to_rollups_sync(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """:func:`add_to_rollups` on a synchronous connection (bulk loads: the benchmark)."""
+    sums = rollup_rows(rows)
+    if sums:
+        conn.execute(upsert_statement(conn.dialect), sums)
+    return len(sums)
+
+
+async def rollups_hook(conn: AsyncConnection, rows: Sequence[Row]) -> PostCommit | None:
+    """The check writer's hook: the landed rows into their rollups; nothing to announce."""
+    await add_to_rollups(conn, rows)
+    return None
+
+
+def _covers(ranges: Sequence[Range]) -> Any:
+    if not ranges:
+        return false()
+    return or_(
+        *(
+            and_(
+                ROLLUPS.c.period == r.period,
+                ROLLUPS.c.start >= r.since,
+                ROLLUPS.c.start < r.until,
+            )
+            for r in ranges
+        )
+    )
+
+
+def summed_rollups_query(device_ids: Sequence[int], ranges: Sequence[Range]) -> Any:
+    """One row per device among ``device_ids``: its rollups in ``ranges`` summed (the
+    maximum latency kept), columns named as the table's."""
+    sums = [func.coalesce(func.sum(ROLLUPS.c[c]), 0).label(c) for c in SUM_COLUMNS]
+    return (
+        select(
+            ROLLUPS.c.device_id,
+            *sums,
+            func.coalesce(func.max(ROLLUPS.c.latency_max_ms), 0.0).label("latency_max_ms"),
+        )
+        .where(ROLLUPS.c.device_id.in_(device_ids), _covers(ranges))
+        .group_by(ROLLUPS.c.device_id)
+    )
+
+
+async def summed_rollups(
+    conn: AsyncConnection, device_ids: Sequence[int], ranges: Sequence[Range]
+) -> dict[int, dict[str, Any]]:
+    """:func:`summed_rollups_query` by device id (devices with no rollup are absent)."""
+    if not device_ids:
+        return {}
+    result = await conn.execute(summed_rollups_query(device_ids, ranges))
+    return {int(row["device_id"]): dict(row) for row in result.mappings()}
+
+
+def histogram(summed: Mapping[str, Any]) -> list[int]:
+    """The bucket counts of a summed rollup, in :data:`BUCKET_COLUMNS` order."""
+    return [int(summed.get(c) or 0) for c in BUCKET_COLUMNS]
