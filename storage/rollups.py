@@ -10,10 +10,11 @@ each other's counts; a redelivered result reaches no hook, so nothing counts twi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, false, func, or_, select
+from sqlalchemy import Table, and_, bindparam, false, func, literal, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
@@ -61,44 +62,57 @@ async def rollups_hook(conn: AsyncConnection, rows: Sequence[Row]) -> PostCommit
     return None
 
 
-def _covers(ranges: Sequence[Range]) -> Any:
-    if not ranges:
-        return false()
-    return or_(
-        *(
-            and_(
-                ROLLUPS.c.period == r.period,
-                ROLLUPS.c.start >= r.since,
-                ROLLUPS.c.start < r.until,
+def _sums() -> list[Any]:
+    return [
+        *(func.coalesce(func.sum(ROLLUPS.c[c]), 0).label(c) for c in SUM_COLUMNS),
+        func.coalesce(func.max(ROLLUPS.c.latency_max_ms), 0.0).label("latency_max_ms"),
+    ]
+
+
+Shape = tuple[tuple[str, ...], ...]
+
+
+@functools.cache
+def _per_window_statement(shape: Shape) -> Any:
+    """The ``UNION ALL`` of one aggregate per window, for windows whose ranges have the
+    periods of ``shape``; bound parameters ``device_id``, ``s<w>_<r>`` and ``u<w>_<r>``.
+    Built once per shape: building this statement cost more than running it."""
+    parts = []
+    for i, periods in enumerate(shape):
+        covers = or_(
+            false(),
+            *(
+                and_(
+                    ROLLUPS.c.period == period,
+                    ROLLUPS.c.start >= bindparam(f"s{i}_{j}", type_=ROLLUPS.c.start.type),
+                    ROLLUPS.c.start < bindparam(f"u{i}_{j}", type_=ROLLUPS.c.start.type),
+                )
+                for j, period in enumerate(periods)
+            ),
+        )
+        parts.append(
+            select(literal(i).label("window"), *_sums()).where(
+                ROLLUPS.c.device_id == bindparam("device_id"), covers
             )
-            for r in ranges
         )
-    )
+    return union_all(*parts)
 
 
-def summed_rollups_query(device_ids: Sequence[int], ranges: Sequence[Range]) -> Any:
-    """One row per device among ``device_ids``: its rollups in ``ranges`` summed (the
-    maximum latency kept), columns named as the table's."""
-    sums = [func.coalesce(func.sum(ROLLUPS.c[c]), 0).label(c) for c in SUM_COLUMNS]
-    return (
-        select(
-            ROLLUPS.c.device_id,
-            *sums,
-            func.coalesce(func.max(ROLLUPS.c.latency_max_ms), 0.0).label("latency_max_ms"),
-        )
-        .where(ROLLUPS.c.device_id.in_(device_ids), _covers(ranges))
-        .group_by(ROLLUPS.c.device_id)
-    )
-
-
-async def summed_rollups(
-    conn: AsyncConnection, device_ids: Sequence[int], ranges: Sequence[Range]
-) -> dict[int, dict[str, Any]]:
-    """:func:`summed_rollups_query` by device id (devices with no rollup are absent)."""
-    if not device_ids:
-        return {}
-    result = await conn.execute(summed_rollups_query(device_ids, ranges))
-    return {int(row["device_id"]): dict(row) for row in result.mappings()}
+async def summed_rollups_per_window(
+    conn: AsyncConnection, device_id: int, windows: Sequence[Sequence[Range]]
+) -> list[dict[str, Any]]:
+    """One device's rollups summed over each window's ranges, in one query (a ``UNION
+    ALL`` of one aggregate per window); one row per window, zeros where none."""
+    if not windows:
+        return []
+    shape = tuple(tuple(r.period for r in ranges) for ranges in windows)
+    params: dict[str, Any] = {"device_id": device_id}
+    for i, ranges in enumerate(windows):
+        for j, r in enumerate(ranges):
+            params[f"s{i}_{j}"], params[f"u{i}_{j}"] = r.since, r.until
+    result = await conn.execute(_per_window_statement(shape), params)
+    by_window = {int(row["window"]): dict(row) for row in result.mappings()}
+    return [by_window.get(i, {}) for i in range(len(windows))]
 
 
 def histogram(summed: Mapping[str, Any]) -> list[int]:

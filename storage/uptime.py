@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.models import CheckResult, Device, DeviceHealth, StateChange
-from storage.rollups import histogram, summed_rollups
+from storage.rollups import histogram, summed_rollups_per_window
 from storage.uptime_maths import (
     Change,
     Window,
@@ -63,14 +63,12 @@ def _fallback(state: str | None, since: datetime | None) -> tuple[str, datetime]
     return None
 
 
-async def _changes(
-    conn: AsyncConnection, device_ids: Sequence[int], start: datetime, end: datetime
-) -> dict[int, list[Change]]:
-    """Per device: the last change at or before ``start`` and every change in
-    ``(start, end]``, in order."""
-    out: dict[int, list[Change]] = {d: [] for d in device_ids}
-    if not device_ids:
-        return out
+def _changes_statement() -> Any:
+    """Per device among ``:ids``: the last change at or before ``:start`` and every
+    change in ``(:start, :end]``, by device and time, in one query."""
+    ids: Any = bindparam("ids", expanding=True)
+    start = bindparam("start", type_=CHANGES.c.at.type)
+    end = bindparam("end", type_=CHANGES.c.at.type)
     inner = CHANGES.alias("before_start")
     last_before = (
         select(inner.c.id)
@@ -80,17 +78,38 @@ async def _changes(
         .correlate(DEVICES)
         .scalar_subquery()
     )
-    firsts = select(last_before).where(DEVICES.c.id.in_(device_ids))
-    cols = (CHANGES.c.device_id, CHANGES.c.at, CHANGES.c.from_state, CHANGES.c.to_state)
-    stmt_before = select(*cols).where(CHANGES.c.id.in_(firsts))
-    stmt_window = (
-        select(*cols)
-        .where(CHANGES.c.device_id.in_(device_ids), CHANGES.c.at > start, CHANGES.c.at <= end)
-        .order_by(CHANGES.c.device_id, CHANGES.c.at, CHANGES.c.revision)
+    cols = (
+        CHANGES.c.device_id,
+        CHANGES.c.at,
+        CHANGES.c.revision,
+        CHANGES.c.from_state,
+        CHANGES.c.to_state,
     )
-    for stmt in (stmt_before, stmt_window):
-        for row in (await conn.execute(stmt)).all():
-            out[int(row.device_id)].append(Change(row.at, row.from_state, row.to_state))
+    # The change before the window sorts first: its ``at`` is earlier.
+    both = union_all(
+        select(*cols).where(CHANGES.c.id.in_(select(last_before).where(DEVICES.c.id.in_(ids)))),
+        select(*cols).where(
+            CHANGES.c.device_id.in_(ids), CHANGES.c.at > start, CHANGES.c.at <= end
+        ),
+    ).subquery()
+    return select(both).order_by(both.c.device_id, both.c.at, both.c.revision)
+
+
+# Built once: building it cost more than running it.
+_CHANGES_STATEMENT = _changes_statement()
+
+
+async def _changes(
+    conn: AsyncConnection, device_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, list[Change]]:
+    """Per device: the last change at or before ``start`` and every change in
+    ``(start, end]``, in order."""
+    out: dict[int, list[Change]] = {d: [] for d in device_ids}
+    if not device_ids:
+        return out
+    params = {"ids": list(device_ids), "start": start, "end": end}
+    for row in (await conn.execute(_CHANGES_STATEMENT, params)).all():
+        out[int(row.device_id)].append(Change(row.at, row.from_state, row.to_state))
     return out
 
 
@@ -112,31 +131,31 @@ async def device_uptime(
         fallback = _fallback(device.state, device.since)
         longest = max(w.length for w in windows)
         changes = (await _changes(conn, [device_id], now - longest, now))[device_id]
-        out = []
-        for window in windows:
-            start = now - window.length
-            share = shares(state_seconds(start, now, changes, fallback))
-            summed = (await summed_rollups(conn, [device_id], rollup_ranges(start, now))).get(
-                device_id, {}
+        starts = [now - w.length for w in windows]
+        summed = await summed_rollups_per_window(
+            conn, device_id, [rollup_ranges(start, now) for start in starts]
+        )
+    out = []
+    for window, start, sums in zip(windows, starts, summed, strict=True):
+        share = shares(state_seconds(start, now, changes, fallback))
+        counts = histogram(sums)
+        top = float(sums.get("latency_max_ms") or 0.0)
+        has_latency = int(sums.get("latency_count") or 0) > 0
+        out.append(
+            WindowUptime(
+                window=window.label,
+                uptime_percent=share.uptime_percent,
+                degraded_percent=share.degraded_percent,
+                down_percent=share.down_percent,
+                unknown_seconds=share.unknown_seconds,
+                paused_seconds=share.paused_seconds,
+                checks=int(sums.get("checks") or 0),
+                latency_p50_ms=histogram_percentile(counts, 50, top),
+                latency_p95_ms=histogram_percentile(counts, 95, top),
+                latency_max_ms=round(top, 3) if has_latency else None,
             )
-            counts = histogram(summed)
-            top = float(summed.get("latency_max_ms") or 0.0)
-            has_latency = int(summed.get("latency_count") or 0) > 0
-            out.append(
-                WindowUptime(
-                    window=window.label,
-                    uptime_percent=share.uptime_percent,
-                    degraded_percent=share.degraded_percent,
-                    down_percent=share.down_percent,
-                    unknown_seconds=share.unknown_seconds,
-                    paused_seconds=share.paused_seconds,
-                    checks=int(summed.get("checks") or 0),
-                    latency_p50_ms=histogram_percentile(counts, 50, top),
-                    latency_p95_ms=histogram_percentile(counts, 95, top),
-                    latency_max_ms=round(top, 3) if has_latency else None,
-                )
-            )
-        return out
+        )
+    return out
 
 
 async def _latest_checks(conn: AsyncConnection, device_ids: Sequence[int]) -> dict[int, Any]:
