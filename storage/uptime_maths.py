@@ -44,7 +44,7 @@ SUM_COLUMNS: tuple[str, ...] = (
     *BUCKET_COLUMNS,
 )
 OUTCOMES = ("up", "degraded", "down")
-HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 # Windows up to this long (rollups are kept ROLLUP_RETENTION_DAYS, 400 by default).
 MAX_WINDOW = timedelta(days=400)
@@ -103,26 +103,38 @@ def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     Every result counts in ``checks``; one stored during maintenance counts only in
     ``in_maintenance`` (left out of up/degraded/down and of latency), any other in its
     outcome and, when it has a latency, in the histogram."""
-    sums: dict[tuple[int, str, datetime], dict[str, Any]] = {}
+    # Hours first (one dict lookup per row: this runs for every stored result), then
+    # each day as the sum of its hours.
+    hours: dict[tuple[int, float], dict[str, Any]] = {}
     for row in rows:
-        hour = floor_hour(row["checked_at"])
-        device_id = int(row["device_id"])
+        ts = row["checked_at"].timestamp()
+        key = (int(row["device_id"]), ts - ts % 3600)
+        acc = hours.get(key)
+        if acc is None:
+            acc = hours[key] = _empty(key[0], "h", _EPOCH)
+        acc["checks"] += 1
+        if row.get("in_maintenance"):
+            acc["in_maintenance"] += 1
+            continue
+        acc[outcome_of(row)] += 1
         latency = row.get("latency_ms")
-        for period, start in (("h", hour), ("d", hour.replace(hour=0))):
-            key = (device_id, period, start)
-            acc = sums.get(key)
-            if acc is None:
-                acc = sums[key] = _empty(device_id, period, start)
-            acc["checks"] += 1
-            if row.get("in_maintenance"):
-                acc["in_maintenance"] += 1
-                continue
-            acc[outcome_of(row)] += 1
-            if latency is not None:
-                acc["latency_count"] += 1
-                acc["latency_sum_ms"] += float(latency)
-                acc["latency_max_ms"] = max(acc["latency_max_ms"], float(latency))
-                acc[bucket_column(latency)] += 1
+        if latency is not None:
+            latency = float(latency)
+            acc["latency_count"] += 1
+            acc["latency_sum_ms"] += latency
+            acc["latency_max_ms"] = max(acc["latency_max_ms"], latency)
+            acc[bucket_column(latency)] += 1
+    sums: dict[tuple[int, str, datetime], dict[str, Any]] = {}
+    for (device_id, hour_ts), acc in hours.items():
+        acc["start"] = start = datetime.fromtimestamp(hour_ts, UTC)
+        sums[(device_id, "h", start)] = acc
+        day_key = (device_id, "d", start.replace(hour=0))
+        day = sums.get(day_key)
+        if day is None:
+            day = sums[day_key] = _empty(device_id, "d", day_key[2])
+        for column in SUM_COLUMNS:
+            day[column] += acc[column]
+        day["latency_max_ms"] = max(day["latency_max_ms"], acc["latency_max_ms"])
     return [sums[key] for key in sorted(sums)]
 
 
