@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, false, func, literal, or_, select, union_all
+from sqlalchemy import Table, and_, bindparam, false, func, literal_column, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
@@ -91,7 +91,7 @@ def _per_window_statement(shape: Shape) -> Any:
             ),
         )
         parts.append(
-            select(literal(i).label("window"), *_sums()).where(
+            select(literal_column(str(i)).label("window_index"), *_sums()).where(
                 ROLLUPS.c.device_id == bindparam("device_id"), covers
             )
         )
@@ -111,7 +111,7 @@ async def summed_rollups_per_window(
         for j, r in enumerate(ranges):
             params[f"s{i}_{j}"], params[f"u{i}_{j}"] = r.since, r.until
     result = await conn.execute(_per_window_statement(shape), params)
-    by_window = {int(row["window"]): dict(row) for row in result.mappings()}
+    by_window = {int(row["window_index"]): dict(row) for row in result.mappings()}
     return [by_window.get(i, {}) for i in range(len(windows))]
 
 
