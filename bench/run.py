@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--uptime-devices",
         type=int,
         help="devices of the uptime scenario, each with 30 days of 5-minute results "
-        "(1000: ~8.6 million rows; quick: 20)",
+        "(1000: ~8.6 million rows; quick: 10)",
     )
     p.add_argument("--uptime-days", type=int, help="days of results per device (30)")
     p.add_argument("--uptime-calls", type=int, help="timed uptime queries (500; quick: 50)")
@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.footprint = [
         int(c) for c in (args.footprint or ("1000" if quick else "10000,100000")).split(",")
     ]
-    args.uptime_devices = args.uptime_devices or (20 if quick else 1000)
+    args.uptime_devices = args.uptime_devices or (10 if quick else 1000)
     args.uptime_days = args.uptime_days or 30
     args.uptime_calls = args.uptime_calls or (50 if quick else 500)
     args.env = dict(item.split("=", 1) for item in args.env)
