@@ -450,7 +450,8 @@ def uptime_table(r: dict[str, Any]) -> str:
         )
     ]
     return (
-        "(6) uptime: generated history, then the queries of the uptime endpoints\n"
+        "(6) uptime: generated history, then the queries of the uptime endpoints (CPU per "
+        f"uptime query: {r['uptime_cpu_ms_per_call']} ms)\n"
         + table(
             made,
             ["devices", "days", "results", "rollups", "changes", "generate s", "rows/s", "MB"],
