@@ -32,9 +32,10 @@ if __package__ in (None, ""):  # run as a script: python bench/run.py
 from bench import scenarios
 from bench.procs import Proc, Sampler, on_stop, python, stop_all
 from bench.stats import fmt, table
+from bench.uptime import run_uptime
 from core.natsserver import EmbeddedNats, free_port, start_nats_server
 
-ALL = ("raw", "saturation", "steady", "footprint")
+ALL = ("raw", "saturation", "steady", "footprint", "uptime")
 ENGINES = ("aiohttp", "httpx", "httpx2", "aiohttp-raw")
 
 # Targets of issue 6 (2 cores, embedded NATS, SQLite).
@@ -45,6 +46,8 @@ TARGET_LATE_P99 = 100.0
 TARGET_E2E_P99 = 250.0
 TARGET_RSS_10K = 150.0
 TARGET_STARTUP_10K = 5.0
+# Issue 11: the uptime of a device with 30 days of results in under 50 ms.
+TARGET_UPTIME_MS = 50.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,6 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steady-interval", type=int, help="their interval, seconds (10)")
     p.add_argument("--steady-seconds", type=float, help="length of the steady run (60)")
     p.add_argument("--footprint", help="device counts for the footprint (10000,100000)")
+    p.add_argument(
+        "--uptime-devices",
+        type=int,
+        help="devices of the uptime scenario, each with 30 days of 5-minute results "
+        "(1000: ~8.6 million rows; quick: 10)",
+    )
+    p.add_argument("--uptime-days", type=int, help="days of results per device (30)")
+    p.add_argument("--uptime-calls", type=int, help="timed uptime queries (500; quick: 50)")
     p.add_argument(
         "--target-procs",
         type=int,
@@ -121,6 +132,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.footprint = [
         int(c) for c in (args.footprint or ("1000" if quick else "10000,100000")).split(",")
     ]
+    args.uptime_devices = args.uptime_devices or (10 if quick else 1000)
+    args.uptime_days = args.uptime_days or 30
+    args.uptime_calls = args.uptime_calls or (50 if quick else 500)
     args.env = dict(item.split("=", 1) for item in args.env)
     args.command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     return args
@@ -260,6 +274,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 workdir, nats.url, url, sampler, args.footprint, args.env
             )
             _say(footprint_table(result["footprint"]))
+        if "uptime" in args.only:
+            result["uptime"] = await run_uptime(
+                workdir, args.uptime_devices, args.uptime_days, args.uptime_calls
+            )
+            _say(uptime_table(result["uptime"]))
     finally:
         sampler.close()
         stop_all()
@@ -404,6 +423,44 @@ def footprint_table(fp: dict[str, Any]) -> str:
     )
 
 
+def uptime_table(r: dict[str, Any]) -> str:
+    made = [
+        [
+            r["devices"],
+            r["days"],
+            r["results"],
+            r["rollup_rows"],
+            r["state_changes"],
+            r["generate_s"],
+            r["rows_per_s"],
+            r["db_mb"],
+        ]
+    ]
+    timed = [
+        [
+            name,
+            r[key]["p50"],
+            r[key]["p99"],
+            r[key]["max"],
+            r["calls"] if key == "uptime_ms" else "",
+        ]
+        for name, key in (
+            ("GET /devices/{id}/uptime (24h,7d,30d)", "uptime_ms"),
+            ("GET /status (a page of 100)", "status_100_ms"),
+        )
+    ]
+    return (
+        "(6) uptime: generated history, then the queries of the uptime endpoints (CPU per "
+        f"uptime query: {r['uptime_cpu_ms_per_call']} ms)\n"
+        + table(
+            made,
+            ["devices", "days", "results", "rollups", "changes", "generate s", "rows/s", "MB"],
+        )
+        + "\n"
+        + table(timed, ["query", "p50 ms", "p99 ms", "max ms", "calls"])
+    )
+
+
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
@@ -465,6 +522,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": steady["duplicates"] == 0,
             }
         )
+    uptime = result.get("uptime")
+    if uptime and uptime["devices"] >= 1000:
+        check("uptime query p99, 1,000 devices x 30 days (ms)", uptime["uptime_ms"]["p99"],
+              TARGET_UPTIME_MS, False)  # fmt: skip
     fp = result.get("footprint", {}).get("10000")
     if fp:
         check("scheduler RSS, 10,000 devices (MB)", fp["rss_mb"], TARGET_RSS_10K, False)

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     # file, 50 ms (fewer, larger commits) gave +25-40 % probes/s over 20 ms; it adds at
     # most that much to a result's latency (docs/performance.md).
     result_flush_ms: float = Field(50.0, alias="RESULT_FLUSH_MS", ge=0, le=1000)
+    # Retention, run by the leading scheduler every RETENTION_INTERVAL_SECONDS: raw results
+    # older than RETENTION_DAYS and hourly/daily rollups older than ROLLUP_RETENTION_DAYS are
+    # deleted, RETENTION_BATCH rows per transaction at most; 0 days keeps them for ever.
+    # State changes are kept (storage/retention.py).
+    retention_days: int = Field(30, alias="RETENTION_DAYS", ge=0, le=100_000)
+    rollup_retention_days: int = Field(400, alias="ROLLUP_RETENTION_DAYS", ge=0, le=100_000)
+    retention_interval_seconds: float = Field(
+        3600.0, alias="RETENTION_INTERVAL_SECONDS", ge=1, le=7 * 24 * 3600
+    )
+    retention_batch: int = Field(2000, alias="RETENTION_BATCH", ge=1, le=10_000)
 
     # Probing and scheduling.
     monitor_period_seconds: int = Field(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,8 @@ from jobs.recorder.task import send_recorder_command
 from storage.db import init_db, make_engine
 from storage.models import CheckResult
 from storage.recorder_models import CommandResult
-from storage.writer import BatchWriter
+from storage.rollups import rollups_hook
+from storage.writer import AfterInsert, BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,8 @@ class WorkerRuntime:
             http=make_http_client(settings),
             nc=nc,
             events=EventPublisher(nc, settings.events_subject, name),
-            checks=_writer(engine, CheckResult, settings),
+            # Each batch of results also adds to the hourly/daily rollups (uptime).
+            checks=_writer(engine, CheckResult, settings, after_insert=[rollups_hook]),
             recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
@@ -110,8 +113,14 @@ class WorkerRuntime:
             await self.engine.dispose()
 
 
-def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> BatchWriter:
-    """A started group-commit writer into ``model``'s table, idempotent on ``run_key``."""
+def _writer(
+    engine: AsyncEngine,
+    model: type[SQLModel],
+    settings: Settings,
+    after_insert: Sequence[AfterInsert] = (),
+) -> BatchWriter:
+    """A started group-commit writer into ``model``'s table, idempotent on ``run_key``;
+    ``after_insert``: hooks run in each batch's transaction (storage.writer)."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     writer = BatchWriter(
         engine,
@@ -119,6 +128,7 @@ def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> B
         "run_key",
         batch_size=settings.result_batch_size,
         flush_ms=settings.result_flush_ms,
+        after_insert=after_insert,
     )
     writer.start()
     return writer

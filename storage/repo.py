@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import CheckResult, Device
+from storage.models import CheckResult, CheckRollup, Device
+from storage.rollups import add_to_rollups
 from storage.types import utcnow
 
 
@@ -74,6 +75,8 @@ async def delete_device(session: AsyncSession, device: Device) -> None:
     await session.delete(device)
     await session.flush()
     await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
+    # Its rollups too: SQLite may give a later device the same id.
+    await session.exec(delete(CheckRollup).where(col(CheckRollup.device_id) == device.id))  # type: ignore[call-overload]
     await session.commit()
 
 
@@ -125,6 +128,8 @@ async def insert_device_check(engine: AsyncEngine, row: dict[str, Any]) -> dict[
     stmt = insert(table).from_select(list(row), values).returning(*table.c)
     async with engine.begin() as conn:
         stored = (await conn.execute(stmt)).mappings().first()
+        if stored is not None:  # counted in its rollups in the same transaction
+            await add_to_rollups(conn, [dict(stored)])
     return None if stored is None else dict(stored)
 
 

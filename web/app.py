@@ -23,7 +23,16 @@ from starlette.routing import BaseRoute, WebSocketRoute
 
 from jobs.events import EVENT_TYPES
 from jobs.metrics import WORK, WorkAggregator
-from web import checks, cycles, devices, metrics, probe_runs, recorder, recorder_schedules
+from web import (
+    checks,
+    cycles,
+    devices,
+    metrics,
+    probe_runs,
+    recorder,
+    recorder_schedules,
+    uptime,
+)
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.endpoints import (
@@ -91,6 +100,7 @@ def api_endpoints() -> list[AnyEndpoint]:
     return [
         *devices.ENDPOINTS,
         *checks.ENDPOINTS,
+        *uptime.ENDPOINTS,
         *probe_runs.ENDPOINTS,
         *cycles.ENDPOINTS,
         *recorder_schedules.ENDPOINTS,

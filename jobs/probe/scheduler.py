@@ -1,8 +1,9 @@
 """The probe scheduler: one APScheduler interval job per active device; a job only kicks.
 
 The jobs mirror the ``devices`` table (:mod:`jobs.scheduling.mirror`).  Only the holder of the
-leader lease kicks; while NATS is down each device owes its latest slot, kicked once when
-the queue answers again (coalesced: one catch-up run, not a burst).
+leader lease kicks, and prunes old results (:mod:`jobs.scheduling.retention`); while NATS
+is down each device owes its latest slot, kicked once when the queue answers again
+(coalesced: one catch-up run, not a burst).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
@@ -23,6 +24,7 @@ from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
 from jobs.probe.kick import kick_probe
 from jobs.scheduling.lease import LeaderLease
 from jobs.scheduling.mirror import TableMirror
+from jobs.scheduling.retention import RetentionJob
 from jobs.scheduling.slots import recent_slots, slot_anchor, slot_at
 from storage.types import utcnow
 
@@ -56,6 +58,8 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.owed: dict[int, datetime] = {}
         # None: always kick (a single scheduler); else only while holding the lease.
         self.lease = lease
+        # Old results and rollups pruned, by the leader only (RETENTION_DAYS).
+        self.retention = RetentionJob(settings, engine, lambda: self.is_leader, clock)
 
     async def start(self) -> None:
         if self.lease is not None:
@@ -74,6 +78,16 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             self.catch_up,
             IntervalTrigger(seconds=1),
             id="fleetprobe:catch-up",
+            replace_existing=True,
+        )
+        # The first run a minute after start (not during start-up's burst of work).
+        self.scheduler.add_job(
+            self.retention.run,
+            IntervalTrigger(
+                seconds=self.settings.retention_interval_seconds,
+                start_date=self.clock() + timedelta(seconds=60),
+            ),
+            id="fleetprobe:retention",
             replace_existing=True,
         )
 

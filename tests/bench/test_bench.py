@@ -29,7 +29,15 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == json.loads((tmp_path / "bench.json").read_text())
-    assert set(result) >= {"raw", "saturation", "scaleout", "steady", "footprint", "targets"}
+    assert set(result) >= {
+        "raw",
+        "saturation",
+        "scaleout",
+        "steady",
+        "footprint",
+        "uptime",
+        "targets",
+    }
     assert {"rps", "p99_ms"} <= set(result["raw"][result["http_engine"]])
     for run in result["scaleout"].values():
         assert {"probes_per_s", "stored", "events", "cpu_us_per_probe", "processes"} <= set(run)
@@ -41,4 +49,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     assert {"p50", "p99", "max"} <= set(steady["lateness_ms"])
     for footprint in result["footprint"].values():
         assert {"startup_s", "rss_mb"} <= set(footprint)
+    uptime = result["uptime"]
+    assert uptime["results"] == uptime["devices"] * uptime["days"] * 288
+    assert {"p50", "p99", "max"} <= set(uptime["uptime_ms"]) and uptime["rollup_rows"] > 0
     assert all({"target", "value", "met"} <= set(t) for t in result["targets"])

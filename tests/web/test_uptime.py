@@ -1,0 +1,185 @@
+"""``GET /devices/{id}/uptime`` and ``GET /status`` through the real server and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.models import DeviceHealth, StateChange
+from storage.types import utcnow
+from tests.webapp import WebApp
+
+ADDRESS = "http://127.0.0.1:9/"
+
+
+async def new_device(web: WebApp, name: str) -> int:
+    r = await web.client.post("/devices", json={"name": name, "address": ADDRESS})
+    assert r.status_code == 201
+    device_id: int = r.json()["id"]
+    return device_id
+
+
+async def manual_check(web: WebApp, device_id: int, ago: timedelta, **fields: Any) -> None:
+    body = {"checked_at": (utcnow() - ago).isoformat()} | fields
+    r = await web.client.post(f"/devices/{device_id}/checks", json=body)
+    assert r.status_code == 201, r.text
+
+
+async def add_changes(
+    engine: AsyncEngine, device_id: int, *changes: tuple[str, str, timedelta]
+) -> None:
+    now = utcnow()
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(StateChange.__table__),  # type: ignore[attr-defined]
+            [
+                {"device_id": device_id, "revision": i + 1, "from_state": frm,
+                 "to_state": to, "at": now - ago}
+                for i, (frm, to, ago) in enumerate(changes)
+            ],
+        )  # fmt: skip
+
+
+async def test_uptime_per_window_from_state_changes_and_rollups(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    device_id = await new_device(web, "edge")
+    hours = timedelta(hours=1)
+    await add_changes(
+        engine,
+        device_id,
+        ("unknown", "up", 10 * 24 * hours),
+        ("up", "down", 48 * hours),
+        ("down", "degraded", 36 * hours),  # down for 12 hours, two days ago
+        ("degraded", "up", 30 * hours),
+    )
+    for ago, latency, up in ((2, 20.0, True), (3, 40.0, True), (40, 900.0, False)):
+        await manual_check(web, device_id, ago * hours, status_up=up, latency_ms=latency)
+    r = await web.client.get(f"/devices/{device_id}/uptime")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["device_id"] == device_id and body["at"]
+    day, week, month = body["windows"]
+    assert [w["window"] for w in body["windows"]] == ["24h", "7d", "30d"]
+    assert day == {
+        "window": "24h",
+        "uptime_percent": 100.0,
+        "degraded_percent": 0.0,
+        "down_percent": 0.0,
+        "unknown_seconds": 0.0,
+        "paused_seconds": 0.0,
+        "checks": 2,
+        "latency_p50_ms": 25.0,  # two in (25, 50] and (10, 25]: halfway up the first
+        "latency_p95_ms": day["latency_p95_ms"],
+        "latency_max_ms": 40.0,
+    }
+    assert 25.0 < day["latency_p95_ms"] <= 40.0
+    assert week["checks"] == 3 and week["latency_max_ms"] == 900.0
+    assert abs(week["down_percent"] - 12 / (7 * 24) * 100) < 0.01
+    assert abs(week["degraded_percent"] - 6 / (7 * 24) * 100) < 0.01
+    assert abs(week["uptime_percent"] + week["down_percent"] - 100) < 0.001
+    assert abs(month["unknown_seconds"] - 20 * 86400) < 5  # before the first change
+    assert abs(month["down_percent"] - 12 / (10 * 24) * 100) < 0.01
+
+    r = await web.client.get(f"/devices/{device_id}/uptime?windows=1h,400d")
+    [hour, longest] = r.json()["windows"]
+    assert hour["checks"] == 0 and hour["latency_p50_ms"] is None
+    assert hour["latency_max_ms"] is None and hour["uptime_percent"] == 100.0
+    assert longest["checks"] == 3
+
+
+async def test_a_device_with_no_state_change_has_unknown_uptime(web: WebApp) -> None:
+    device_id = await new_device(web, "new")
+    [day] = (await web.client.get(f"/devices/{device_id}/uptime?windows=24h")).json()["windows"]
+    assert day["uptime_percent"] is None and day["unknown_seconds"] == 86400.0
+    assert day["checks"] == 0
+
+
+async def test_uptime_of_an_unknown_device_is_a_404(web: WebApp) -> None:
+    r = await web.client.get("/devices/424242/uptime")
+    assert r.status_code == 404 and "424242" in r.json()["detail"]
+
+
+@contextmanager
+def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    ids = [await new_device(web, f"d{i}") for i in range(4)]
+    hours = timedelta(hours=1)
+    await manual_check(web, ids[0], 3 * hours, status_up=False, latency_ms=5.0)
+    await manual_check(web, ids[0], 1 * hours, status_up=True, latency_ms=7.5)
+    await manual_check(web, ids[1], 2 * hours, status_up=False)
+    await add_changes(engine, ids[0], ("unknown", "down", 30 * hours), ("down", "up", 6 * hours))
+    since = utcnow() - 6 * hours
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(DeviceHealth.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "device_id": ids[0],
+                    "state": "up",
+                    "since": since,
+                    "revision": 2,
+                    "health": {},
+                    "updated_at": since,
+                }
+            ],
+        )
+    await web.client.patch(f"/devices/{ids[3]}", json={"is_active": False})
+
+    with counted_statements(engine) as statements:
+        r = await web.client.get("/status")
+    assert r.status_code == 200
+    items = r.json()
+    assert len(statements) <= 5
+    assert [i["device_id"] for i in items] == ids
+    first, second, third, fourth = items
+    assert first["name"] == "d0" and first["state"] == "up" and first["since"]
+    assert first["last_check"]["outcome"] == "up" and first["last_check"]["latency_ms"] == 7.5
+    assert first["last_check"]["status_up"] is True and first["last_check"]["checked_at"]
+    assert abs(first["uptime_24h"] - 25.0) < 0.01  # down until 6 hours ago
+    assert second["state"] == "unknown" and second["since"] is None
+    assert second["last_check"] == {
+        "checked_at": second["last_check"]["checked_at"],
+        "outcome": "down",
+        "status_up": False,
+        "latency_ms": None,
+    }
+    assert second["uptime_24h"] is None
+    assert third["last_check"] is None and third["state"] == "unknown"
+    assert fourth["state"] == "paused"
+
+    page = (await web.client.get("/status?limit=2&offset=1")).json()
+    assert [i["device_id"] for i in page] == ids[1:3]
+    assert (await web.client.get("/status?offset=10")).json() == []
+
+
+async def test_status_takes_the_same_few_queries_for_many_devices(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    ids = [await new_device(web, f"d{i}") for i in range(30)]
+    for device_id in ids:
+        await manual_check(web, device_id, timedelta(minutes=5), status_up=True)
+    with counted_statements(engine) as few:
+        assert len((await web.client.get("/status?limit=2")).json()) == 2
+    with counted_statements(engine) as many:
+        assert len((await web.client.get("/status")).json()) == 30
+    assert len(many) == len(few) <= 5

@@ -1,0 +1,71 @@
+"""``/devices/{id}/uptime`` (uptime, latency over trailing windows) and ``/status`` (every
+device's state, newest result and 24-hour uptime: what dashboards poll), both read from
+state changes and rollups (:mod:`storage.uptime`)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from storage.types import utcnow
+from storage.uptime import device_statuses, device_uptime
+from storage.uptime_maths import Window, parse_windows
+from web.devices import NOT_FOUND
+from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, Reply, respond
+from web.errors import ApiError
+from web.services import services_of
+from web.uptime_schemas import DeviceStatus, DeviceUptime, StatusQuery, UptimeQuery, WindowUptime
+
+DAY = parse_windows("24h")[0]
+
+
+async def get_uptime(call: Call[NoBody, UptimeQuery]) -> Response:
+    """Per window: uptime, degraded and down percent of the known time, unknown and
+    paused time (from state changes), checks and p50/p95/max latency (from rollups)."""
+    device_id: int = call.path["device_id"]
+    windows: list[Window] = parse_windows(call.query.windows)
+    now = utcnow()
+    found = await device_uptime(services_of(call.request).engine, device_id, windows, now)
+    if found is None:
+        raise ApiError(404, f"device {device_id} not found")
+    return respond(
+        DeviceUptime(
+            device_id=device_id,
+            at=now,
+            windows=[WindowUptime.model_validate(w) for w in found],
+        )
+    )
+
+
+async def get_status(call: Call[NoBody, StatusQuery]) -> Response:
+    """Every device (by id; ``limit``/``offset`` page): state, since, newest result and
+    uptime over the last 24 hours."""
+    rows = await device_statuses(
+        services_of(call.request).engine,
+        utcnow(),
+        limit=call.query.limit,
+        offset=call.query.offset,
+        day=DAY,
+    )
+    return respond([DeviceStatus.model_validate(r) for r in rows])
+
+
+ENDPOINTS: list[AnyEndpoint] = [
+    Endpoint(
+        "GET",
+        "/devices/{device_id:int}/uptime",
+        get_uptime,
+        query=UptimeQuery,
+        tags=("uptime",),
+        summary="A device's uptime and latency over trailing windows",
+        responses={200: Reply("Uptime per window", DeviceUptime), 404: NOT_FOUND},
+    ),
+    Endpoint(
+        "GET",
+        "/status",
+        get_status,
+        query=StatusQuery,
+        tags=("uptime",),
+        summary="Every device's state, newest result and 24-hour uptime",
+        responses={200: Reply("One item per device, by id", list[DeviceStatus])},
+    ),
+]
