@@ -118,7 +118,6 @@ REFUSED: list[Refused] = [
             "no window"),
     Refused("GET", "/devices/{device}/uptime?windows=7d,7d", None, ["query", "windows"],
             "given twice"),
-    Refused("GET", "/devices/{device}/uptime?window=24h", None, ["query", "window"]),
     Refused("GET", f"/devices/{2**63}/uptime", None, ["path", "device_id"]),
     Refused("GET", "/status?limit=0", None, ["query", "limit"]),
     Refused("GET", "/status?limit=1001", None, ["query", "limit"]),
