@@ -46,6 +46,8 @@ from jobs.probe.syntax import ConditionError, parse_condition
 
 log = logging.getLogger(__name__)
 
+# The least time a certificate handshake gets after a slow HTTP answer.
+CERTIFICATE_MIN_TIMEOUT = 0.5
 # The recorder:// check (jobs.recorder.check.probe_recorder bound to a client).
 RecorderCheck = Callable[[RecorderTarget, float], Awaitable[Facts]]
 
@@ -154,7 +156,9 @@ async def _http(
             except ValueError:
                 expires_at = None
         else:
-            expires_at = await tools.certificates.expires_at(target, timeout=timeout)
+            # what is left of the check's time (a cached expiry costs nothing)
+            left = max(timeout - (result.latency_ms or 0) / 1000, CERTIFICATE_MIN_TIMEOUT)
+            expires_at = await tools.certificates.expires_at(target, timeout=left)
         if expires_at is not None:
             facts = _with_certificate(facts, expires_at, now)
     return judged(facts, job, "http", result.status_code)
