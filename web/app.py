@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
+from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules, validation
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.endpoints import (
@@ -78,6 +78,7 @@ def api_endpoints() -> list[AnyEndpoint]:
     """Every REST endpoint, in the order the spec lists them."""
     return [
         *devices.ENDPOINTS,
+        *validation.ENDPOINTS,
         *checks.ENDPOINTS,
         *probe_runs.ENDPOINTS,
         *cycles.ENDPOINTS,
@@ -128,6 +129,7 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
         finally:
             await cycles.stop()
             await hub.stop()
+            await services.close_check_tools()
 
     routes: list[BaseRoute] = [
         *build_routes(endpoints),
