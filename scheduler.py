@@ -38,9 +38,9 @@ from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
 from jobs.queue.errors import BrokerConfigError
 from jobs.queue.inprocess import InProcessWorker
+from jobs.recorder.client import RecorderClient
 from jobs.recorder.scheduler import RecorderScheduler
 from jobs.scheduling.lease import owned_lease
-from jobs.recorder.client import RecorderClient
 from jobs.worker import instance_name, recorder_check, register_tasks
 from storage import migrate
 from storage.db import init_db, make_engine
