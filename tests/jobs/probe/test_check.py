@@ -342,3 +342,17 @@ async def test_the_scheduler_spec_carries_the_device_check_settings(
         False,
     )
     assert job.follow_redirects is True and job.degraded_when is None
+
+
+async def test_under_the_httpx_engine_the_certificate_comes_with_the_response(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path, https_cert: SelfSigned
+) -> None:
+    stock = settings.model_copy(update={"http_engine": "httpx"})
+    rt = await WorkerRuntime.open(stock, engine=engine)
+    try:
+        async with listening(_https_ok, ssl_context=https_cert.server_context(tmp_path)) as port:
+            row = await probe(rt, engine, f"https://127.0.0.1:{port}/", verify_tls=False)
+        assert (row.outcome, row.certificate_expires_at) == ("up", https_cert.not_after)
+        assert rt.check_tools.certificates.handshakes == 0  # no handshake of its own
+    finally:
+        await rt.close()
