@@ -92,6 +92,7 @@ async def test_swagger_ui_is_served_from_local_assets(web: WebApp) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the run is bounded at 240 s below; 21 operations, ~2,100 cases
 async def test_schemathesis_finds_no_server_error_and_no_response_off_the_spec(
     settings: Settings, engine: AsyncEngine, tmp_path: Path, http_target: str
 ) -> None:
