@@ -24,6 +24,8 @@ from web.services import services_of
 
 log = logging.getLogger(__name__)
 
+_OUTCOMES: dict[str, Outcome] = {"up": "up", "degraded": "degraded", "down": "down"}
+
 
 class ValidationResult(BaseModel):
     """What one check of the device found now (not stored)."""
@@ -67,7 +69,7 @@ async def validate_device(call: Call[DeviceCreate, NoQuery]) -> Response:
     )
     return respond(
         ValidationResult(
-            outcome=result.outcome or ("up" if result.status_up else "down"),  # type: ignore[arg-type]
+            outcome=_OUTCOMES.get(result.outcome or "", "up" if result.status_up else "down"),
             status_up=result.status_up,
             latency_ms=result.latency_ms,
             status_code=result.status_code,
