@@ -38,9 +38,10 @@ from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
 from jobs.queue.errors import BrokerConfigError
 from jobs.queue.inprocess import InProcessWorker
+from jobs.recorder.client import RecorderClient
 from jobs.recorder.scheduler import RecorderScheduler
 from jobs.scheduling.lease import owned_lease
-from jobs.worker import instance_name, register_tasks
+from jobs.worker import instance_name, recorder_check, register_tasks
 from storage import migrate
 from storage.db import init_db, make_engine
 from storage.migrate import SchemaError
@@ -182,6 +183,10 @@ async def start_web(
         nc=nc,
         events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
+        # POST /devices/validate of a recorder:// device (over the borrowed connection)
+        recorder_check=recorder_check(
+            RecorderClient(settings, name=instance_name("web-recorder"), connection=nc)
+        ),
     )
     host, port = web_address(args, settings)
     return await serve(create_app(services, bind_host=host), settings, sock, host, port)

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     )
     probe_body_max_bytes: int = Field(64 * 1024, alias="PROBE_BODY_MAX_BYTES", ge=0)
     http_engine: HttpEngine = Field("aiohttp", alias="HTTP_ENGINE")
+    # The shortest reminder_every_minutes a device may set (other than 0, no reminders).
+    reminder_min_minutes: int = Field(5, alias="REMINDER_MIN_MINUTES", ge=1, le=7 * 24 * 60)
     http_max_connections: int = Field(1000, alias="HTTP_MAX_CONNECTIONS", ge=1)
     # scheduler.py's event loop; "auto": uvloop where it is installed (a dependency on
     # Linux and macOS; +20-25 % probes/s here, docs/performance.md).  `taskiq worker`

@@ -27,10 +27,14 @@ from core.natsconn import connect
 from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.metrics import WORK, SnapshotPublisher
+from jobs.probe.check import CheckTools, RecorderCheck
+from jobs.probe.facts import Facts
 from jobs.probe.http import make_http_client
 from jobs.probe.job import ProbeJob
+from jobs.probe.kinds.address import RecorderTarget
 from jobs.probe.task import ProbeLimits, probe_device
 from jobs.queue.broker import PROBE_TASK, RECORDER_TASK, FleetprobeBroker
+from jobs.recorder.check import probe_recorder
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.job import RecorderJob
 from jobs.recorder.task import send_recorder_command
@@ -63,6 +67,9 @@ class WorkerRuntime:
     probe_limits: ProbeLimits
     # The work counters of this process, published for the web process (jobs/metrics.py).
     metrics: SnapshotPublisher
+    # The probe's check kinds: the HTTP client above, and the recorder:// check over
+    # the recorder client (the probe layer cannot import it: it is handed a callable).
+    check_tools: CheckTools
     owns_engine: bool = True
 
     @classmethod
@@ -77,21 +84,24 @@ class WorkerRuntime:
             engine = make_engine(settings)
             await init_db(engine)
         nc = await connect(settings, name)
+        http = make_http_client(settings)
+        recorder = RecorderClient(settings, name=f"{name}-recorder", connection=nc)
         runtime = cls(
             name=name,
             settings=settings,
             engine=engine,
-            http=make_http_client(settings),
+            http=http,
             nc=nc,
             events=EventPublisher(nc, settings.events_subject, name),
             # Each batch of results also adds to the hourly/daily rollups (uptime).
             checks=_writer(engine, CheckResult, settings, after_insert=[rollups_hook]),
-            recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
+            recorder=recorder,
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
             metrics=SnapshotPublisher(
                 nc, settings.metrics_subject, name, settings.metrics_push_seconds, WORK
             ),
+            check_tools=CheckTools(settings, http, recorder=recorder_check(recorder)),
             owns_engine=owns_engine,
         )
         runtime.metrics.start()
@@ -104,6 +114,7 @@ class WorkerRuntime:
         await self.commands.close()
         await self.metrics.stop()  # after the last results: their counts go out with it
         await self.recorder.close()
+        await self.check_tools.aclose()
         await self.http.aclose()
         try:
             await self.nc.drain()
@@ -111,6 +122,15 @@ class WorkerRuntime:
             log.debug("nats drain failed error=%s", exc)
         if self.owns_engine:
             await self.engine.dispose()
+
+
+def recorder_check(client: RecorderClient) -> RecorderCheck:
+    """The ``recorder://`` check over ``client``, as the probe's check tools take it."""
+
+    async def check(target: RecorderTarget, timeout: float) -> Facts:
+        return await probe_recorder(target, timeout=timeout, client=client)
+
+    return check
 
 
 def _writer(

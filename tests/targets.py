@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 
@@ -63,6 +69,23 @@ async def cookie_echo(request: Request) -> Response:
     return PlainTextResponse(request.headers.get("cookie", "none"))
 
 
+async def health_json(request: Request) -> Response:
+    """``{"status": ?status=, "checks": [...]}`` (default UP), for [BODY] conditions."""
+    return JSONResponse({"status": request.query_params.get("status", "UP"), "checks": [1, 2]})
+
+
+async def echo(request: Request) -> Response:
+    """The request as it arrived: method, headers (lower-case names) and body."""
+    body = await request.body()
+    return JSONResponse(
+        {"method": request.method, "headers": dict(request.headers), "body": body.decode()}
+    )
+
+
+async def moved(request: Request) -> Response:
+    return RedirectResponse("/ok", status_code=301)
+
+
 async def endless(request: Request) -> Response:
     async def body() -> AsyncIterator[bytes]:
         chunk = b"x" * 65536
@@ -85,6 +108,9 @@ app = Starlette(
         Route("/cookie/set", cookie_set),
         Route("/cookie/echo", cookie_echo),
         Route("/gate/{name}", gate),
+        Route("/json", health_json),
+        Route("/echo", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/moved", moved),
     ]
 )
 

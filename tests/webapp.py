@@ -23,6 +23,8 @@ from core.natsserver import free_port
 from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.probe.scheduler import ProbeScheduler
+from jobs.recorder.client import RecorderClient
+from jobs.worker import recorder_check
 from web.app import create_app
 from web.hub import Hub
 from web.server import server_config
@@ -81,6 +83,7 @@ async def serve_app(
         nc=conn,
         events=EventPublisher(conn, settings.events_subject, "test-web"),
         scheduler=scheduler,
+        recorder_check=recorder_check(RecorderClient(settings, connection=conn)),
     )
     app = create_app(services)
     port = free_port()

@@ -32,6 +32,7 @@ from web import (
     recorder,
     recorder_schedules,
     uptime,
+    validation,
 )
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
@@ -99,6 +100,7 @@ def api_endpoints() -> list[AnyEndpoint]:
     """Every REST endpoint, in the order the spec lists them."""
     return [
         *devices.ENDPOINTS,
+        *validation.ENDPOINTS,
         *checks.ENDPOINTS,
         *uptime.ENDPOINTS,
         *probe_runs.ENDPOINTS,
@@ -156,6 +158,7 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
             await cycles.stop()
             await work.stop()
             await hub.stop()
+            await services.close_check_tools()
 
     routes: list[BaseRoute] = [
         *build_routes(endpoints),

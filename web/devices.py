@@ -8,6 +8,7 @@ scheduler at once; schedulers in other processes pick it up from the event.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import Field
@@ -16,6 +17,9 @@ from starlette.responses import Response
 
 from core.settings import Settings
 from jobs.events import DEVICE_CREATED, DEVICE_DELETED, DEVICE_UPDATED
+from jobs.probe.conditions import foreign_placeholders
+from jobs.probe.kinds.address import parse_address, scheme_of
+from jobs.probe.syntax import parse_condition
 from storage import repo
 from storage.db import session_factory
 from storage.models import Device
@@ -29,7 +33,7 @@ from web.endpoints import (
     Reply,
     respond,
 )
-from web.errors import ApiError, ErrorBody, RequestInvalid
+from web.errors import ApiError, ErrorBody, Issue, RequestInvalid
 from web.schemas import DeviceCreate, DeviceRead, DeviceUpdate
 from web.services import Services, services_of
 
@@ -61,6 +65,56 @@ def check_timeout(services: Services, timeout: float | None) -> None:
             f"must be at most {cap:g} (PROBE_MAX_TIMEOUT_SECONDS)",
             "less_than_equal",
         )
+
+
+def check_device(settings: Settings, device: dict[str, Any], sent: Collection[str]) -> None:
+    """The rules across fields and settings, on the device as it would be stored
+    (``device``: every field; ``sent``: the fields the request set).  Raises one 422
+    naming each field at fault: a field the request did not send is blamed on the one
+    it did (a PATCH of ``address`` re-checks the stored conditions for the new kind)."""
+    issues: list[Issue] = []
+    scheme = scheme_of(parse_address(device["address"]))
+    for field in ("conditions", "degraded_when"):
+        for index, text in enumerate(device.get(field) or ()):
+            foreign = foreign_placeholders(scheme, parse_condition(text))
+            if not foreign:
+                continue
+            names = ", ".join(f"[{name}]" for name in foreign)
+            if field in sent:
+                loc: list[str | int] = ["body", field, index]
+                msg = f"{names} is not filled by a {scheme}:// check (docs/check-kinds.md)"
+            else:
+                loc = ["body", "address"]
+                msg = f"a {scheme}:// check does not fill {names}, read by {field}[{index}]"
+            issues.append(Issue(loc=loc, msg=msg, type="value_error"))
+    retry = device.get("retry_interval_seconds")
+    interval = device.get("interval_seconds") or settings.monitor_period_seconds
+    if retry is not None and retry > interval:
+        field = "retry_interval_seconds" if "retry_interval_seconds" in sent else "interval_seconds"
+        issues.append(
+            Issue(
+                loc=["body", field],
+                msg=f"retry_interval_seconds ({retry}) must be at most the interval ({interval})",
+                type="less_than_equal",
+            )
+        )
+    reminder = device.get("reminder_every_minutes") or 0
+    floor = settings.reminder_min_minutes
+    if 0 < reminder < floor:
+        issues.append(
+            Issue(
+                loc=["body", "reminder_every_minutes"],
+                msg=f"must be 0 (no reminders) or at least REMINDER_MIN_MINUTES={floor}",
+                type="greater_than_equal",
+            )
+        )
+    if issues:
+        raise RequestInvalid(issues)
+
+
+def device_fields(device: Device) -> dict[str, Any]:
+    """The settable fields of a stored device."""
+    return {name: getattr(device, name) for name in DeviceCreate.model_fields}
 
 
 def describe_limits(spec: dict[str, Any], settings: Settings) -> None:
@@ -100,6 +154,8 @@ async def create_device(call: Call[DeviceCreate, NoQuery]) -> Response:
     """A new device; an active one is probed every ``interval_seconds`` from now on."""
     services = services_of(call.request)
     check_timeout(services, call.body.timeout_seconds)
+    fields = call.body.model_dump()
+    check_device(services.settings, fields, fields)
     async with session_factory(services.engine)() as session:
         device = DeviceRead.model_validate(
             await repo.create_device(session, **call.body.model_dump())
@@ -118,6 +174,7 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
         row = await device_or_404(session, call.path["device_id"])
         if not changes:
             return respond(DeviceRead.model_validate(row))
+        check_device(services.settings, device_fields(row) | changes, changes)
         device = DeviceRead.model_validate(await repo.update_device(session, row, **changes))
     log.info("device updated device=%d fields=%s", device.id, ",".join(sorted(changes)))
     await announce(services, DEVICE_UPDATED, device)

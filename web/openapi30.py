@@ -20,6 +20,8 @@ def to_openapi30(schema: Any) -> Any:
 
     >>> to_openapi30({"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None})
     {'default': None, 'type': 'integer', 'nullable': True}
+    >>> to_openapi30({"anyOf": [{"enum": ["GET"], "type": "string"}, {"type": "null"}]})
+    {'enum': ['GET', None], 'type': 'string', 'nullable': True}
     """
     if not isinstance(schema, dict):
         return schema
@@ -45,6 +47,10 @@ def to_openapi30(schema: Any) -> Any:
             elif rest:
                 out[key] = rest
             out["nullable"] = True
+    enum = out.get("enum")
+    if out.get("nullable") and isinstance(enum, list) and None not in enum:
+        # 3.0: nullable does not widen an enum; null must be one of its values
+        out["enum"] = [*enum, None]
     if out.get("type") == "null":
         del out["type"]
         out["nullable"] = True

@@ -18,20 +18,19 @@ Input is strict JSON (``"true"`` is not a boolean).  Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     MISSING,
     AfterValidator,
-    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    TypeAdapter,
-    ValidationError,
+    model_validator,
 )
 
 from core.settings import (
@@ -39,40 +38,71 @@ from core.settings import (
     MIN_INTERVAL_SECONDS,
     MIN_TIMEOUT_SECONDS,
 )
+from jobs.probe.kinds.address import ADDRESS_MAX, parse_address
+from jobs.probe.syntax import parse_condition
 from storage.types import MAX_ID
 
-_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+CONDITION_MAX = 500
+CONDITIONS_MAX = 20
+THRESHOLD_MAX = 100
+HEADERS_MAX = 30
+HEADER_NAME_MAX = 100
+HEADER_VALUE_MAX = 2000
+REQUEST_BODY_MAX = 16 * 1024
+CHANNELS_MAX = 50
+REMINDER_MAX_MINUTES = 7 * 24 * 60
+# RFC 9110 token; the framing headers are the client's to set.
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+_T = TypeVar("_T")
 
 
-_HTTP_SCHEME = re.compile(r"^https?://\S+$", re.IGNORECASE)
-ADDRESS_SCHEMES = "http:// or https://"
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if not _TOKEN.match(name) or len(name) > HEADER_NAME_MAX:
+            raise ValueError(f"header name {name[:40]!r} is not an HTTP token (letters, digits, -)")
+        if name.lower() in _FRAMING:
+            raise ValueError(f"header {name} is set by the HTTP client, not by the device")
+        if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text):
+            raise ValueError(f"header {name}'s value must not contain control characters")
+    return value
 
 
-def _http_url(value: str) -> str:
-    """Validate as an http(s) URL but store what the client sent (no added slash).  The
-    message names the accepted schemes (never the raw pattern)."""
-    if not _HTTP_SCHEME.match(value):
-        raise ValueError(
-            f"must be an {ADDRESS_SCHEMES} URL with a host, such as https://example.com/health"
-        )
-    try:
-        _HTTP_URL.validate_python(value)
-    except ValidationError as exc:
-        reason = exc.errors()[0]["msg"]
-        raise ValueError(f"not a valid {ADDRESS_SCHEMES} URL: {reason}") from None
+def _unique(value: Sequence[_T]) -> Sequence[_T]:
+    if len(set(value)) != len(value):
+        raise ValueError("must not repeat an item")
+    return value
+
+
+def _address(value: str) -> str:
+    """Parse the address as its check kind would; store what the client sent."""
+    parse_address(value)
+    return value
+
+
+def _condition(value: str) -> str:
+    """Parse the condition (``ConditionError`` says what broke and where)."""
+    parse_condition(value)
     return value
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Any case, as URLs allow: the schemes of jobs.probe.kinds.address.SCHEMES.
+_SCHEMES = (
+    "[hH][tT][tT][pP][sS]?|[tT][cC][pP]|[tT][lL][sS]|[dD][nN][sS]|[rR][eE][cC][oO][rR][dD][eE][rR]"
+)
 Address = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=2048),
-    AfterValidator(_http_url),
+    StringConstraints(strip_whitespace=True, max_length=ADDRESS_MAX),
+    AfterValidator(_address),
     Field(
-        description="http:// or https:// URL probed with a GET",
+        description="what to check; the scheme chooses the kind (docs/check-kinds.md): "
+        "http(s)://host/path, tcp://host:port, tls://host:port, "
+        "dns://name?type=A&server=1.1.1.1, recorder://task_id",
         examples=["https://example.com/health"],
-        # for the spec only: _http_url checks it, with a message that names the schemes
-        json_schema_extra={"pattern": r"^[hH][tT][tT][pP][sS]?://\S+$"},
+        # For the spec only: _address (the kinds' own parser) checks it, with a message
+        # that names the schemes, never the raw pattern.
+        json_schema_extra={"pattern": rf"^(?:{_SCHEMES})://\S+$"},
     ),
 ]
 Interval = Annotated[
@@ -93,6 +123,80 @@ Timeout = Annotated[
         "(at most PROBE_MAX_TIMEOUT_SECONDS)",
     ),
 ]
+ConditionText = Annotated[
+    str, StringConstraints(min_length=1, max_length=CONDITION_MAX), AfterValidator(_condition)
+]
+Conditions = Annotated[
+    list[ConditionText],
+    Field(
+        max_length=CONDITIONS_MAX,
+        description="conditions that must all hold (docs/conditions.md); "
+        "null: the kind's default ([STATUS] < 500 for http(s), [CONNECTED] == true for "
+        "tcp/tls, [DNS_RCODE] == NOERROR for dns, [MSG_STATUS] == success for recorder)",
+        examples=[["[STATUS] == 200", "[BODY].status == UP"]],
+    ),
+]
+DegradedWhen = Annotated[
+    list[ConditionText],
+    Field(
+        max_length=CONDITIONS_MAX,
+        description="conditions of which any, on an otherwise passing check, makes it "
+        "degraded; null: never degraded",
+        examples=[["[RESPONSE_TIME] > 800"]],
+    ),
+]
+Threshold = Annotated[int, Field(ge=1, le=THRESHOLD_MAX)]
+RetryInterval = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_INTERVAL_SECONDS,
+        description="seconds between probes while the state is changing (at most the "
+        "interval); null: the interval",
+    ),
+]
+Method = Annotated[
+    Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    Field(description="the HTTP method of an http(s) check; null: GET"),
+]
+HeaderValue = Annotated[str, StringConstraints(max_length=HEADER_VALUE_MAX)]
+Headers = Annotated[
+    dict[str, HeaderValue],
+    Field(
+        max_length=HEADERS_MAX,
+        description="HTTP headers sent by an http(s) check (names are HTTP tokens; not "
+        "Content-Length, Transfer-Encoding, Connection)",
+        examples=[{"Authorization": "Bearer ...", "Accept": "application/json"}],
+    ),
+    AfterValidator(_headers),
+]
+RequestBody = Annotated[
+    str,
+    StringConstraints(max_length=REQUEST_BODY_MAX),
+    Field(description="the request body of an http(s) check, sent as UTF-8"),
+]
+NotifyOn = Annotated[
+    list[Literal["down", "up", "degraded"]],
+    Field(
+        max_length=3,
+        description='the state changes that notify; null: ["down", "up"]',
+    ),
+    AfterValidator(_unique),
+]
+ChannelIds = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_ID)]],
+    Field(max_length=CHANNELS_MAX, description="alert channels; null: every default channel"),
+    AfterValidator(_unique),
+]
+Reminder = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=REMINDER_MAX_MINUTES,
+        description="minutes between reminders while down; 0: none, else at least "
+        "REMINDER_MIN_MINUTES (default 5)",
+    ),
+]
 
 _INPUT = ConfigDict(extra="forbid", strict=True)
 
@@ -105,6 +209,29 @@ class DeviceBase(BaseModel):
     is_active: bool = True
     interval_seconds: Interval | None = None
     timeout_seconds: Timeout | None = None
+    conditions: Conditions | None = None
+    degraded_when: DegradedWhen | None = None
+    failure_threshold: Threshold = Field(
+        3, description="consecutive failing results before the device is down"
+    )
+    success_threshold: Threshold = Field(
+        1, description="consecutive passing results before the device is up again"
+    )
+    retry_interval_seconds: RetryInterval | None = None
+    method: Method | None = None
+    headers: Headers | None = None
+    body: RequestBody | None = None
+    follow_redirects: bool = Field(
+        True, description="follow at most 10 redirects; false: a 30x is the answer"
+    )
+    verify_tls: bool = Field(True, description="verify the certificate of https:// and tls://")
+    channel_ids: ChannelIds | None = None
+    notify_on: NotifyOn | None = None
+    reminder_every_minutes: Reminder = 0
+    snoozed_until: AwareDatetime | None = Field(
+        None, description="no notifications until then (ISO 8601 with a zone)"
+    )
+    public: bool = Field(False, description="shown on the public status page and badges")
 
 
 class DeviceCreate(DeviceBase):
@@ -112,8 +239,8 @@ class DeviceCreate(DeviceBase):
 
 
 class DeviceUpdate(BaseModel):
-    """A partial change: only the fields sent are changed; ``interval_seconds`` or
-    ``timeout_seconds`` set to null go back to the defaults."""
+    """A partial change: only the fields sent are changed; a nullable field set to null
+    goes back to its default."""
 
     model_config = _INPUT
 
@@ -123,6 +250,21 @@ class DeviceUpdate(BaseModel):
     is_active: bool | MISSING = MISSING
     interval_seconds: Interval | None = None
     timeout_seconds: Timeout | None = None
+    conditions: Conditions | None = None
+    degraded_when: DegradedWhen | None = None
+    failure_threshold: Threshold | MISSING = MISSING
+    success_threshold: Threshold | MISSING = MISSING
+    retry_interval_seconds: RetryInterval | None = None
+    method: Method | None = None
+    headers: Headers | None = None
+    body: RequestBody | None = None
+    follow_redirects: bool | MISSING = MISSING
+    verify_tls: bool | MISSING = MISSING
+    channel_ids: ChannelIds | None = None
+    notify_on: NotifyOn | None = None
+    reminder_every_minutes: Reminder | MISSING = MISSING
+    snoozed_until: AwareDatetime | None = None
+    public: bool | MISSING = MISSING
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -139,6 +281,21 @@ class DeviceRead(BaseModel):
     is_active: bool
     interval_seconds: int | None
     timeout_seconds: float | None
+    conditions: list[str] | None
+    degraded_when: list[str] | None
+    failure_threshold: int
+    success_threshold: int
+    retry_interval_seconds: int | None
+    method: str | None
+    headers: dict[str, str] | None
+    body: str | None
+    follow_redirects: bool
+    verify_tls: bool
+    channel_ids: list[int] | None
+    notify_on: list[str] | None
+    reminder_every_minutes: int
+    snoozed_until: datetime | None
+    public: bool
     created_at: datetime
     updated_at: datetime
 
@@ -155,6 +312,17 @@ class CheckCreate(BaseModel):
     )
     status_code: int | None = Field(default=None, ge=100, le=599)
     error: str | None = Field(default=None, max_length=500)
+
+
+Outcome = Literal["up", "degraded", "down"]
+
+
+class VerdictRead(BaseModel):
+    """One condition's verdict on a result."""
+
+    condition: str
+    success: bool
+    actual: str | None = Field(description="the value the condition read, or why none")
 
 
 class CheckRead(BaseModel):
@@ -177,6 +345,28 @@ class CheckRead(BaseModel):
     )
     run_key: str
     slot_at: datetime | None
+    outcome: Outcome = Field(
+        description="up, degraded or down (status_up is true for up and degraded)"
+    )
+    verdicts: list[VerdictRead] | None = Field(
+        None, description="each condition's verdict; null for a result recorded by hand"
+    )
+    degraded_verdicts: list[VerdictRead] | None = Field(
+        None, description="each degraded_when condition's verdict"
+    )
+    certificate_expires_at: datetime | None = Field(
+        None, description="https:// and tls://: when the peer's certificate expires"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcome_of_old_rows(cls, data: Any) -> Any:
+        """Rows stored before conditions have no outcome: it follows their status_up."""
+        if not isinstance(data, dict):
+            data = {name: getattr(data, name) for name in cls.model_fields if hasattr(data, name)}
+        if data.get("outcome") is None:
+            data = {**data, "outcome": "up" if data.get("status_up") else "down"}
+        return data
 
 
 class ProbeRequest(BaseModel):

@@ -12,6 +12,8 @@ from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import EventPublisher
+from jobs.probe.check import CheckTools, RecorderCheck
+from jobs.probe.http import make_http_client
 
 
 class DeviceSchedule(Protocol):
@@ -30,6 +32,24 @@ class Services:
     # Publishes device.* / check.created / monitor.cycle.finished on settings.events_subject.
     events: EventPublisher
     scheduler: DeviceSchedule | None = None
+    # The recorder:// check for POST /devices/validate (the host binds it to a recorder
+    # client: the web layer may not load one); None: such a device cannot be tried here.
+    recorder_check: RecorderCheck | None = None
+    # Made on the first POST /devices/validate, closed with the app (close_check_tools).
+    check_tools: CheckTools | None = None
+
+    def tools(self) -> CheckTools:
+        """The check tools of this process, made when first needed."""
+        if self.check_tools is None:
+            http = make_http_client(self.settings)
+            self.check_tools = CheckTools(self.settings, http, recorder=self.recorder_check)
+        return self.check_tools
+
+    async def close_check_tools(self) -> None:
+        tools, self.check_tools = self.check_tools, None
+        if tools is not None:
+            await tools.aclose()
+            await tools.http.aclose()
 
 
 def services_of(conn: HTTPConnection) -> Services:

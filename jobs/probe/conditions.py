@@ -197,3 +197,27 @@ def default_conditions(kind: str) -> tuple[str, ...]:
         return _DEFAULTS[kind]
     except KeyError:
         raise ValueError(f"no check kind {kind!r} (one of {', '.join(_DEFAULTS)})") from None
+
+
+# What each scheme's check fills (docs/check-kinds.md): a condition reading another
+# placeholder could never hold, so the API refuses it when the device is saved.
+_COMMON = frozenset({"CONNECTED", "RESPONSE_TIME"})
+_FILLED = {
+    "http": _COMMON | {"STATUS", "BODY"},
+    "https": _COMMON | {"STATUS", "BODY", "CERTIFICATE_EXPIRATION"},
+    "tcp": _COMMON,
+    "tls": _COMMON | {"CERTIFICATE_EXPIRATION"},
+    "dns": _COMMON | {"DNS_RCODE", "BODY"},
+    "recorder": _COMMON | {"MSG_STATUS", "APP_STATUS", "BODY"},
+}
+
+
+def foreign_placeholders(scheme: str, condition: Condition) -> list[str]:
+    """The placeholders of ``condition`` that a ``scheme`` check never fills, sorted.
+
+    >>> foreign_placeholders("http", parse_condition("[DNS_RCODE] == NOERROR"))
+    ['DNS_RCODE']
+    >>> foreign_placeholders("https", parse_condition("[CERTIFICATE_EXPIRATION] > 72h"))
+    []
+    """
+    return sorted(condition.placeholders - _FILLED[scheme])

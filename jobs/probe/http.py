@@ -54,8 +54,11 @@ def probe_url(address: str) -> httpx.URL:
     return httpx.URL(address)
 
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """Build the shared client; never build one per probe (an SSL context each time)."""
+def make_http_client(settings: Settings, *, verify: bool = True) -> httpx.AsyncClient:
+    """Build the shared client; never build one per probe (an SSL context each time).
+
+    ``verify=False``: the client of the devices whose ``verify_tls`` is off (a second
+    pool: httpx sets verification per client, not per request)."""
     limits = httpx.Limits(
         max_connections=settings.http_max_connections,
         max_keepalive_connections=settings.http_max_connections,
@@ -72,4 +75,5 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         follow_redirects=True,
         max_redirects=10,
         trust_env=False,
+        verify=verify,
     )

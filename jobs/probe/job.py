@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +32,39 @@ ProbeSource = Literal["schedule", "manual", "cycle"]
 
 
 @dataclass(frozen=True, slots=True)
+class CheckSettings:
+    """How a device is checked beyond its address: what the job message carries.
+
+    The defaults are the behaviour of a device that sets nothing (and of a message kicked
+    by an older scheduler): GET, follow redirects, verify TLS, the kind's default
+    conditions, never degraded.  Compared by value (a changed setting reschedules).
+    """
+
+    method: str | None = None  # None: GET
+    headers: tuple[tuple[str, str], ...] | None = None
+    body: str | None = None
+    follow_redirects: bool = True
+    verify_tls: bool = True
+    conditions: tuple[str, ...] | None = None  # None: default_conditions(kind)
+    degraded_when: tuple[str, ...] | None = None
+
+    def job_fields(self) -> dict[str, Any]:
+        """The fields of :class:`ProbeJob` these settings fill."""
+        return {
+            "method": self.method,
+            "headers": dict(self.headers) if self.headers is not None else None,
+            "body": self.body,
+            "follow_redirects": self.follow_redirects,
+            "verify_tls": self.verify_tls,
+            "conditions": list(self.conditions) if self.conditions is not None else None,
+            "degraded_when": list(self.degraded_when) if self.degraded_when is not None else None,
+        }
+
+
+DEFAULT_CHECK = CheckSettings()
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeJobSpec:
     """What the scheduler needs to know of a device to schedule and kick its probe."""
 
@@ -39,10 +72,21 @@ class ProbeJobSpec:
     address: str
     interval: int
     timeout: float
+    check: CheckSettings = DEFAULT_CHECK
+
+
+# The check fields of a message and their defaults: left out of the message when at the
+# default (most devices), so the message stays small and an old worker's shape.
+_CHECK_DEFAULTS: dict[str, Any] = DEFAULT_CHECK.job_fields()
 
 
 class ProbeJob(BaseModel):
-    """The message of one probe task: everything needed to run it without a lookup."""
+    """The message of one probe task: everything needed to run it without a lookup.
+
+    The check fields (``method`` ... ``degraded_when``) are optional on the wire: a
+    message without them (from an older scheduler) runs with the defaults, and a message
+    built here leaves out those at their default.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -52,6 +96,21 @@ class ProbeJob(BaseModel):
     run_key: str = Field(min_length=1, max_length=200)
     slot_at: datetime | None = None
     source: ProbeSource = "schedule"
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    follow_redirects: bool = True
+    verify_tls: bool = True
+    conditions: list[str] | None = None
+    degraded_when: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _small(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key, default in _CHECK_DEFAULTS.items():
+            if key in data and data[key] == default:
+                del data[key]
+        return data
 
 
 def slot_key(device_id: int, slot: datetime) -> str:
@@ -67,6 +126,7 @@ def scheduled_job(spec: ProbeJobSpec, slot: datetime) -> ProbeJob:
         run_key=slot_key(spec.device_id, slot),
         slot_at=slot,
         source="schedule",
+        **spec.check.job_fields(),
     )
 
 
@@ -78,6 +138,7 @@ def one_off_job(spec: ProbeJobSpec, run_key: str, source: ProbeSource) -> ProbeJ
         run_key=run_key,
         slot_at=None,
         source=source,
+        **spec.check.job_fields(),
     )
 
 
@@ -88,6 +149,25 @@ def spec_for(row: Row[Any], settings: Settings) -> ProbeJobSpec:
         address=row.address,
         interval=row.interval_seconds or settings.monitor_period_seconds,
         timeout=row.timeout_seconds or settings.probe_timeout_seconds,
+        check=check_settings(row),
+    )
+
+
+def check_settings(row: Any) -> CheckSettings:
+    """The check settings of a device (a row of :func:`probe_fields`, or a device)."""
+    method, headers, body = row.method, row.headers, row.body
+    conditions, degraded = row.conditions, row.degraded_when
+    follow, verify = row.follow_redirects, row.verify_tls
+    if (method, headers, body, conditions, degraded) == (None,) * 5 and follow and verify:
+        return DEFAULT_CHECK  # most devices: no tuples built
+    return CheckSettings(
+        method=method,
+        headers=tuple(headers.items()) if headers is not None else None,
+        body=body,
+        follow_redirects=bool(follow),
+        verify_tls=bool(verify),
+        conditions=tuple(conditions) if conditions is not None else None,
+        degraded_when=tuple(degraded) if degraded is not None else None,
     )
 
 

@@ -39,6 +39,11 @@ def check_row(
         "error_kind": str(result.error_kind) if result.error_kind else None,
         "error": result.error,
         "source": source,
+        # A result not judged by conditions (recorded by hand): up or down by status_up.
+        "outcome": result.outcome or ("up" if result.status_up else "down"),
+        "verdicts": result.verdicts,
+        "degraded_verdicts": result.degraded_verdicts,
+        "certificate_expires_at": result.certificate_expires_at,
     }
 
 
@@ -49,6 +54,7 @@ def check_event_payload(row: dict[str, Any]) -> dict[str, Any]:
         "status_up": row["status_up"],
         "latency_ms": row["latency_ms"],
         "status_code": row["status_code"],
+        "outcome": row["outcome"] or ("up" if row["status_up"] else "down"),
         "error_kind": row["error_kind"],
         "error": row["error"],
         "checked_at": isoformat_z(row["checked_at"]),

@@ -1,4 +1,5 @@
-"""The HTTP probe: one GET, a :class:`ProbeResult` out.  A failed check is data.
+"""The HTTP probe: one request (GET unless the device says otherwise), a
+:class:`ProbeResult` out.  A failed check is data.
 
 The probe catches every timeout and transport error and returns them inside the result;
 an exception escaping :func:`run_probe` is a bug, never "device down".
@@ -10,8 +11,11 @@ import asyncio
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import httpx
 
@@ -30,6 +34,8 @@ class ErrorKind(StrEnum):
     PROTOCOL = "protocol"
     INVALID_URL = "invalid_url"
     CONNECTION = "connection"
+    # The check completed but a condition failed (not the [STATUS] one: http_status).
+    CONDITION = "condition"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +45,19 @@ class ProbeResult:
     status_up: bool
     latency_ms: float | None
     status_code: int | None = None
-    error_kind: ErrorKind | None = None
+    # An ErrorKind, or a kind's own (recorder: no_responder, invalid_reply, ...).
+    error_kind: ErrorKind | str | None = None
     error: str | None = None
     body_excerpt: bytes = b""
+    # Judged by the conditions (jobs.probe.check): up | degraded | down and the verdicts;
+    # None for a result not judged (a manual one: its outcome follows status_up).
+    outcome: str | None = None
+    verdicts: list[dict[str, Any]] | None = None
+    degraded_verdicts: list[dict[str, Any]] | None = None
+    certificate_expires_at: datetime | None = None
+    # The DER certificate of an https response, when the HTTP engine exposes its
+    # connection (httpx's own transport); not stored.
+    peer_certificate: bytes | None = field(default=None, repr=False)
 
 
 def is_up(status_code: int) -> bool:
@@ -115,7 +131,9 @@ def error_text(exc: BaseException) -> str:
     return " ".join(text.split())[:ERROR_TEXT_MAX]
 
 
-def result_from_response(status_code: int, latency_ms: float, body: bytes) -> ProbeResult:
+def result_from_response(
+    status_code: int, latency_ms: float, body: bytes, peer_certificate: bytes | None = None
+) -> ProbeResult:
     up = is_up(status_code)
     return ProbeResult(
         status_up=up,
@@ -124,6 +142,7 @@ def result_from_response(status_code: int, latency_ms: float, body: bytes) -> Pr
         error_kind=None if up else ErrorKind.HTTP_STATUS,
         error=None if up else f"HTTP {status_code}",
         body_excerpt=body,
+        peer_certificate=peer_certificate,
     )
 
 
@@ -140,15 +159,35 @@ def result_from_error(exc: BaseException, latency_ms: float | None) -> ProbeResu
 _abandoned: set[asyncio.Task[ProbeResult]] = set()
 
 
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What an http(s) check sends beyond its URL (the device's settings)."""
+
+    method: str = "GET"
+    headers: Mapping[str, str] | None = None
+    body: str | None = None
+    # At most the client's max_redirects (10); false: a 30x is the answer.
+    follow_redirects: bool = True
+
+
+PLAIN_GET = HttpRequest()
+
+
 async def run_probe(
-    client: httpx.AsyncClient, address: str, timeout: float, *, body_max_bytes: int = 65536
+    client: httpx.AsyncClient,
+    address: str,
+    timeout: float,
+    *,
+    body_max_bytes: int = 65536,
+    request: HttpRequest = PLAIN_GET,
 ) -> ProbeResult:
-    """GET ``address``; the result is back within ``timeout`` seconds whatever the target does.
+    """Send ``request`` (a GET by default) to ``address``; the result is back within
+    ``timeout`` seconds whatever the target does.
 
     At most ``body_max_bytes`` of the body are read; the rest is dropped unread.
     """
     started = time.perf_counter()
-    task = asyncio.ensure_future(_get(client, address, timeout, body_max_bytes, started))
+    task = asyncio.ensure_future(_get(client, address, timeout, body_max_bytes, started, request))
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if done:
         return task.result()
@@ -165,11 +204,28 @@ async def run_probe(
 
 
 async def _get(
-    client: httpx.AsyncClient, address: str, timeout: float, body_max_bytes: int, started: float
+    client: httpx.AsyncClient,
+    address: str,
+    timeout: float,
+    body_max_bytes: int,
+    started: float,
+    request: HttpRequest,
 ) -> ProbeResult:
     try:
         url = probe_url(address)
-        async with client.stream("GET", url, timeout=timeout) as response:
+        stream = (
+            client.stream("GET", url, timeout=timeout)
+            if request is PLAIN_GET  # the hot path: no per-request options
+            else client.stream(
+                request.method,
+                url,
+                timeout=timeout,
+                headers=request.headers,
+                content=request.body.encode() if request.body is not None else None,
+                follow_redirects=request.follow_redirects,
+            )
+        )
+        async with stream as response:
             body = bytearray()
             if body_max_bytes > 0:
                 async for chunk in response.aiter_raw():
@@ -178,7 +234,21 @@ async def _get(
                         del body[body_max_bytes:]
                         break
             latency_ms = (time.perf_counter() - started) * 1000
-            return result_from_response(response.status_code, round(latency_ms, 3), bytes(body))
+            return result_from_response(
+                response.status_code, round(latency_ms, 3), bytes(body), _peer_der(response)
+            )
     except Exception as exc:  # failures are data (see module docstring)
         latency_ms = (time.perf_counter() - started) * 1000
         return result_from_error(exc, round(latency_ms, 3))
+
+
+def _peer_der(response: httpx.Response) -> bytes | None:
+    """The peer's DER certificate when the engine exposes the connection (httpx's own
+    transport: httpcore's ``network_stream`` extension); None otherwise (httpx-aiohttp)."""
+    if response.url.scheme != "https":
+        return None
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    return ssl_object.getpeercert(binary_form=True) or None

@@ -1,8 +1,10 @@
 """The probe task: probe, store (idempotently, keyed by ``run_key``), then announce.
 
-The task takes what it uses (:class:`ProbeDeps`: the HTTP client, the result writer,
-the event publisher, the limits), not the worker that holds them: ``jobs.worker`` builds
-them and registers the task.
+The task takes what it uses (:class:`ProbeDeps`: the check tools (HTTP clients,
+certificate cache, the recorder check), the result writer, the event publisher, the
+limits), not the worker that holds them: ``jobs.worker`` builds them and registers the
+task.  The check itself, by kind and judged by the conditions, is
+:func:`jobs.probe.check.run_check`.
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from core.settings import Settings
 from jobs.events import CHECK_CREATED, EventPublisher
 from jobs.metrics import count_probe
+from jobs.probe.check import CheckTools, run_check
 from jobs.probe.job import ProbeJob
 from jobs.probe.row import check_event_payload, check_row
-from jobs.probe.run import run_probe
 from storage.types import isoformat_z, utcnow
 from storage.writer import BatchWriter
 
@@ -47,7 +47,7 @@ class ProbeDeps(Protocol):
     @property
     def name(self) -> str: ...  # the worker's name, in the event
     @property
-    def http(self) -> httpx.AsyncClient: ...
+    def check_tools(self) -> CheckTools: ...
     @property
     def checks(self) -> BatchWriter: ...
     @property
@@ -63,7 +63,7 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     timeout = min(job.timeout, limits.max_timeout)
     started_at = utcnow()  # lateness (slot -> probe start) is read from the event
     started = time.perf_counter()
-    result = await run_probe(deps.http, job.address, timeout, body_max_bytes=limits.body_max_bytes)
+    result = await run_check(job, deps.check_tools, timeout)
     duration_s = time.perf_counter() - started
     row = check_row(
         device_id=job.device_id,
@@ -90,9 +90,9 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     else:  # redelivered after an earlier attempt stored (and announced) this run
         log.info("probe result already stored run_key=%s; not announced again", job.run_key)
     log.debug(
-        "probe device=%d up=%s latency_ms=%s code=%s error=%s",
+        "probe device=%d outcome=%s latency_ms=%s code=%s error=%s",
         job.device_id,
-        result.status_up,
+        result.outcome,
         result.latency_ms,
         result.status_code,
         result.error,

@@ -164,3 +164,33 @@ async def test_checks_of_an_unknown_device_are_a_404(web: WebApp, engine: AsyncE
     r = await web.client.post("/devices/404/checks", json={"status_up": True})
     assert r.status_code == 404 and "not found" in r.json()["detail"]
     assert await stored(engine) == 0
+
+
+async def test_a_manual_check_has_its_outcome_from_status_up_and_no_verdicts(
+    web: WebApp,
+) -> None:
+    device_id = await new_device(web)
+    r = await web.client.post(f"/devices/{device_id}/checks", json={"status_up": False})
+    check = r.json()
+    assert (check["outcome"], check["verdicts"], check["degraded_verdicts"]) == (
+        "down",
+        None,
+        None,
+    )
+    assert check["certificate_expires_at"] is None and check["error_kind"] is None
+
+
+async def test_an_old_row_without_outcome_reads_its_outcome_from_status_up(
+    web: WebApp, settings: Settings
+) -> None:
+    device_id = await new_device(web)
+    path = settings.database_url.split("///", 1)[1]
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        for key, up in (("old:up", 1), ("old:down", 0)):
+            conn.execute(
+                "INSERT INTO check_results (device_id, status_up, checked_at, run_key, source,"
+                " in_maintenance) VALUES (?, ?, '2026-01-01 00:00:00', ?, 'schedule', 0)",
+                (device_id, up, key),
+            )
+    checks = (await web.client.get(f"/devices/{device_id}/checks")).json()
+    assert {c["run_key"]: c["outcome"] for c in checks} == {"old:up": "up", "old:down": "down"}

@@ -133,3 +133,111 @@ async def test_a_path_that_is_not_a_device_id_is_a_422_naming_it_and_a_wrong_met
     assert (r.status_code, r.json()) == (404, {"detail": "Not Found"})
     r = await web.client.put("/devices/1", json=NEW)
     assert r.status_code == 405 and "detail" in r.json()
+
+
+HEALTH_FIELDS: dict[str, Any] = {
+    "conditions": ["[STATUS] == 200", "[BODY].status == UP"],
+    "degraded_when": ["[RESPONSE_TIME] > 800"],
+    "failure_threshold": 5,
+    "success_threshold": 2,
+    "interval_seconds": 60,
+    "retry_interval_seconds": 10,
+    "method": "POST",
+    "headers": {"Authorization": "Bearer x", "X-Tag": "a\tb"},
+    "body": '{"ping": true}',
+    "follow_redirects": False,
+    "verify_tls": False,
+    "channel_ids": [3, 1],
+    "notify_on": ["down", "up", "degraded"],
+    "reminder_every_minutes": 30,
+    "snoozed_until": "2030-01-01T00:00:00Z",
+    "public": True,
+}
+DEFAULTS: dict[str, Any] = {
+    "conditions": None,
+    "degraded_when": None,
+    "failure_threshold": 3,
+    "success_threshold": 1,
+    "retry_interval_seconds": None,
+    "method": None,
+    "headers": None,
+    "body": None,
+    "follow_redirects": True,
+    "verify_tls": True,
+    "channel_ids": None,
+    "notify_on": None,
+    "reminder_every_minutes": 0,
+    "snoozed_until": None,
+    "public": False,
+}
+
+
+async def test_every_health_field_is_stored_shown_and_reset_by_a_patch_of_null(
+    web: WebApp,
+) -> None:
+    plain = (await web.client.post("/devices", json=NEW)).json()
+    assert {k: plain[k] for k in DEFAULTS} == DEFAULTS
+    r = await web.client.post("/devices", json={**NEW, **HEALTH_FIELDS})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert {k: created[k] for k in HEALTH_FIELDS} == HEALTH_FIELDS
+    assert (await web.client.get(f"/devices/{created['id']}")).json() == created
+    nullable = [k for k, v in DEFAULTS.items() if v is None]
+    r = await web.client.patch(f"/devices/{created['id']}", json=dict.fromkeys(nullable))
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in nullable} == dict.fromkeys(nullable)
+    assert r.json()["failure_threshold"] == 5  # not sent, not changed
+
+
+@pytest.mark.parametrize(
+    ("address", "conditions"),
+    [
+        ("tcp://db.local:5432", ["[CONNECTED] == true", "[RESPONSE_TIME] < 100"]),
+        ("tls://mail.local:993", ["[CERTIFICATE_EXPIRATION] > 30d"]),
+        ("dns://example.com?type=MX&server=127.0.0.1:5353", ["[DNS_RCODE] == NOERROR"]),
+        ("recorder://task01", ["[APP_STATUS] == started", "[BODY].payload.file_path != x"]),
+        ("https://example.com/", ["[CERTIFICATE_EXPIRATION] > 72h", "[STATUS] == 200"]),
+    ],
+)
+async def test_every_check_kind_is_accepted_with_the_conditions_it_fills(
+    web: WebApp, address: str, conditions: list[str]
+) -> None:
+    r = await web.client.post(
+        "/devices", json={"name": "k", "address": address, "conditions": conditions}
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["address"], r.json()["conditions"]) == (address, conditions)
+
+
+async def test_a_patch_of_the_address_checks_the_stored_conditions_against_the_new_kind(
+    web: WebApp,
+) -> None:
+    r = await web.client.post("/devices", json={**NEW, "conditions": ["[STATUS] == 200"]})
+    device_id = r.json()["id"]
+    r = await web.client.patch(f"/devices/{device_id}", json={"address": "tcp://db.local:5432"})
+    assert r.status_code == 422
+    [issue] = r.json()["detail"]
+    assert issue["loc"] == ["body", "address"]
+    assert "tcp:// check does not fill [STATUS], read by conditions[0]" in issue["msg"]
+    r = await web.client.patch(
+        f"/devices/{device_id}",
+        json={"address": "tcp://db.local:5432", "conditions": None},
+    )
+    assert r.status_code == 200 and r.json()["address"] == "tcp://db.local:5432"
+    # a shorter interval than the stored retry interval is refused at the interval
+    await web.client.patch(f"/devices/{device_id}", json={"retry_interval_seconds": 120})
+    r = await web.client.patch(f"/devices/{device_id}", json={"interval_seconds": 60})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["body", "interval_seconds"]
+
+
+async def test_reminder_min_minutes_lowers_the_reminder_floor(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    lowered = settings.model_copy(update={"reminder_min_minutes": 1})
+    async with (
+        running_worker(lowered, worker=False) as broker,
+        serve_app(lowered, engine, broker) as web,
+    ):
+        r = await web.client.post("/devices", json={**NEW, "reminder_every_minutes": 1})
+    assert r.status_code == 201 and r.json()["reminder_every_minutes"] == 1

@@ -66,7 +66,11 @@ async def test_the_spec_is_valid_openapi_and_describes_every_endpoint(web: WebAp
     create = components["DeviceCreate"]
     assert create["additionalProperties"] is False
     assert create["properties"]["name"]["maxLength"] == 200
-    assert create["properties"]["address"]["pattern"].startswith("^[hH][tT][tT][pP]")
+    # every check kind's scheme, in any case (docs/check-kinds.md)
+    assert create["properties"]["address"]["pattern"].startswith("^(?:[hH][tT][tT][pP][sS]?|")
+    assert "[rR][eE][cC][oO][rR][dD][eE][rR]" in create["properties"]["address"]["pattern"]
+    assert create["properties"]["conditions"]["items"]["maxLength"] == 500
+    assert "post" in spec["paths"]["/devices/validate"]
     assert set(create["required"]) == {"name", "address"}
     # this deployment's PROBE_MAX_TIMEOUT_SECONDS, not only the static bound
     assert create["properties"]["timeout_seconds"]["maximum"] == 60

@@ -98,6 +98,13 @@ def kind_of(address: str) -> Kind:
     return parse_address(address).kind
 
 
+def scheme_of(target: Target) -> str:
+    """The scheme a target was written with, lower case (``https`` apart from ``http``)."""
+    if isinstance(target, HttpTarget):
+        return "https" if target.tls else "http"
+    return target.kind
+
+
 @functools.lru_cache(maxsize=16384)  # a fleet parses the same addresses again and again
 def parse_address(address: str) -> Target:
     """``address`` as a typed target, or :class:`AddressError` saying what is accepted."""

@@ -51,6 +51,10 @@ def test_a_result_becomes_one_row_and_its_event(
         "error_kind": error_kind,
         "error": result.error,
         "source": "manual",
+        "outcome": "up" if result.status_up else "down",  # not judged: from status_up
+        "verdicts": None,
+        "degraded_verdicts": None,
+        "certificate_expires_at": None,
     }
     event = check_event_payload(row)
     # the REST API's format (pydantic's): UTC with Z, never +00:00
@@ -62,3 +66,23 @@ def test_a_result_becomes_one_row_and_its_event(
         "status_up": result.status_up,
         "latency_ms": result.latency_ms,
     }
+    assert (event["outcome"], event["error_kind"]) == (row["outcome"], error_kind)
+
+
+def test_a_judged_result_keeps_its_outcome_verdicts_and_certificate() -> None:
+    verdicts = [{"condition": "[RESPONSE_TIME] > 0", "success": True, "actual": "3"}]
+    result = ProbeResult(
+        status_up=True,
+        latency_ms=3.0,
+        status_code=200,
+        outcome="degraded",
+        verdicts=[{"condition": "[STATUS] < 500", "success": True, "actual": "200"}],
+        degraded_verdicts=verdicts,
+        certificate_expires_at=SLOT,
+    )
+    row = check_row(device_id=7, run_key="k2", source="schedule", result=result, checked_at=AT)
+    assert (row["outcome"], row["status_up"]) == ("degraded", True)
+    assert row["degraded_verdicts"] == verdicts
+    assert row["verdicts"] == result.verdicts
+    assert row["certificate_expires_at"] == SLOT
+    assert check_event_payload(row)["outcome"] == "degraded"

@@ -1,0 +1,67 @@
+"""``POST /devices/validate``: one check run now in the web process, with every verdict;
+nothing stored, nothing announced, nothing queued."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.settings import Settings
+from tests.helpers import collect_events
+from tests.jobs.probe.kinds.servers import listening
+from tests.web.test_bad_input import database_dump, queued_jobs
+from tests.webapp import WebApp
+
+
+async def test_validate_answers_the_verdicts_and_stores_nothing(
+    web: WebApp, settings: Settings, http_target: str
+) -> None:
+    before, jobs_before = database_dump(settings), await queued_jobs(settings)
+    async with collect_events(settings) as events:
+        r = await web.client.post(
+            "/devices/validate",
+            json={
+                "name": "try",
+                "address": f"{http_target}/json?status=DOWN",
+                "conditions": ["[STATUS] == 200", "[BODY].status == UP"],
+                "degraded_when": ["[RESPONSE_TIME] > 60000"],
+            },
+        )
+        await web.services.nc.flush()
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert (result["outcome"], result["status_up"], result["status_code"]) == ("down", False, 200)
+    assert result["verdicts"] == [
+        {"condition": "[STATUS] == 200", "success": True, "actual": "200"},
+        {"condition": "[BODY].status == UP", "success": False, "actual": "DOWN"},
+    ]
+    assert result["degraded_verdicts"][0]["success"] is False
+    assert result["error_kind"] == "condition" and "[BODY].status == UP" in result["error"]
+    assert result["latency_ms"] > 0 and result["certificate_expires_at"] is None
+    assert database_dump(settings) == before
+    assert await queued_jobs(settings) == jobs_before
+    assert events == []
+
+
+@pytest.mark.parametrize("listens", [True, False])
+async def test_validate_runs_a_tcp_check(web: WebApp, listens: bool) -> None:
+    async with listening() as port:
+        if listens:
+            r = await web.client.post(
+                "/devices/validate", json={"name": "t", "address": f"tcp://127.0.0.1:{port}"}
+            )
+    if not listens:
+        r = await web.client.post(
+            "/devices/validate", json={"name": "t", "address": f"tcp://127.0.0.1:{port}"}
+        )
+    result = r.json()
+    assert result["outcome"] == ("up" if listens else "down")
+    assert result["error_kind"] == (None if listens else "refused")
+    assert result["verdicts"][0]["condition"] == "[CONNECTED] == true"
+
+
+async def test_validate_a_recorder_device_with_no_recorder_running(web: WebApp) -> None:
+    r = await web.client.post(
+        "/devices/validate", json={"name": "r", "address": "recorder://cam9", "timeout_seconds": 2}
+    )
+    assert r.status_code == 200
+    assert (r.json()["outcome"], r.json()["error_kind"]) == ("down", "no_responder")
