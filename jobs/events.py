@@ -32,6 +32,8 @@ DEVICE_CREATED = "device.created"
 DEVICE_UPDATED = "device.updated"
 DEVICE_DELETED = "device.deleted"
 CHECK_CREATED = "check.created"
+# {device_id, from, to, since, cause, run_key}: one per stored state_changes row.
+DEVICE_STATE_CHANGED = "device.state_changed"
 CYCLE_FINISHED = "monitor.cycle.finished"
 RECORDER_COMMAND = "recorder.command"
 TICK = "tick"

@@ -25,6 +25,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from core.natsconn import connect
 from core.settings import Settings
 from jobs.events import EventPublisher
+from jobs.probe.health import HealthTracker
 from jobs.probe.http import make_http_client
 from jobs.probe.job import ProbeJob
 from jobs.probe.task import ProbeLimits, probe_device
@@ -35,7 +36,7 @@ from jobs.recorder.task import send_recorder_command
 from storage.db import init_db, make_engine
 from storage.models import CheckResult
 from storage.recorder_models import CommandResult
-from storage.writer import BatchWriter
+from storage.writer import AfterInsert, BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class WorkerRuntime:
     recorder: RecorderClient
     commands: BatchWriter
     probe_limits: ProbeLimits
+    # Folds each stored check into its device's health; add_listener() to be told of
+    # each state change this process stored (after its commit).
+    health: HealthTracker
     owns_engine: bool = True
 
     @classmethod
@@ -72,17 +76,20 @@ class WorkerRuntime:
             engine = make_engine(settings)
             await init_db(engine)
         nc = await connect(settings, name)
+        events = EventPublisher(nc, settings.events_subject, name)
+        health = HealthTracker(events)
         runtime = cls(
             name=name,
             settings=settings,
             engine=engine,
             http=make_http_client(settings),
             nc=nc,
-            events=EventPublisher(nc, settings.events_subject, name),
-            checks=_writer(engine, CheckResult, settings),
+            events=events,
+            checks=_writer(engine, CheckResult, settings, after_insert=[health.after_insert]),
             recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
+            health=health,
             owns_engine=owns_engine,
         )
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
@@ -102,8 +109,15 @@ class WorkerRuntime:
             await self.engine.dispose()
 
 
-def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> BatchWriter:
-    """A started group-commit writer into ``model``'s table, idempotent on ``run_key``."""
+def _writer(
+    engine: AsyncEngine,
+    model: type[SQLModel],
+    settings: Settings,
+    after_insert: list[AfterInsert] | None = None,
+) -> BatchWriter:
+    """A started group-commit writer into ``model``'s table, idempotent on ``run_key``;
+    ``after_insert``: hooks run in each batch's transaction (the check writer's keeps
+    device health)."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     writer = BatchWriter(
         engine,
@@ -111,6 +125,7 @@ def _writer(engine: AsyncEngine, model: type[SQLModel], settings: Settings) -> B
         "run_key",
         batch_size=settings.result_batch_size,
         flush_ms=settings.result_flush_ms,
+        after_insert=after_insert or (),
     )
     writer.start()
     return writer
