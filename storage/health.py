@@ -284,9 +284,3 @@ def incidents_of(edges: Sequence[StateChangeRow], now: datetime) -> list[Inciden
         seconds = max(0.0, (now - start.at).total_seconds())
         found.append(Incident(start.at, None, start.cause, seconds, start.revision))
     return sorted(found, key=lambda i: i.started_revision, reverse=True)
-
-
-async def delete_health(conn: AsyncConnection, device_id: int) -> None:
-    """A deleted device's health and changes (SQLite may give its id to a new device)."""
-    await conn.execute(HEALTH.delete().where(HEALTH.c.device_id == device_id))
-    await conn.execute(CHANGES.delete().where(CHANGES.c.device_id == device_id))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import CheckResult, Device
+from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.types import utcnow
 
 
@@ -65,7 +65,7 @@ async def update_device(session: AsyncSession, device: Device, **changes: Any) -
 
 
 async def delete_device(session: AsyncSession, device: Device) -> None:
-    """Delete a device and its history in one transaction.
+    """Delete a device and its history (checks, health, state changes) in one transaction.
 
     The device row goes first: on PostgreSQL that locks it, so an
     :func:`insert_device_check` under way either waits and then finds no device, or
@@ -73,6 +73,9 @@ async def delete_device(session: AsyncSession, device: Device) -> None:
     await session.delete(device)
     await session.flush()
     await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
+    # Its health and state changes too: SQLite may give the id to the next new device.
+    await session.exec(delete(DeviceHealth).where(col(DeviceHealth.device_id) == device.id))  # type: ignore[call-overload]
+    await session.exec(delete(StateChange).where(col(StateChange.device_id) == device.id))  # type: ignore[call-overload]
     await session.commit()
 
 

@@ -19,7 +19,15 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
+from web import (
+    checks,
+    cycles,
+    devices,
+    probe_runs,
+    recorder,
+    recorder_schedules,
+    state_changes,
+)
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.endpoints import (
@@ -79,6 +87,7 @@ def api_endpoints() -> list[AnyEndpoint]:
     return [
         *devices.ENDPOINTS,
         *checks.ENDPOINTS,
+        *state_changes.ENDPOINTS,
         *probe_runs.ENDPOINTS,
         *cycles.ENDPOINTS,
         *recorder_schedules.ENDPOINTS,

@@ -19,6 +19,7 @@ from jobs.events import DEVICE_CREATED, DEVICE_DELETED, DEVICE_UPDATED
 from storage import repo
 from storage.db import session_factory
 from storage.models import Device
+from storage.types import utcnow
 from web.endpoints import (
     AnyEndpoint,
     Call,
@@ -105,6 +106,8 @@ async def create_device(call: Call[DeviceCreate, NoQuery]) -> Response:
             await repo.create_device(session, **call.body.model_dump())
         )
     log.info("device created device=%d address=%s", device.id, device.address)
+    # Its health row: unknown until its first results (paused when created inactive).
+    await services.health().create(services.engine, device.id)
     await announce(services, DEVICE_CREATED, device)
     return respond(device, 201, headers={"Location": f"/devices/{device.id}"})
 
@@ -118,8 +121,12 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
         row = await device_or_404(session, call.path["device_id"])
         if not changes:
             return respond(DeviceRead.model_validate(row))
+        was_active = row.is_active
         device = DeviceRead.model_validate(await repo.update_device(session, row, **changes))
     log.info("device updated device=%d fields=%s", device.id, ",".join(sorted(changes)))
+    if device.is_active != was_active:
+        # Paused, or back to unknown, at once (the leader's sweep would see it later).
+        await services.health().set_active(services.engine, device.id, device.is_active, utcnow())
     await announce(services, DEVICE_UPDATED, device)
     return respond(device)
 

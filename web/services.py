@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from nats.aio.client import Client
@@ -12,6 +12,7 @@ from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import EventPublisher
+from jobs.probe.health import HealthTracker, StateListener
 
 
 class DeviceSchedule(Protocol):
@@ -30,6 +31,12 @@ class Services:
     # Publishes device.* / check.created / monitor.cycle.finished on settings.events_subject.
     events: EventPublisher
     scheduler: DeviceSchedule | None = None
+    # Told of each state change the API stores (pause, resume), after its commit.
+    state_listeners: list[StateListener] = field(default_factory=list)
+
+    def health(self) -> HealthTracker:
+        """Writes device health for the API (a new device, pause and resume)."""
+        return HealthTracker(self.events, self.state_listeners)
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -259,7 +259,15 @@ class HealthTracker:
                 new, change = stale(health, now, interval, grace)
             return new, [] if change is None else [(new.revision, change)]
 
-        return await self.run(engine, None, decide)
+        # A read without locks first: most sweeps change nothing and take no write lock.
+        async with engine.connect() as conn:
+            found = await store.read_rows(conn)
+        due = [
+            i for i, row in found.items() if row.health is None or decide(row, health_of(row))[1]
+        ]
+        if not due:
+            return 0
+        return await self.run(engine, due, decide)
 
     async def set_active(
         self, engine: AsyncEngine, device_id: int, active: bool, now: datetime

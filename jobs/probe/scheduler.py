@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.events import DEVICE_EVENTS
+from jobs.events import DEVICE_EVENTS, EventPublisher
+from jobs.probe.health import HealthTracker, StateListener
 from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
 from jobs.probe.kick import kick_probe
 from jobs.scheduling.lease import LeaderLease
@@ -33,6 +34,8 @@ Clock = Callable[[], datetime]
 
 class ProbeScheduler(TableMirror[ProbeJobSpec]):
     kind = "probe"
+    # Seconds between the leader's health sweeps (stale -> unknown, is_active -> paused).
+    sweep_every = 10.0
 
     def __init__(
         self,
@@ -42,8 +45,13 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         nc: Client | None = None,
         clock: Clock = utcnow,
         lease: LeaderLease | None = None,
+        state_listeners: list[StateListener] | None = None,
     ) -> None:
         super().__init__(settings, nc, DEVICE_EVENTS)
+        events = None if nc is None else EventPublisher(nc, settings.events_subject, "scheduler")
+        # The sweep's changes are announced like a worker's (device.state_changed, listeners).
+        self.health = HealthTracker(events, state_listeners)
+        self.sweeps = 0
         self.broker = broker
         self.engine = engine
         self.clock = clock
@@ -74,6 +82,12 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             self.catch_up,
             IntervalTrigger(seconds=1),
             id="fleetprobe:catch-up",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.sweep_health,
+            IntervalTrigger(seconds=self.sweep_every),
+            id="fleetprobe:health-sweep",
             replace_existing=True,
         )
 
@@ -137,6 +151,19 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             self.owed.setdefault(device_id, slot)
         log.info("took the lead: owing recent slots devices=%d window_s=%.1f", len(recent), window)
         await self.catch_up()  # now: the next regular slot would coalesce them away
+
+    async def sweep_health(self, now: datetime | None = None) -> int:
+        """The leader only: devices without a result for two intervals become unknown,
+        inactive ones paused (jobs.probe.health); how many changes were stored."""
+        if not self.is_leader:
+            return 0
+        try:
+            changed = await self.health.sweep(self.engine, self.settings, now or self.clock())
+        except Exception as exc:  # the next sweep tries again
+            log.warning("health sweep failed error=%r", exc)
+            return 0
+        self.sweeps += 1
+        return changed
 
     @property
     def is_leader(self) -> bool:
