@@ -75,9 +75,10 @@ def cause(row: Row) -> str | None:
         for v in row.get(key) or ()
         if isinstance(v, dict) and v.get("success") is wanted
     ]
-    text = "; ".join(said) or row.get("error") or None
-    if text is None and row.get("status_code") is not None:
-        text = f"status {row['status_code']}"
+    text = "; ".join(said) or None
+    if text is None and outcome == "down":
+        code = row.get("status_code")
+        text = row.get("error") or (None if code is None else f"status {code}")
     return None if text is None else text[:CAUSE_MAX]
 
 
