@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.types import utcnow
+from storage.writer import AfterInsert, PostCommit
 
 
 async def list_devices(
@@ -99,14 +100,17 @@ async def count_checks(session: AsyncSession, device_id: int | None = None) -> i
     return int((await session.exec(stmt)).one())
 
 
-async def insert_device_check(engine: AsyncEngine, row: dict[str, Any]) -> dict[str, Any] | None:
+async def insert_device_check(
+    engine: AsyncEngine, row: dict[str, Any], after_insert: Sequence[AfterInsert] = ()
+) -> dict[str, Any] | None:
     """Insert ``row`` if its device exists and return it as stored; None when it does not.
 
     One statement (``INSERT ... SELECT ... FROM devices WHERE id = ... RETURNING``), so a
     device deleted at the same time cannot be left with an orphan check: SQLite runs the
     statement alone, and PostgreSQL holds a key-share lock on the device row until the
     insert commits (see :func:`delete_device`).  For manual rows; the batch writer is the
-    hot path."""
+    hot path.  ``after_insert``: hooks like the batch writer's, in the same transaction,
+    their actions run after the commit."""
     table = CheckResult.__table__  # type: ignore[attr-defined]
     devices = Device.__table__  # type: ignore[attr-defined]
     values = (
@@ -115,8 +119,17 @@ async def insert_device_check(engine: AsyncEngine, row: dict[str, Any]) -> dict[
         .with_for_update(read=True, key_share=True)
     )
     stmt = insert(table).from_select(list(row), values).returning(*table.c)
+    actions: list[PostCommit] = []
     async with engine.begin() as conn:
         stored = (await conn.execute(stmt)).mappings().first()
+        # What follows from the row (its device's health) lands with it, as in BatchWriter.
+        if stored is not None:
+            for hook in after_insert:
+                action = await hook(conn, [dict(stored)])
+                if action is not None:
+                    actions.append(action)
+    for action in actions:
+        await action()
     return None if stored is None else dict(stored)
 
 
