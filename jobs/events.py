@@ -34,11 +34,16 @@ DEVICE_DELETED = "device.deleted"
 CHECK_CREATED = "check.created"
 # {device_id, from, to, since, cause, run_key}: one per stored state_changes row.
 DEVICE_STATE_CHANGED = "device.state_changed"
+# {id, device_id, retrying}: a device with retry_interval_seconds starts (or stops) being
+# probed at it; the schedulers re-read it, like a device.updated.
+DEVICE_RETRYING = "device.retrying"
 CYCLE_FINISHED = "monitor.cycle.finished"
 RECORDER_COMMAND = "recorder.command"
 TICK = "tick"
 NATS_INBOUND = "nats.inbound"
 DEVICE_EVENTS = frozenset({DEVICE_CREATED, DEVICE_UPDATED, DEVICE_DELETED})
+# What makes a scheduler re-read one device.
+SCHEDULE_DEVICE_EVENTS = DEVICE_EVENTS | {DEVICE_RETRYING}
 SCHEDULE_CREATED = "recorder.schedule.created"
 SCHEDULE_UPDATED = "recorder.schedule.updated"
 SCHEDULE_DELETED = "recorder.schedule.deleted"

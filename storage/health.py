@@ -162,6 +162,26 @@ async def read_rows(
     return found
 
 
+async def retry_rows(
+    conn: AsyncConnection, device_ids: Sequence[int] | None = None
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """``(device_id, retry_interval_seconds, health)`` of the devices that have a retry
+    interval and a health row (among ``device_ids``, or all)."""
+    d, h = DEVICES.c, HEALTH.c
+    stmt = (
+        select(d.id, d.retry_interval_seconds, h.health)
+        .select_from(DEVICES.join(HEALTH, h.device_id == d.id))
+        .where(d.retry_interval_seconds.is_not(None))
+    )
+    if device_ids is None:
+        return [tuple(r) for r in (await conn.execute(stmt)).all()]  # type: ignore[misc]
+    found: list[tuple[int, int, dict[str, Any]]] = []
+    for chunk in _chunks(sorted(set(device_ids))):
+        rows = (await conn.execute(stmt.where(d.id.in_(chunk)))).all()
+        found.extend(tuple(r) for r in rows)  # type: ignore[misc]
+    return found
+
+
 async def swap(conn: AsyncConnection, writes: Sequence[HealthWrite]) -> None:
     """Compare-and-swap each device's health (``WHERE revision = old``), one executemany.
 

@@ -4,7 +4,10 @@ history, read from the ``state_changes`` rows (an incident is derived: a change 
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, Field
+import re
+from typing import Any
+
+from pydantic import AwareDatetime, Field, field_validator
 from starlette.responses import Response
 
 from storage import health as store
@@ -21,6 +24,17 @@ class StateChangeQuery(QueryModel):
     before: AwareDatetime | None = Field(
         None, description="only changes dated before this (the last page's oldest `at`)"
     )
+
+    @field_validator("before", mode="before")
+    @classmethod
+    def _iso_only(cls, value: Any) -> Any:
+        # pydantic would take "0.5" as a Unix time: the spec says an ISO 8601 date-time.
+        if isinstance(value, str) and not _ISO_DATE.match(value):
+            raise ValueError("must be an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z")
+        return value
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 
 
 class IncidentQuery(QueryModel):

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.settings import Settings
-from jobs.events import DEVICE_STATE_CHANGED, EventPublisher
+from jobs.events import DEVICE_RETRYING, DEVICE_STATE_CHANGED, EventPublisher
 from jobs.probe.conditions import Outcome
 from jobs.probe.state import (
     Health,
@@ -33,6 +33,7 @@ from jobs.probe.state import (
     State,
     Thresholds,
     Transition,
+    next_interval,
     pause,
     resume,
     stale,
@@ -80,6 +81,20 @@ def cause(row: Row) -> str | None:
         code = row.get("status_code")
         text = row.get("error") or (None if code is None else f"status {code}")
     return None if text is None else text[:CAUSE_MAX]
+
+
+def retrying(health: Health) -> bool:
+    """Whether a device with a retry interval is probed at it now (failing but not down
+    yet, or passing but not up yet: :func:`jobs.probe.state.next_interval`)."""
+    return next_interval(health, 2, 1) == 1
+
+
+async def retry_intervals(engine: AsyncEngine, device_ids: Sequence[int] | None) -> dict[int, int]:
+    """The devices to probe at their ``retry_interval_seconds`` now, with it, by id: what
+    every scheduler reads from the database alike, so their slots agree."""
+    async with engine.connect() as conn:
+        rows = await store.retry_rows(conn, device_ids)
+    return {i: retry for i, retry, health in rows if retrying(HEALTH.validate_python(health))}
 
 
 def thresholds_of(row: HealthRow) -> Thresholds:
@@ -172,6 +187,7 @@ class HealthTracker:
         found = await self._read(conn, device_ids)
         writes: list[HealthWrite] = []
         changes: list[dict[str, Any]] = []
+        retry: dict[int, bool] = {}  # devices that start or stop being probed more often
         for row in found.values():
             old = health_of(row)
             new, transitions = decide(row, old)
@@ -179,13 +195,20 @@ class HealthTracker:
                 continue
             writes.append(_write(row.device_id, row.revision or 0, new))
             changes.extend(_change_row(row.device_id, rev, t) for rev, t in transitions)
+            if row.retry_interval_seconds is not None and retrying(old) != retrying(new):
+                retry[row.device_id] = retrying(new)
         await store.swap(conn, writes)
         stored = await store.insert_changes(conn, changes)
-        if not stored:
+        if not stored and not retry:
             return None
 
         async def announce() -> None:
             await self.announce(stored)
+            for device_id, now_retrying in retry.items():
+                if self.events is not None:
+                    # The schedulers re-read the device (payload "id", as device.*).
+                    payload = {"id": device_id, "device_id": device_id, "retrying": now_retrying}
+                    await self.events.publish(DEVICE_RETRYING, payload)
 
         return announce
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -18,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.events import DEVICE_EVENTS, EventPublisher
-from jobs.probe.health import HealthTracker, StateListener
+from jobs.events import SCHEDULE_DEVICE_EVENTS, EventPublisher
+from jobs.probe.health import HealthTracker, StateListener, retry_intervals
 from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
 from jobs.probe.kick import kick_probe
 from jobs.scheduling.lease import LeaderLease
@@ -47,7 +48,7 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         lease: LeaderLease | None = None,
         state_listeners: list[StateListener] | None = None,
     ) -> None:
-        super().__init__(settings, nc, DEVICE_EVENTS)
+        super().__init__(settings, nc, SCHEDULE_DEVICE_EVENTS)
         events = None if nc is None else EventPublisher(nc, settings.events_subject, "scheduler")
         # The sweep's changes are announced like a worker's (device.state_changed, listeners).
         self.health = HealthTracker(events, state_listeners)
@@ -105,12 +106,19 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         )
 
     async def load_all(self) -> Mapping[int, ProbeJobSpec]:
-        return await load_specs(self.engine, self.settings, active_only=True)
+        return await self._load(None)
 
     async def load_one(self, row_id: int) -> ProbeJobSpec | None:
-        return (await load_specs(self.engine, self.settings, ids=[row_id], active_only=True)).get(
-            row_id
-        )
+        return (await self._load([row_id])).get(row_id)
+
+    async def _load(self, ids: list[int] | None) -> dict[int, ProbeJobSpec]:
+        """The specs, each at its retry interval while its health says so (the slots of
+        that interval: every scheduler reads the same health, so their slots agree)."""
+        specs = await load_specs(self.engine, self.settings, ids=ids, active_only=True)
+        for device_id, retry in (await retry_intervals(self.engine, ids)).items():
+            if device_id in specs:
+                specs[device_id] = replace(specs[device_id], interval=retry)
+        return specs
 
     async def sync_device(self, device_id: int) -> None:
         """Re-read one device (after a change through the API) and update its job."""
