@@ -15,12 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from jobs.events import DEVICE_STATE_CHANGED, EventPublisher
+from jobs.events import DEVICE_RETRYING, DEVICE_STATE_CHANGED, EventPublisher
 from jobs.probe.health import HealthTracker, StateChangeRecord, cause
+from jobs.probe.scheduler import ProbeScheduler
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.writer import BatchWriter
-from tests.helpers import collect_events, wait_for
+from tests.helpers import collect_events, running_worker, wait_for
 from tests.storage.test_postgres import empty_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -329,3 +330,52 @@ async def concurrent_writers(engine: AsyncEngine, other: AsyncEngine) -> None:
         health = await session.get(DeviceHealth, device)
     # Every stored result was folded in exactly once: no update was lost.
     assert health is not None and health.revision == len(plan)
+
+
+async def test_a_failing_device_is_scheduled_at_its_retry_interval_until_down(
+    settings: Settings,
+    engine: AsyncEngine,
+    tracked: tuple[BatchWriter, HealthTracker, list[StateChangeRecord]],
+) -> None:
+    writer, _, _ = tracked
+    device = await add_device(
+        engine, interval_seconds=60, retry_interval_seconds=5, failure_threshold=3
+    )
+    other = await add_device(engine, interval_seconds=60)  # no retry interval: unchanged
+    nc = await nats.connect(settings.nats_url)
+    async with running_worker(settings, worker=False) as broker:
+        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        await scheduler.start()
+        try:
+
+            def interval() -> int:
+                return scheduler.registered[device].interval
+
+            async with collect_events(settings) as events:
+                await writer.write(check(device, 0, True))
+                assert interval() == 60
+                await writer.write(check(device, 1, False))  # up, one failure: retry
+                await writer.write(check(other, 1, False))
+
+                async def retrying() -> bool:
+                    return interval() == 5
+
+                await wait_for(retrying, what="the retry interval from device.retrying")
+                await writer.write(check(device, 2, False))
+                await writer.write(check(device, 3, False))  # down: back to the interval
+
+                async def back() -> bool:
+                    return interval() == 60
+
+                await wait_for(back, what="the interval again once down")
+            flips = [e["payload"] for e in events if e["type"] == DEVICE_RETRYING]
+            assert flips == [
+                {"id": device, "device_id": device, "retrying": True},
+                {"id": device, "device_id": device, "retrying": False},
+            ]
+            assert scheduler.registered[other].interval == 60
+            # A scheduler starting now reads the same from the database.
+            assert (await scheduler.load_one(device)) == scheduler.registered[device]
+        finally:
+            await scheduler.stop()
+            await nc.close()
