@@ -135,11 +135,14 @@ async def test_filters_keep_only_the_types_and_device_asked_for(web: WebApp) -> 
             ]
 
         last = of_type("check.created", device_id=d2)
+        # A first passing result makes a device up: its state change comes with it.
         assert seen((await receive_until(everything, last))[1]) == [
             ("device.created", d1),
             ("device.created", d2),
+            ("device.state_changed", d1),
             ("check.created", d1),
             ("device.updated", d2),
+            ("device.state_changed", d2),
         ]
         assert seen((await receive_until(checks, last))[1]) == [("check.created", d1)]
         assert seen((await receive_until(two_types, last))[1]) == [
@@ -149,6 +152,7 @@ async def test_filters_keep_only_the_types_and_device_asked_for(web: WebApp) -> 
         assert seen((await receive_until(device_two, last))[1]) == [
             ("device.created", d2),
             ("device.updated", d2),
+            ("device.state_changed", d2),
         ]
 
 
