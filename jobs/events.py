@@ -63,7 +63,19 @@ TICK = event_type("tick", "every TICK_SECONDS (payload: at)")
 NATS_INBOUND = event_type(
     "nats.inbound", "a message published on the events subject from outside fleetprobe"
 )
+DEVICE_STATE_CHANGED = event_type(
+    "device.state_changed",
+    "a device's state changed (device_id, from, to, since, cause, run_key): one per stored "
+    "state_changes row",
+)
+# A device with retry_interval_seconds starts (or stops) being probed at it; the
+# schedulers re-read it, like a device.updated.
+DEVICE_RETRYING = event_type(
+    "device.retrying", "a failing device is probed at its retry interval (id, device_id, retrying)"
+)
 DEVICE_EVENTS = frozenset({DEVICE_CREATED, DEVICE_UPDATED, DEVICE_DELETED})
+# What makes a scheduler re-read one device.
+SCHEDULE_DEVICE_EVENTS = DEVICE_EVENTS | {DEVICE_RETRYING}
 SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
 
 

@@ -29,6 +29,7 @@ from jobs.events import EventPublisher
 from jobs.metrics import WORK, SnapshotPublisher
 from jobs.probe.check import CheckTools, RecorderCheck
 from jobs.probe.facts import Facts
+from jobs.probe.health import HealthTracker
 from jobs.probe.http import make_http_client
 from jobs.probe.job import ProbeJob
 from jobs.probe.kinds.address import RecorderTarget
@@ -70,6 +71,9 @@ class WorkerRuntime:
     # The probe's check kinds: the HTTP client above, and the recorder:// check over
     # the recorder client (the probe layer cannot import it: it is handed a callable).
     check_tools: CheckTools
+    # Folds each stored check into its device's health; add_listener() to be told of
+    # each state change this process stored (after its commit).
+    health: HealthTracker
     owns_engine: bool = True
 
     @classmethod
@@ -86,15 +90,20 @@ class WorkerRuntime:
         nc = await connect(settings, name)
         http = make_http_client(settings)
         recorder = RecorderClient(settings, name=f"{name}-recorder", connection=nc)
+        events = EventPublisher(nc, settings.events_subject, name)
+        health = HealthTracker(events)
         runtime = cls(
             name=name,
             settings=settings,
             engine=engine,
             http=http,
             nc=nc,
-            events=EventPublisher(nc, settings.events_subject, name),
-            # Each batch of results also adds to the hourly/daily rollups (uptime).
-            checks=_writer(engine, CheckResult, settings, after_insert=[rollups_hook]),
+            events=events,
+            # Each batch of results also folds into its devices' health (state changes)
+            # and adds to the hourly/daily rollups (uptime), in the batch's transaction.
+            checks=_writer(
+                engine, CheckResult, settings, after_insert=[health.after_insert, rollups_hook]
+            ),
             recorder=recorder,
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
@@ -102,6 +111,7 @@ class WorkerRuntime:
                 nc, settings.metrics_subject, name, settings.metrics_push_seconds, WORK
             ),
             check_tools=CheckTools(settings, http, recorder=recorder_check(recorder)),
+            health=health,
             owns_engine=owns_engine,
         )
         runtime.metrics.start()

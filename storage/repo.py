@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import CheckResult, CheckRollup, Device
+from storage.models import CheckResult, CheckRollup, Device, DeviceHealth, StateChange
 from storage.rollups import add_to_rollups
 from storage.types import utcnow
+from storage.writer import AfterInsert, PostCommit
 
 
 async def list_devices(
@@ -67,7 +68,7 @@ async def update_device(session: AsyncSession, device: Device, **changes: Any) -
 
 
 async def delete_device(session: AsyncSession, device: Device) -> None:
-    """Delete a device and its history in one transaction.
+    """Delete a device and its history (checks, health, state changes) in one transaction.
 
     The device row goes first: on PostgreSQL that locks it, so an
     :func:`insert_device_check` under way either waits and then finds no device, or
@@ -77,6 +78,9 @@ async def delete_device(session: AsyncSession, device: Device) -> None:
     await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
     # Its rollups too: SQLite may give a later device the same id.
     await session.exec(delete(CheckRollup).where(col(CheckRollup.device_id) == device.id))  # type: ignore[call-overload]
+    # Its health and state changes too: SQLite may give the id to the next new device.
+    await session.exec(delete(DeviceHealth).where(col(DeviceHealth.device_id) == device.id))  # type: ignore[call-overload]
+    await session.exec(delete(StateChange).where(col(StateChange.device_id) == device.id))  # type: ignore[call-overload]
     await session.commit()
 
 
@@ -110,14 +114,17 @@ async def count_checks(session: AsyncSession, device_id: int | None = None) -> i
     return int((await session.exec(stmt)).one())
 
 
-async def insert_device_check(engine: AsyncEngine, row: dict[str, Any]) -> dict[str, Any] | None:
+async def insert_device_check(
+    engine: AsyncEngine, row: dict[str, Any], after_insert: Sequence[AfterInsert] = ()
+) -> dict[str, Any] | None:
     """Insert ``row`` if its device exists and return it as stored; None when it does not.
 
     One statement (``INSERT ... SELECT ... FROM devices WHERE id = ... RETURNING``), so a
     device deleted at the same time cannot be left with an orphan check: SQLite runs the
     statement alone, and PostgreSQL holds a key-share lock on the device row until the
     insert commits (see :func:`delete_device`).  For manual rows; the batch writer is the
-    hot path."""
+    hot path.  ``after_insert``: hooks like the batch writer's, in the same transaction,
+    their actions run after the commit."""
     table = CheckResult.__table__  # type: ignore[attr-defined]
     devices = Device.__table__  # type: ignore[attr-defined]
     values = (
@@ -126,10 +133,19 @@ async def insert_device_check(engine: AsyncEngine, row: dict[str, Any]) -> dict[
         .with_for_update(read=True, key_share=True)
     )
     stmt = insert(table).from_select(list(row), values).returning(*table.c)
+    actions: list[PostCommit] = []
     async with engine.begin() as conn:
         stored = (await conn.execute(stmt)).mappings().first()
-        if stored is not None:  # counted in its rollups in the same transaction
+        # What follows from the row (its rollups, its device's health) lands with it, as in
+        # BatchWriter.
+        if stored is not None:
             await add_to_rollups(conn, [dict(stored)])
+            for hook in after_insert:
+                action = await hook(conn, [dict(stored)])
+                if action is not None:
+                    actions.append(action)
+    for action in actions:
+        await action()
     return None if stored is None else dict(stored)
 
 

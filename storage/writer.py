@@ -40,6 +40,11 @@ class WriterClosedError(RuntimeError):
     """The writer was closed; the row was not stored."""
 
 
+class RetryBatch(Exception):
+    """Raised by a hook that found the database moved under it (a compare-and-swap
+    missed): the batch's transaction is rolled back and the batch written again."""
+
+
 def insert_ignore(engine: AsyncEngine, table: Table, key: str) -> Any:
     """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the engine's dialect."""
     ins = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
@@ -154,21 +159,22 @@ class BatchWriter:
                 async with self._engine.begin() as conn:
                     inserted = (await conn.execute(self._stmt, rows)).all()
                     actions = await self._run_hooks(conn, rows, {key for key, _ in inserted})
-            except DBAPIError as exc:
-                retryable = exc.connection_invalidated or _transient(exc)
-                if attempt == self._retries or not retryable:
+            except (DBAPIError, RetryBatch) as exc:
+                reason = exc.orig if isinstance(exc, DBAPIError) else exc
+                retryable = isinstance(exc, RetryBatch) or exc.connection_invalidated
+                if attempt == self._retries or not (retryable or _transient(exc)):
                     log.error(
                         "batch insert failed table=%s rows=%d error=%s",
                         self._table.name,
                         len(rows),
-                        exc.orig,
+                        reason,
                     )
                     raise
                 log.warning(
                     "batch insert retry table=%s attempt=%d error=%s",
                     self._table.name,
                     attempt,
-                    exc.orig,
+                    reason,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -211,6 +217,6 @@ def scrub_nul(row: Row) -> Row:
     return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in row.items()}
 
 
-def _transient(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
+def _transient(exc: DBAPIError | RetryBatch) -> bool:
+    text = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
     return any(s in text for s in ("locked", "busy", "connection", "timeout", "closed"))

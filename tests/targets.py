@@ -49,6 +49,16 @@ async def gate(request: Request) -> Response:
     return PlainTextResponse("gate")
 
 
+# Status answered by /switch/{name}, set by the test process (default 200).
+switches: dict[str, int] = {}
+
+
+async def switch(request: Request) -> Response:
+    """Answers the status the test set for this name: a target that goes down and up."""
+    code = switches.get(request.path_params["name"], 200)
+    return PlainTextResponse("switch", status_code=code)
+
+
 async def slow(request: Request) -> Response:
     await asyncio.sleep(float(request.query_params.get("ms", "100")) / 1000)
     return PlainTextResponse("slow")
@@ -111,6 +121,7 @@ app = Starlette(
         Route("/json", health_json),
         Route("/echo", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/moved", moved),
+        Route("/switch/{name}", switch),
     ]
 )
 

@@ -31,6 +31,7 @@ from web import (
     probe_runs,
     recorder,
     recorder_schedules,
+    state_changes,
     uptime,
     validation,
 )
@@ -103,6 +104,7 @@ def api_endpoints() -> list[AnyEndpoint]:
         *validation.ENDPOINTS,
         *checks.ENDPOINTS,
         *uptime.ENDPOINTS,
+        *state_changes.ENDPOINTS,
         *probe_runs.ENDPOINTS,
         *cycles.ENDPOINTS,
         *recorder_schedules.ENDPOINTS,

@@ -23,6 +23,7 @@ from jobs.probe.syntax import parse_condition
 from storage import repo
 from storage.db import session_factory
 from storage.models import Device
+from storage.types import utcnow
 from web.endpoints import (
     AnyEndpoint,
     Call,
@@ -161,6 +162,8 @@ async def create_device(call: Call[DeviceCreate, NoQuery]) -> Response:
             await repo.create_device(session, **call.body.model_dump())
         )
     log.info("device created device=%d address=%s", device.id, device.address)
+    # Its health row: unknown until its first results (paused when created inactive).
+    await services.health().create(services.engine, device.id)
     await announce(services, DEVICE_CREATED, device)
     return respond(device, 201, headers={"Location": f"/devices/{device.id}"})
 
@@ -175,8 +178,12 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
         if not changes:
             return respond(DeviceRead.model_validate(row))
         check_device(services.settings, device_fields(row) | changes, changes)
+        was_active = row.is_active
         device = DeviceRead.model_validate(await repo.update_device(session, row, **changes))
     log.info("device updated device=%d fields=%s", device.id, ",".join(sorted(changes)))
+    if device.is_active != was_active:
+        # Paused, or back to unknown, at once (the leader's sweep would see it later).
+        await services.health().set_active(services.engine, device.id, device.is_active, utcnow())
     await announce(services, DEVICE_UPDATED, device)
     return respond(device)
 

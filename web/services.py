@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from nats.aio.client import Client
@@ -13,6 +13,7 @@ from taskiq import AsyncBroker
 from core.settings import Settings
 from jobs.events import EventPublisher
 from jobs.probe.check import CheckTools, RecorderCheck
+from jobs.probe.health import HealthTracker, StateListener
 from jobs.probe.http import make_http_client
 
 
@@ -50,6 +51,13 @@ class Services:
         if tools is not None:
             await tools.aclose()
             await tools.http.aclose()
+
+    # Told of each state change the API stores (pause, resume), after its commit.
+    state_listeners: list[StateListener] = field(default_factory=list)
+
+    def health(self) -> HealthTracker:
+        """Writes device health for the API (a new device, pause and resume)."""
+        return HealthTracker(self.events, self.state_listeners)
 
 
 def services_of(conn: HTTPConnection) -> Services:

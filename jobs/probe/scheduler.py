@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -19,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.events import DEVICE_EVENTS
+from jobs.events import SCHEDULE_DEVICE_EVENTS, EventPublisher
+from jobs.probe.health import HealthTracker, StateListener, retry_intervals
 from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
 from jobs.probe.kick import kick_probe
 from jobs.scheduling.lease import LeaderLease
@@ -35,6 +37,8 @@ Clock = Callable[[], datetime]
 
 class ProbeScheduler(TableMirror[ProbeJobSpec]):
     kind = "probe"
+    # Seconds between the leader's health sweeps (stale -> unknown, is_active -> paused).
+    sweep_every = 10.0
 
     def __init__(
         self,
@@ -44,8 +48,13 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         nc: Client | None = None,
         clock: Clock = utcnow,
         lease: LeaderLease | None = None,
+        state_listeners: list[StateListener] | None = None,
     ) -> None:
-        super().__init__(settings, nc, DEVICE_EVENTS)
+        super().__init__(settings, nc, SCHEDULE_DEVICE_EVENTS)
+        events = None if nc is None else EventPublisher(nc, settings.events_subject, "scheduler")
+        # The sweep's changes are announced like a worker's (device.state_changed, listeners).
+        self.health = HealthTracker(events, state_listeners)
+        self.sweeps = 0
         self.broker = broker
         self.engine = engine
         self.clock = clock
@@ -90,6 +99,12 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             id="fleetprobe:retention",
             replace_existing=True,
         )
+        self.scheduler.add_job(
+            self.sweep_health,
+            IntervalTrigger(seconds=self.sweep_every),
+            id="fleetprobe:health-sweep",
+            replace_existing=True,
+        )
 
     async def stop(self) -> None:
         await super().stop()
@@ -105,12 +120,19 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         )
 
     async def load_all(self) -> Mapping[int, ProbeJobSpec]:
-        return await load_specs(self.engine, self.settings, active_only=True)
+        return await self._load(None)
 
     async def load_one(self, row_id: int) -> ProbeJobSpec | None:
-        return (await load_specs(self.engine, self.settings, ids=[row_id], active_only=True)).get(
-            row_id
-        )
+        return (await self._load([row_id])).get(row_id)
+
+    async def _load(self, ids: list[int] | None) -> dict[int, ProbeJobSpec]:
+        """The specs, each at its retry interval while its health says so (the slots of
+        that interval: every scheduler reads the same health, so their slots agree)."""
+        specs = await load_specs(self.engine, self.settings, ids=ids, active_only=True)
+        for device_id, retry in (await retry_intervals(self.engine, ids)).items():
+            if device_id in specs:
+                specs[device_id] = replace(specs[device_id], interval=retry)
+        return specs
 
     async def sync_device(self, device_id: int) -> None:
         """Re-read one device (after a change through the API) and update its job."""
@@ -151,6 +173,19 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             self.owed.setdefault(device_id, slot)
         log.info("took the lead: owing recent slots devices=%d window_s=%.1f", len(recent), window)
         await self.catch_up()  # now: the next regular slot would coalesce them away
+
+    async def sweep_health(self, now: datetime | None = None) -> int:
+        """The leader only: devices without a result for two intervals become unknown,
+        inactive ones paused (jobs.probe.health); how many changes were stored."""
+        if not self.is_leader:
+            return 0
+        try:
+            changed = await self.health.sweep(self.engine, self.settings, now or self.clock())
+        except Exception as exc:  # the next sweep tries again
+            log.warning("health sweep failed error=%r", exc)
+            return 0
+        self.sweeps += 1
+        return changed
 
     @property
     def is_leader(self) -> bool:

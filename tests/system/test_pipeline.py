@@ -76,7 +76,11 @@ async def test_scheduled_devices_are_probed_stored_and_announced(
             return len([e for e in events if e["type"] == "check.created"]) >= len(rows)
 
         await wait_for(events_arrived, what="check.created events")
-        payload = next(e["payload"] for e in events if e["payload"]["device_id"] == up.id)
+        payload = next(
+            e["payload"]
+            for e in events
+            if e["type"] == "check.created" and e["payload"]["device_id"] == up.id
+        )
         assert payload["status_up"] is True and payload["latency_ms"] > 0
 
 
@@ -101,5 +105,9 @@ async def test_a_redelivered_probe_of_a_stored_run_is_not_announced_again(
     finally:
         await runtime.close()
     assert len(await results(engine)) == 1
-    assert [e["payload"]["run_key"] for e in events] == ["run:1"]
-    assert events[0]["payload"]["checked_at"] == first["checked_at"]
+    # One check.created, and the one state change its result made (unknown -> up).
+    assert [(e["type"], e["payload"]["run_key"]) for e in events] == [
+        ("device.state_changed", "run:1"),
+        ("check.created", "run:1"),
+    ]
+    assert events[1]["payload"]["checked_at"] == first["checked_at"]

@@ -137,11 +137,14 @@ async def test_filters_keep_only_the_types_and_device_asked_for(web: WebApp) -> 
             ]
 
         last = of_type("check.created", device_id=d2)
+        # A first passing result makes a device up: its state change comes with it.
         assert seen((await receive_until(everything, last))[1]) == [
             ("device.created", d1),
             ("device.created", d2),
+            ("device.state_changed", d1),
             ("check.created", d1),
             ("device.updated", d2),
+            ("device.state_changed", d2),
         ]
         assert seen((await receive_until(checks, last))[1]) == [("check.created", d1)]
         assert seen((await receive_until(two_types, last))[1]) == [
@@ -151,6 +154,7 @@ async def test_filters_keep_only_the_types_and_device_asked_for(web: WebApp) -> 
         assert seen((await receive_until(device_two, last))[1]) == [
             ("device.created", d2),
             ("device.updated", d2),
+            ("device.state_changed", d2),
         ]
 
 
@@ -221,6 +225,9 @@ async def test_event_timestamps_are_utc_with_z_like_the_rest_api(web: WebApp) ->
         ).json()
         created = await recv_json(ws)
         announced = await recv_json(ws)
+        if announced["type"] == "device.state_changed":  # the first result changes the state
+            assert announced["payload"]["since"].endswith("Z")
+            announced = await recv_json(ws)
     assert created["payload"]["created_at"].endswith("Z")
     assert check["checked_at"] == "2026-01-01T00:00:00Z"
     assert announced["type"] == "check.created"

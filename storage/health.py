@@ -1,0 +1,306 @@
+"""Device health rows (``device_health``) and their changes (``state_changes``), in SQL.
+
+Each device's health is one row whose ``revision`` is compared and swapped on every
+write, so each change of state is decided once, at the database.  The health itself is
+JSON here (``jobs.probe.health`` turns it into the pure machine's ``Health``): storage
+knows nothing of states.
+
+A write takes the rows it changes first: on SQLite the write lock of the database
+(:func:`take_write_lock`; in the check writer's transaction its INSERT already holds
+it), on PostgreSQL the health rows (:func:`read_rows` with ``lock``, ``FOR UPDATE``);
+so no other writer can move a revision between the read and the compare-and-swap.  The
+compare-and-swap stays as the guard: a miss raises :class:`storage.writer.RetryBatch`,
+the transaction is rolled back and the whole unit of work done again from fresh reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.models import Device, DeviceHealth, StateChange
+from storage.types import utcnow
+from storage.writer import RetryBatch
+
+DEVICES: Table = Device.__table__  # type: ignore[attr-defined]
+HEALTH: Table = DeviceHealth.__table__  # type: ignore[attr-defined]
+CHANGES: Table = StateChange.__table__  # type: ignore[attr-defined]
+
+# SQLite caps bound values per statement; a few hundred devices per statement is plenty.
+CHUNK = 400
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRow:
+    """A device with its stored health (``health`` None: no row yet) and the settings
+    the state machine and the stale check read."""
+
+    device_id: int
+    is_active: bool
+    created_at: datetime
+    interval_seconds: int | None
+    timeout_seconds: float | None
+    retry_interval_seconds: int | None
+    failure_threshold: int
+    success_threshold: int
+    revision: int | None
+    health: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthWrite:
+    """A new health for a device whose row had ``old_revision``."""
+
+    device_id: int
+    old_revision: int
+    revision: int
+    state: str
+    since: datetime
+    health: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChangeRow:
+    """A ``state_changes`` row as read back (and as the listeners of changes get it)."""
+
+    id: int
+    device_id: int
+    revision: int
+    from_state: str
+    to_state: str
+    at: datetime
+    cause: str | None
+    run_key: str | None
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+async def ensure_rows(conn: AsyncConnection, initial: Mapping[int, HealthWrite]) -> None:
+    """Insert the health row of each device that has none (``ON CONFLICT DO NOTHING``:
+    another writer's row wins).  One statement per chunk."""
+    if not initial:
+        return
+    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    values = [
+        {
+            "device_id": w.device_id,
+            "state": w.state,
+            "since": w.since,
+            "revision": w.revision,
+            "health": w.health,
+            "updated_at": now,
+        }
+        for w in initial.values()
+    ]
+    for start in range(0, len(values), CHUNK):
+        stmt = ins(HEALTH).on_conflict_do_nothing(index_elements=["device_id"])
+        await conn.execute(stmt, values[start : start + CHUNK])
+
+
+async def take_write_lock(conn: AsyncConnection) -> None:
+    """On SQLite, take the database's write lock now (pysqlite begins a transaction only
+    at the first write): no other writer commits between this transaction's reads and
+    its compare-and-swap.  A no-op elsewhere."""
+    if conn.dialect.name == "sqlite":
+        await conn.execute(
+            update(HEALTH).where(HEALTH.c.device_id == -1).values(revision=HEALTH.c.revision)
+        )
+
+
+async def read_rows(
+    conn: AsyncConnection, device_ids: Sequence[int] | None = None, *, lock: bool = False
+) -> dict[int, HealthRow]:
+    """Devices (those among ``device_ids``, or all) with their health row if any, by id.
+    ``lock``: only devices that have a row, locked for the rest of the transaction on
+    PostgreSQL (``FOR UPDATE`` cannot take the missing side of an outer join).  A device
+    that is gone has no entry."""
+    d, h = DEVICES.c, HEALTH.c
+    joined = (
+        DEVICES.join(HEALTH, h.device_id == d.id)
+        if lock
+        else DEVICES.outerjoin(HEALTH, h.device_id == d.id)
+    )
+    stmt = (
+        select(
+            d.id,
+            d.is_active,
+            d.created_at,
+            d.interval_seconds,
+            d.timeout_seconds,
+            d.retry_interval_seconds,
+            d.failure_threshold,
+            d.success_threshold,
+            h.revision,
+            h.health,
+        )
+        .select_from(joined)
+        .order_by(d.id)
+    )
+    if lock and conn.dialect.name == "postgresql":
+        # Lock the health rows only (the device rows are the API's), in id order: two
+        # writers of overlapping batches queue instead of deadlocking.
+        stmt = stmt.with_for_update(of=HEALTH)
+    found: dict[int, HealthRow] = {}
+    batches: list[Sequence[int] | None] = (
+        [None] if device_ids is None else list(_chunks(sorted(set(device_ids))))
+    )
+    for chunk in batches:
+        part = stmt if chunk is None else stmt.where(d.id.in_(chunk))
+        for r in (await conn.execute(part)).all():
+            found[r.id] = HealthRow(*r)  # type: ignore[call-arg]  # the columns, in order
+    return found
+
+
+async def retry_rows(
+    conn: AsyncConnection, device_ids: Sequence[int] | None = None
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """``(device_id, retry_interval_seconds, health)`` of the devices that have a retry
+    interval and a health row (among ``device_ids``, or all)."""
+    d, h = DEVICES.c, HEALTH.c
+    stmt = (
+        select(d.id, d.retry_interval_seconds, h.health)
+        .select_from(DEVICES.join(HEALTH, h.device_id == d.id))
+        .where(d.retry_interval_seconds.is_not(None))
+    )
+    if device_ids is None:
+        return [tuple(r) for r in (await conn.execute(stmt)).all()]  # type: ignore[misc]
+    found: list[tuple[int, int, dict[str, Any]]] = []
+    for chunk in _chunks(sorted(set(device_ids))):
+        rows = (await conn.execute(stmt.where(d.id.in_(chunk)))).all()
+        found.extend(tuple(r) for r in rows)  # type: ignore[misc]
+    return found
+
+
+async def swap(conn: AsyncConnection, writes: Sequence[HealthWrite]) -> None:
+    """Compare-and-swap each device's health (``WHERE revision = old``), one executemany.
+
+    Raises :class:`RetryBatch` when the driver can tell that fewer rows changed than
+    asked (another writer moved a revision; cannot happen under the locks taken above)."""
+    if not writes:
+        return
+    stmt = (
+        update(HEALTH)
+        .where(
+            HEALTH.c.device_id == bindparam("b_device_id"),
+            HEALTH.c.revision == bindparam("b_old_revision"),
+        )
+        .values(
+            revision=bindparam("b_revision"),
+            state=bindparam("b_state"),
+            since=bindparam("b_since"),
+            health=bindparam("b_health"),
+            updated_at=bindparam("b_updated_at"),
+        )
+    )
+    now = utcnow()
+    params = [
+        {
+            "b_device_id": w.device_id,
+            "b_old_revision": w.old_revision,
+            "b_revision": w.revision,
+            "b_state": w.state,
+            "b_since": w.since,
+            "b_health": w.health,
+            "b_updated_at": now,
+        }
+        for w in writes
+    ]
+    result = await conn.execute(stmt, params)
+    sane = len(params) == 1 or conn.dialect.supports_sane_multi_rowcount
+    if sane and result.rowcount != len(params):
+        raise RetryBatch(
+            f"device_health compare-and-swap missed: {result.rowcount} of {len(params)} rows"
+        )
+
+
+async def insert_changes(
+    conn: AsyncConnection, changes: Sequence[Mapping[str, Any]]
+) -> list[StateChangeRow]:
+    """Insert ``state_changes`` rows (unique per device and revision) and return them
+    with their ids, in the order given."""
+    if not changes:
+        return []
+    stmt = insert(CHANGES).returning(*CHANGES.c, sort_by_parameter_order=True)
+    rows = (await conn.execute(stmt, list(changes))).all()
+    return [_change(r) for r in rows]
+
+
+def _change(r: Any) -> StateChangeRow:
+    return StateChangeRow(
+        id=r.id,
+        device_id=r.device_id,
+        revision=r.revision,
+        from_state=r.from_state,
+        to_state=r.to_state,
+        at=r.at,
+        cause=r.cause,
+        run_key=r.run_key,
+    )
+
+
+async def list_changes(
+    conn: AsyncConnection, device_id: int, *, limit: int, before: datetime | None = None
+) -> list[StateChangeRow]:
+    """A device's state changes, newest first (``before``: only those dated earlier)."""
+    c = CHANGES.c
+    stmt = select(CHANGES).where(c.device_id == device_id)
+    if before is not None:
+        stmt = stmt.where(c.at < before)
+    stmt = stmt.order_by(c.at.desc(), c.revision.desc()).limit(limit)
+    return [_change(r) for r in (await conn.execute(stmt)).all()]
+
+
+async def list_down_edges(
+    conn: AsyncConnection, device_id: int, *, limit: int
+) -> list[StateChangeRow]:
+    """The newest ``limit`` changes into or out of ``down``, newest first: the edges of
+    the incidents (:func:`incidents_of`)."""
+    c = CHANGES.c
+    stmt = (
+        select(CHANGES)
+        .where(c.device_id == device_id, or_(c.to_state == "down", c.from_state == "down"))
+        .order_by(c.revision.desc())
+        .limit(limit)
+    )
+    return [_change(r) for r in (await conn.execute(stmt)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A down period: from a change to ``down`` to the next change away from it."""
+
+    started_at: datetime
+    ended_at: datetime | None
+    cause: str | None
+    duration_seconds: float
+    started_revision: int
+
+
+def incidents_of(edges: Sequence[StateChangeRow], now: datetime) -> list[Incident]:
+    """The down periods among a device's changes into and out of ``down`` (any order),
+    newest first; an open one lasts until ``now`` (pure).  An end whose start is older
+    than the edges given is left out."""
+    found: list[Incident] = []
+    start: StateChangeRow | None = None
+    for edge in sorted(edges, key=lambda e: e.revision):
+        if edge.to_state == "down":
+            start = edge
+        elif edge.from_state == "down" and start is not None:
+            seconds = (edge.at - start.at).total_seconds()
+            found.append(Incident(start.at, edge.at, start.cause, seconds, start.revision))
+            start = None
+    if start is not None:
+        seconds = max(0.0, (now - start.at).total_seconds())
+        found.append(Incident(start.at, None, start.cause, seconds, start.revision))
+    return sorted(found, key=lambda i: i.started_revision, reverse=True)
