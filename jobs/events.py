@@ -41,6 +41,12 @@ SCHEDULE_CREATED = "recorder.schedule.created"
 SCHEDULE_UPDATED = "recorder.schedule.updated"
 SCHEDULE_DELETED = "recorder.schedule.deleted"
 SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
+# Alerts: {notification_id, device_id, channel_id, state_change_id, attempt, status,
+# response_code, error}; maintenance: {maintenance_id, device_ids} (None: every device).
+NOTIFICATION_SENT = "notification.sent"
+NOTIFICATION_FAILED = "notification.failed"
+MAINTENANCE_STARTED = "maintenance.started"
+MAINTENANCE_ENDED = "maintenance.ended"
 
 
 def encode_event(type_: str, payload: Any) -> bytes:

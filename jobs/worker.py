@@ -24,11 +24,13 @@ from taskiq import TaskiqEvents, TaskiqState
 
 from core.natsconn import connect
 from core.settings import Settings
+from jobs.alerts.job import NotifyJob
+from jobs.alerts.task import AlertParts, deliver
 from jobs.events import EventPublisher
 from jobs.probe.http import make_http_client
 from jobs.probe.job import ProbeJob
 from jobs.probe.task import ProbeLimits, probe_device
-from jobs.queue.broker import PROBE_TASK, RECORDER_TASK, FleetprobeBroker
+from jobs.queue.broker import NOTIFY_TASK, PROBE_TASK, RECORDER_TASK, FleetprobeBroker
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.job import RecorderJob
 from jobs.recorder.task import send_recorder_command
@@ -58,6 +60,9 @@ class WorkerRuntime:
     recorder: RecorderClient
     commands: BatchWriter
     probe_limits: ProbeLimits
+    # Alert deliveries: a client of their own (the probes' follows their devices' TLS and
+    # redirect settings, and its pool is sized for probes).
+    alert_http: httpx.AsyncClient
     owns_engine: bool = True
 
     @classmethod
@@ -83,6 +88,9 @@ class WorkerRuntime:
             recorder=RecorderClient(settings, name=f"{name}-recorder", connection=nc),
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
+            alert_http=httpx.AsyncClient(
+                follow_redirects=False, timeout=settings.alert_timeout_seconds
+            ),
             owns_engine=owns_engine,
         )
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)
@@ -94,6 +102,7 @@ class WorkerRuntime:
         await self.commands.close()
         await self.recorder.close()
         await self.http.aclose()
+        await self.alert_http.aclose()
         try:
             await self.nc.drain()
         except Exception as exc:
@@ -137,8 +146,16 @@ def register_tasks(broker: FleetprobeBroker, engine: AsyncEngine | None = None) 
     async def recorder_command(job: RecorderJob) -> dict[str, Any]:
         return await send_recorder_command(job, runtime_of(broker.state))
 
+    async def notify(job: NotifyJob) -> dict[str, Any]:
+        runtime = runtime_of(broker.state)
+        parts = AlertParts(
+            runtime.settings, runtime.engine, broker, runtime.alert_http, runtime.events
+        )
+        return await deliver(job, parts)
+
     broker.register_task(probe, task_name=PROBE_TASK)
     broker.register_task(recorder_command, task_name=RECORDER_TASK)
+    broker.register_task(notify, task_name=NOTIFY_TASK)
 
     async def _startup(state: TaskiqState) -> None:
         state.runtime = await WorkerRuntime.open(settings, engine=engine)

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from core.settings import Settings
-from storage import installation, recorder_models  # noqa: F401  (the other tables)
+from storage import alert_models, installation, recorder_models  # noqa: F401  (the other tables)
 from storage.migrate import INIT_LOCK_KEY, upgrade_to_head
 
 __all__ = ["INIT_LOCK_KEY", "init_db", "make_engine", "session_factory"]

@@ -19,7 +19,17 @@ from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 
-from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
+from web import (
+    channels,
+    checks,
+    cycles,
+    devices,
+    maintenance,
+    notifications,
+    probe_runs,
+    recorder,
+    recorder_schedules,
+)
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
 from web.endpoints import (
@@ -83,6 +93,9 @@ def api_endpoints() -> list[AnyEndpoint]:
         *cycles.ENDPOINTS,
         *recorder_schedules.ENDPOINTS,
         *recorder.ENDPOINTS,
+        *channels.ENDPOINTS,
+        *notifications.ENDPOINTS,
+        *maintenance.ENDPOINTS,
         *HEALTH,
     ]
 
