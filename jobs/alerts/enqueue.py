@@ -55,6 +55,7 @@ class Enqueued:
     queued: list[int] = field(default_factory=list)  # channel ids with a delivery queued
     suppressed: list[int] = field(default_factory=list)
     reason: str | None = None
+    new_rows: int = 0  # ledger rows this call recorded (0: another call got there first)
 
 
 def suppression(device: Device, windows: list[Window], t: datetime) -> str | None:
@@ -111,7 +112,7 @@ async def enqueue_change(
             "notifications suppressed change=%d device=%d reminder=%d channels=%d reason=%s",
             change.id, change.device_id, reminder, landed, reason,
         )  # fmt: skip
-        return Enqueued(suppressed=channel_ids, reason=reason)
+        return Enqueued(suppressed=channel_ids, reason=reason, new_rows=landed)
     jobs = [
         NotifyJob(state_change_id=change.id, channel_id=channel_id, reminder=reminder)
         for channel_id in channel_ids
@@ -124,7 +125,7 @@ async def enqueue_change(
         change.id, change.device_id, change.from_state, change.to_state, reminder,
         ",".join(map(str, channel_ids)), landed,
     )  # fmt: skip
-    return Enqueued(queued=channel_ids)
+    return Enqueued(queued=channel_ids, new_rows=landed)
 
 
 async def enqueue_change_id(engine: AsyncEngine, broker: AsyncBroker, change_id: int) -> Enqueued:

@@ -21,9 +21,7 @@ from storage.alert_models import Channel
 from tests.jobs.alerts.receiver import receiver
 
 
-@pytest.mark.parametrize(
-    "module", [jobs.alerts.policy, jobs.alerts.senders, jobs.alerts.templates]
-)
+@pytest.mark.parametrize("module", [jobs.alerts.policy, jobs.alerts.senders, jobs.alerts.templates])
 def test_docstring_examples_hold(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0
@@ -68,10 +66,13 @@ def test_a_channel_template_overrides_the_default() -> None:
 @pytest.mark.parametrize(
     ("kind", "url", "shown", "hidden"),
     [
-        ("webhook", "https://user:pw@h.example.org/hook/s3cr3t?token=abc", "https://h.example.org/***?***", ("pw", "s3cr3t", "abc")),
+        ("webhook", "https://user:pw@h.example.org/hook/s3cr3t?token=abc",
+         "https://h.example.org/***?***", ("pw", "s3cr3t", "abc")),
         ("webhook", "http://127.0.0.1:9000/", "http://127.0.0.1:9000/", ()),
-        ("apprise", "mailto://user:smtppass@localhost:2525?to=x@example.com", "mailto://user:****@localhost", ("smtppass",)),
-        ("apprise", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "slack://T...2/", ("TIiajkdnlazkcOXrIdevi7FQ",)),
+        ("apprise", "mailto://user:smtppass@localhost:2525?to=x@example.com",
+         "mailto://user:****@localhost", ("smtppass",)),
+        ("apprise", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "slack://T...2/",
+         ("TIiajkdnlazkcOXrIdevi7FQ",)),
     ],
 )  # fmt: skip
 def test_urls_are_shown_with_their_secrets_masked(
@@ -106,5 +107,9 @@ async def test_a_failing_receiver_is_data_not_an_exception(closed_port_url: str)
                                              headers=None, timeout=2)  # fmt: skip
     assert not refused.ok and refused.response_code is None and refused.error
     assert "127.0.0.1" not in (refused.error or "")  # no URL in what is stored
-    assert (unavailable.ok, unavailable.response_code, unavailable.error) == (False, 503, "HTTP 503")
+    assert (unavailable.ok, unavailable.response_code, unavailable.error) == (
+        False,
+        503,
+        "HTTP 503",
+    )
     assert "signature" not in str(rx.requests[0].headers)  # no secret: no signature
