@@ -2,7 +2,7 @@
 ``maintenance.started`` / ``maintenance.ended`` as windows open and close.
 
 Run by the scheduler holding the leader lease (:meth:`AlertSweeper.run`), every
-``ALERT_SWEEP_SECONDS``.  Reminder n of a change is due ``n × reminder_every_minutes``
+``ALERT_SWEEP_SECONDS``.  Reminder n of a change is due ``n * reminder_every_minutes``
 after it; only the latest due is queued (a sweep that was late sends one reminder, not a
 burst), and its ledger row and message id make a second sweep, or a second leader after a
 fail-over, record and send nothing more.
