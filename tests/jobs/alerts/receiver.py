@@ -34,6 +34,8 @@ class Received:
 class Receiver:
     plan: list[int] = field(default_factory=list)
     delay_seconds: float = 0.0
+    # Per request in turn (then delay_seconds): e.g. [2.0] holds only the first answer.
+    delays: list[float] = field(default_factory=list)
     requests: list[Received] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -44,8 +46,9 @@ class Receiver:
         with self.lock:
             self.requests.append(Received({k.lower(): v for k, v in request.headers.items()}, raw))
             status = self.plan.pop(0) if self.plan else 200
-        if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
+            delay = self.delays.pop(0) if self.delays else self.delay_seconds
+        if delay:
+            await asyncio.sleep(delay)
         await JSONResponse({"received": True}, status_code=status)(scope, receive, send)
 
     def count(self) -> int:
@@ -54,8 +57,10 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def receiver(plan: list[int] | None = None, delay_seconds: float = 0.0) -> Iterator[Receiver]:
-    app = Receiver(plan=list(plan or []), delay_seconds=delay_seconds)
+def receiver(
+    plan: list[int] | None = None, delay_seconds: float = 0.0, delays: list[float] | None = None
+) -> Iterator[Receiver]:
+    app = Receiver(plan=list(plan or []), delay_seconds=delay_seconds, delays=list(delays or []))
     server = ThreadedServer(app, free_port()).start()
     app.url = server.url + "/hook"
     try:
