@@ -33,6 +33,7 @@ from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import PID_FILE, NatsSupervisor, start_embedded
 from core.settings import Settings, settings_error
+from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
 from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
@@ -157,6 +158,16 @@ async def start_scheduler(
     )
     await recorder.start()
     parts.add("recorder scheduler", recorder.stop)
+    # Reminders and maintenance.started/ended: the leader's, like the kicks.
+    sweeper = AlertSweeper(
+        settings,
+        broker,
+        engine,
+        EventPublisher(nc, settings.events_subject, instance_name("alerts")),
+        is_leader=lambda: scheduler.is_leader,
+    )
+    sweeper.start()
+    parts.add("alert sweeper", sweeper.stop)
     return scheduler
 
 

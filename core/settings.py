@@ -244,8 +244,7 @@ class Settings(BaseSettings):
     def longest_task_seconds(self) -> float:
         """The longest a single task may run: a probe or recorder request at its cap, plus
         the time to store and announce its result."""
-        longest = max(self.probe_max_timeout_seconds, self.nats_timeout, self.alert_timeout_seconds)
-        return longest + 2.0
+        return max(self.probe_max_timeout_seconds, self.nats_timeout) + 2.0
 
     @property
     def ack_wait_seconds(self) -> float:
@@ -255,10 +254,17 @@ class Settings(BaseSettings):
         return self.longest_task_seconds + self.ack_wait_margin_seconds
 
     @property
+    def alert_attempt_seconds(self) -> float:
+        """One delivery attempt's timeout: ALERT_TIMEOUT_SECONDS, capped by the longest
+        task (which ack_wait is checked to outlive), so a delivery never runs twice at
+        once."""
+        return min(self.alert_timeout_seconds, self.longest_task_seconds)
+
+    @property
     def alert_hold_seconds(self) -> float:
-        """How long a delivery task may wait for its retry time before it must hand the
-        wait on (a new message): the wait and one attempt stay within ack_wait."""
-        return max(0.0, self.ack_wait_seconds - self.alert_timeout_seconds - 10.0)
+        """How long a delivery task may wait for its retry time before it hands the wait
+        on to a new message: the wait and one attempt stay within ack_wait."""
+        return max(0.5, self.ack_wait_seconds - self.alert_attempt_seconds - 2.0)
 
     @property
     def nats_servers(self) -> list[str]:

@@ -34,6 +34,7 @@ from jobs.queue.broker import NOTIFY_TASK, PROBE_TASK, RECORDER_TASK, Fleetprobe
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.job import RecorderJob
 from jobs.recorder.task import send_recorder_command
+from jobs.scheduling.calendar import MaintenanceCalendar
 from storage.db import init_db, make_engine
 from storage.models import CheckResult
 from storage.recorder_models import CommandResult
@@ -63,6 +64,8 @@ class WorkerRuntime:
     # Alert deliveries: a client of their own (the probes' follows their devices' TLS and
     # redirect settings, and its pool is sized for probes).
     alert_http: httpx.AsyncClient
+    # Maintenance windows, re-read every ALERT_SWEEP_SECONDS: results in one are marked.
+    maintenance: MaintenanceCalendar
     owns_engine: bool = True
 
     @classmethod
@@ -89,8 +92,9 @@ class WorkerRuntime:
             commands=_writer(engine, CommandResult, settings),
             probe_limits=ProbeLimits.of(settings),
             alert_http=httpx.AsyncClient(
-                follow_redirects=False, timeout=settings.alert_timeout_seconds
+                follow_redirects=False, timeout=settings.alert_attempt_seconds
             ),
+            maintenance=MaintenanceCalendar(engine, settings.alert_sweep_seconds),
             owns_engine=owns_engine,
         )
         log.info("worker runtime ready name=%s http_engine=%s", name, settings.http_engine)

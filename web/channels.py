@@ -126,7 +126,7 @@ async def test_channel(call: Call[NoBody, NoQuery]) -> Response:
     async with session_factory(services.engine)() as session:
         channel = await channel_or_404(session, call.path["channel_id"])
     body = _test_body(channel, device_link(settings, 0))
-    timeout = settings.alert_timeout_seconds
+    timeout = settings.alert_attempt_seconds
     if channel.kind == "webhook":
         key = f"test:{channel.id}:{uuid.uuid4().hex}"
         async with httpx.AsyncClient(follow_redirects=False) as client:

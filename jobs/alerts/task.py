@@ -81,7 +81,7 @@ async def deliver(job: NotifyJob, parts: AlertParts) -> dict[str, Any]:
     body = await message_for(parts.engine, settings, channel, job.state_change_id, job.reminder)
     if body is None:
         return await _finish(parts, job, row, "failed", Delivery(False, error="state change gone"))
-    outcome = await send(channel, body, job.key, parts.http, settings.alert_timeout_seconds)
+    outcome = await send(channel, body, job.key, parts.http, settings.alert_attempt_seconds)
     if outcome.ok:
         return await _finish(parts, job, row, "sent", outcome)
     delay = retry_delay(settings.alert_retry_delays_seconds, job.attempt)

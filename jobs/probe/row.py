@@ -21,6 +21,7 @@ def check_row(
     result: ProbeResult,
     checked_at: datetime,
     slot_at: datetime | None = None,
+    in_maintenance: bool = False,
 ) -> dict[str, Any]:
     return {
         "device_id": device_id,
@@ -33,6 +34,7 @@ def check_row(
         "error_kind": str(result.error_kind) if result.error_kind else None,
         "error": result.error,
         "source": source,
+        "in_maintenance": in_maintenance,
     }
 
 

@@ -18,6 +18,7 @@ from jobs.events import CHECK_CREATED, EventPublisher
 from jobs.probe.job import ProbeJob
 from jobs.probe.row import check_event_payload, check_row
 from jobs.probe.run import run_probe
+from jobs.scheduling.calendar import MaintenanceCalendar
 from storage.types import utcnow
 from storage.writer import BatchWriter
 
@@ -52,6 +53,8 @@ class ProbeDeps(Protocol):
     def events(self) -> EventPublisher: ...
     @property
     def probe_limits(self) -> ProbeLimits: ...
+    @property
+    def maintenance(self) -> MaintenanceCalendar: ...  # results in a window are marked
 
 
 async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
@@ -61,13 +64,15 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     timeout = min(job.timeout, limits.max_timeout)
     started_at = utcnow()  # lateness (slot -> probe start) is read from the event
     result = await run_probe(deps.http, job.address, timeout, body_max_bytes=limits.body_max_bytes)
+    checked_at = utcnow()
     row = check_row(
         device_id=job.device_id,
         run_key=job.run_key,
         source=job.source,
         result=result,
-        checked_at=utcnow(),
+        checked_at=checked_at,
         slot_at=job.slot_at,
+        in_maintenance=await deps.maintenance.window_for(job.device_id, checked_at) is not None,
     )
     # Returns after the batch holding this row committed: the ack follows the commit.
     inserted = await deps.checks.write(row) is not None

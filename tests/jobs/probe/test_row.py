@@ -51,6 +51,7 @@ def test_a_result_becomes_one_row_and_its_event(
         "error_kind": error_kind,
         "error": result.error,
         "source": "manual",
+        "in_maintenance": False,
     }
     event = check_event_payload(row)
     assert event["checked_at"] == AT.isoformat()
