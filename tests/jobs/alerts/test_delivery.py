@@ -217,3 +217,68 @@ async def test_a_reminder_repeats_while_the_device_stays_down(alert_settings: Se
             sweeper = AlertSweeper(alert_settings, broker, engine, events=None)
             assert await sweeper.remind(start + timedelta(minutes=30)) == 0
     await engine.dispose()
+
+
+async def test_a_retry_wait_longer_than_a_task_may_hold_is_handed_on_and_still_sent(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # ack_wait 6 s and 2 s attempts: a task holds a wait 2 s at most; the 3 s backoff is
+    # handed on to a new message once, then the second attempt goes out.
+    env = isolated_env(
+        nats_server.url, tmp_path, PROBE_MAX_TIMEOUT_SECONDS="2", PROBE_TIMEOUT_SECONDS="2",
+        NATS_TIMEOUT="1", ACK_WAIT_SECONDS="6", ALERT_TIMEOUT_SECONDS="2",
+        ALERT_RETRY_DELAYS_SECONDS="3",
+    )  # fmt: skip
+    settings = Settings(**env)  # type: ignore[arg-type]
+    assert settings.alert_hold_seconds == 2.0
+    engine = make_engine(settings)
+    await init_db(engine)
+    with receiver(plan=[500]) as rx:
+        await add_channel(engine, rx.url)
+        device = await add_device(engine)
+        async with collect_events(settings) as events, running_worker(settings) as broker:
+            await enqueue_change(engine, broker, await add_change(engine, device, 1, "up", "down"))
+            await eventually(lambda: _sent(events) >= 1, timeout=30, what="sent")
+        assert rx.count() == 2
+        (row,) = await notifications(engine)
+        assert (row.status, row.attempts, row.response_code) == ("sent", 2, 200)
+    await engine.dispose()
+
+
+async def test_the_leader_announces_windows_opening_and_closing(alert_settings: Settings) -> None:
+    from jobs.events import EventPublisher
+    from jobs.scheduling.calendar import load_windows
+
+    engine = make_engine(alert_settings)
+    await init_db(engine)
+    now = utcnow()
+    async with session_factory(engine)() as session:
+        start = now + timedelta(minutes=1)
+        window_row = MaintenanceWindow(
+            name="soon", device_ids=[4, 2], start=start, duration_seconds=600, mode="skip_probes"
+        )
+        session.add(window_row)
+        await session.commit()
+    windows = await load_windows(engine)
+    async with (
+        collect_events(alert_settings) as events,
+        running_worker(alert_settings, worker=False) as broker,
+    ):
+        import nats
+
+        nc = await nats.connect(alert_settings.nats_url)
+        publisher = EventPublisher(nc, alert_settings.events_subject, "test-leader")
+        sweeper = AlertSweeper(alert_settings, broker, engine, publisher)
+        assert await sweeper.announce_windows(now, windows) == (set(), set())  # first look
+        opened = await sweeper.announce_windows(now + timedelta(minutes=2), windows)
+        closed = await sweeper.announce_windows(now + timedelta(minutes=20), windows)
+        await nc.flush()
+        await eventually(lambda: len(events) >= 2, what="two events")
+        await nc.close()
+    (window,) = windows
+    assert opened == ({window.id}, set()) and closed == (set(), {window.id})
+    assert [(e["type"], e["payload"]) for e in events] == [
+        ("maintenance.started", {"maintenance_id": window.id, "device_ids": [2, 4]}),
+        ("maintenance.ended", {"maintenance_id": window.id, "device_ids": [2, 4]}),
+    ]
+    await engine.dispose()
