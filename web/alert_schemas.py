@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     MISSING,
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -36,11 +37,21 @@ _INPUT = ConfigDict(extra="forbid", strict=True)
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ChannelKind = Literal["webhook", "apprise"]
 Template = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+def _header_names(value: dict[str, str] | None) -> dict[str, str] | None:
+    # Checked here, not as a key schema: OpenAPI 3.0 has no propertyNames.
+    for name in value or {}:
+        if not 0 < len(name) <= 200 or not name.isascii() or any(c in name for c in " :\r\n"):
+            raise ValueError(f"header name {name[:50]!r} is not a valid HTTP header name")
+    return value
+
+
 Headers = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=200)],
-         Annotated[str, StringConstraints(max_length=2000)]],
+    dict[str, Annotated[str, StringConstraints(max_length=2000)]],
     Field(max_length=50),
-]  # fmt: skip
+    AfterValidator(_header_names),
+]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Mode = Literal["suppress_alerts", "skip_probes"]
 assert set(CHANNEL_KINDS) == {"webhook", "apprise"} and set(MODES) == {

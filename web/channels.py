@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
+from core.settings import Settings
 from jobs.alerts.message import compose, device_link
 from jobs.alerts.senders import send_apprise, send_webhook
 from storage import alert_repo
@@ -58,6 +59,23 @@ async def check_channel_ids(session: AsyncSession, ids: Sequence[int] | None) ->
         raise RequestInvalid.field(
             ["body", "channel_ids"], f"no channel has id {', '.join(map(str, missing))}"
         )
+
+
+def check_reminder_minutes(settings: Settings, minutes: int | None) -> None:
+    """``reminder_every_minutes``: 0 (never) or at least ``ALERT_MIN_REMINDER_MINUTES``."""
+    if minutes is not None and 0 < minutes < settings.alert_min_reminder_minutes:
+        raise RequestInvalid.field(
+            ["body", "reminder_every_minutes"],
+            f"0 (no reminders) or at least {settings.alert_min_reminder_minutes} minutes",
+        )
+
+
+async def check_alert_policy(
+    session: AsyncSession, settings: Settings, fields: Mapping[str, Any]
+) -> None:
+    """The alert fields of a device being created or changed (absent ones pass)."""
+    await check_channel_ids(session, fields.get("channel_ids"))
+    check_reminder_minutes(settings, fields.get("reminder_every_minutes"))
 
 
 async def list_channels(call: Call[NoBody, NoQuery]) -> Response:

@@ -19,6 +19,7 @@ from jobs.events import DEVICE_CREATED, DEVICE_DELETED, DEVICE_UPDATED
 from storage import repo
 from storage.db import session_factory
 from storage.models import Device
+from web.channels import check_alert_policy
 from web.endpoints import (
     AnyEndpoint,
     Call,
@@ -101,6 +102,7 @@ async def create_device(call: Call[DeviceCreate, NoQuery]) -> Response:
     services = services_of(call.request)
     check_timeout(services, call.body.timeout_seconds)
     async with session_factory(services.engine)() as session:
+        await check_alert_policy(session, services.settings, call.body.model_dump())
         device = DeviceRead.model_validate(
             await repo.create_device(session, **call.body.model_dump())
         )
@@ -118,6 +120,7 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
         row = await device_or_404(session, call.path["device_id"])
         if not changes:
             return respond(DeviceRead.model_validate(row))
+        await check_alert_policy(session, services.settings, changes)
         device = DeviceRead.model_validate(await repo.update_device(session, row, **changes))
     log.info("device updated device=%d fields=%s", device.id, ",".join(sorted(changes)))
     await announce(services, DEVICE_UPDATED, device)

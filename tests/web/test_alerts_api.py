@@ -172,3 +172,21 @@ async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: As
             await check_channel_ids(session, [channel["id"], 4242])
     (issue,) = refused.value.detail
     assert issue.loc == ["body", "channel_ids"] and "4242" in issue.msg
+
+
+@pytest.mark.parametrize(
+    ("minutes", "refused"), [(0, False), (1, True), (4, True), (5, False), (None, False)]
+)
+def test_reminders_below_the_floor_are_refused(minutes: int | None, refused: bool) -> None:
+    from core.settings import Settings
+    from web.channels import check_reminder_minutes
+    from web.errors import RequestInvalid
+
+    settings = Settings(ALERT_MIN_REMINDER_MINUTES=5)  # type: ignore[call-arg]
+    if refused:
+        with pytest.raises(RequestInvalid) as caught:
+            check_reminder_minutes(settings, minutes)
+        (issue,) = caught.value.detail
+        assert issue.loc == ["body", "reminder_every_minutes"]  # type: ignore[union-attr]
+    else:
+        check_reminder_minutes(settings, minutes)
