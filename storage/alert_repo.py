@@ -201,3 +201,27 @@ async def latest_changes_down(engine: AsyncEngine) -> list[dict[str, Any]]:
     )
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def stale_pending(engine: AsyncEngine, before: datetime) -> list[dict[str, Any]]:
+    """Pending notifications not touched since ``before`` (their message was lost: a
+    kick that failed, or a queue that dropped it)."""
+    c = NOTIFICATIONS.c
+    stmt = (
+        select(c.state_change_id, c.channel_id, c.reminder, c.attempts)
+        .where((c.status == "pending") & (c.updated_at < before))
+        .order_by(c.id)
+        .limit(1000)
+    )
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def touch(engine: AsyncEngine, state_change_id: int, channel_id: int, reminder: int) -> None:
+    stmt = (
+        update(NOTIFICATIONS)
+        .where(_key(state_change_id, channel_id, reminder) & (NOTIFICATIONS.c.status == "pending"))
+        .values(updated_at=utcnow())
+    )
+    async with engine.begin() as conn:
+        await conn.execute(stmt)

@@ -12,6 +12,7 @@ With no channel, nothing is recorded or sent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -126,6 +127,22 @@ async def enqueue_change(
         ",".join(map(str, channel_ids)), landed,
     )  # fmt: skip
     return Enqueued(queued=channel_ids, new_rows=landed)
+
+
+def change_listener(engine: AsyncEngine, broker: AsyncBroker) -> Callable[[Any], Awaitable[None]]:
+    """``on_change(record)`` for the health hook's listeners: ``record`` is anything with
+    the attributes of :class:`ChangeRecord` (a ``state_changes`` row, W2's record).  A
+    failure is logged, never raised into the writer: the leader's sweep re-queues a
+    notification left pending (:func:`jobs.alerts.sweep.AlertSweeper.requeue_stale`)."""
+
+    async def on_change(record: Any) -> None:
+        fields = {k: getattr(record, k) for k in ChangeRecord.__dataclass_fields__}
+        try:
+            await enqueue_change(engine, broker, ChangeRecord(**fields))
+        except Exception as exc:
+            log.warning("notifications not queued change=%s error=%r", fields["id"], exc)
+
+    return on_change
 
 
 async def enqueue_change_id(engine: AsyncEngine, broker: AsyncBroker, change_id: int) -> Enqueued:

@@ -14,13 +14,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.alerts.enqueue import ChangeRecord, enqueue_change
+from jobs.alerts.job import NotifyJob
+from jobs.alerts.kick import kick_notifications
 from jobs.alerts.policy import reminder_due
 from jobs.events import MAINTENANCE_ENDED, MAINTENANCE_STARTED, EventPublisher
 from jobs.scheduling.calendar import load_windows
@@ -88,10 +90,38 @@ class AlertSweeper:
                     )
         return started, ended
 
+    def stale_after(self) -> timedelta:
+        """A pending notification untouched this long has lost its message: longer than
+        the longest retry wait plus two deliveries of ack_wait."""
+        delays = self.settings.alert_retry_delays_seconds
+        return timedelta(seconds=max(delays, default=0) + 2 * self.settings.ack_wait_seconds + 60)
+
+    async def requeue_stale(self, now: datetime) -> int:
+        """Queue again each pending notification whose message was lost; returns how many.
+        The message id names the minute, so two sweeps of one minute queue it once."""
+        rows = await alert_repo.stale_pending(self.engine, now - self.stale_after())
+        jobs = [
+            NotifyJob(
+                state_change_id=r["state_change_id"], channel_id=r["channel_id"],
+                reminder=r["reminder"], attempt=r["attempts"] + 1,
+                hop=int(now.timestamp() // 60),
+            )
+            for r in rows
+        ]  # fmt: skip
+        if jobs:
+            await kick_notifications(self.broker, jobs)
+            for job in jobs:
+                await alert_repo.touch(
+                    self.engine, job.state_change_id, job.channel_id, job.reminder
+                )
+            log.warning("stale notifications queued again count=%d", len(jobs))
+        return len(jobs)
+
     async def sweep(self, now: datetime) -> None:
         windows = await load_windows(self.engine)
         await self.announce_windows(now, windows)
         await self.remind(now, windows)
+        await self.requeue_stale(now)
 
     async def run(self) -> None:
         """Sweep every ``ALERT_SWEEP_SECONDS`` while this process leads; a failed sweep

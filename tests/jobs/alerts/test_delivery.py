@@ -282,3 +282,58 @@ async def test_the_leader_announces_windows_opening_and_closing(alert_settings: 
         ("maintenance.ended", {"maintenance_id": window.id, "device_ids": [2, 4]}),
     ]
     await engine.dispose()
+
+
+async def test_a_pending_notification_whose_message_was_lost_is_queued_again(
+    alert_settings: Settings,
+) -> None:
+    from storage.alert_repo import record_notifications
+
+    engine = make_engine(alert_settings)
+    await init_db(engine)
+    with receiver() as rx:
+        channel = await add_channel(engine, rx.url)
+        device = await add_device(engine)
+        change = await add_change(engine, device, 1, "up", "down")
+        # Recorded, but its kick never happened (NATS was down at that moment).
+        long_ago = utcnow() - timedelta(hours=1)
+        await record_notifications(engine, [{
+            "device_id": device, "channel_id": channel, "state_change_id": change.id,
+            "reminder": 0, "status": "pending", "created_at": long_ago, "updated_at": long_ago,
+        }])  # fmt: skip
+        async with (
+            collect_events(alert_settings) as events,
+            running_worker(alert_settings) as broker,
+        ):
+            sweeper = AlertSweeper(alert_settings, broker, engine, events=None)
+            assert await sweeper.requeue_stale(utcnow()) == 1
+            assert await sweeper.requeue_stale(utcnow()) == 0  # touched: not stale any more
+            await eventually(lambda: _sent(events) >= 1, what="sent")
+        assert rx.count() == 1
+        (row,) = await notifications(engine)
+        assert (row.status, row.attempts) == ("sent", 1)
+    await engine.dispose()
+
+
+async def test_the_health_hooks_listener_enqueues_a_stored_change(
+    alert_settings: Settings,
+) -> None:
+    from jobs.alerts.enqueue import change_listener
+    from storage.models import StateChange
+
+    engine = make_engine(alert_settings)
+    await init_db(engine)
+    with receiver() as rx:
+        await add_channel(engine, rx.url)
+        device = await add_device(engine)
+        record = await add_change(engine, device, 1, "up", "down")
+        async with session_factory(engine)() as session:
+            row = await session.get(StateChange, record.id)
+        async with (
+            collect_events(alert_settings) as events,
+            running_worker(alert_settings) as broker,
+        ):
+            await change_listener(engine, broker)(row)  # the row itself, as W2's hook has it
+            await eventually(lambda: _sent(events) >= 1, what="sent")
+        assert rx.requests[0].body["state_change"]["id"] == record.id
+    await engine.dispose()
