@@ -9,12 +9,17 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import apprise
 import httpx
+
+# Apprise logs the URLs it cannot parse, tokens and passwords included: its records are
+# dropped; each send's outcome is reported by fleetprobe (Delivery, the ledger, one log line).
+logging.getLogger("apprise").addFilter(lambda record: False)
 
 SIGNATURE_HEADER = "X-Fleetprobe-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

@@ -113,3 +113,15 @@ async def test_a_failing_receiver_is_data_not_an_exception(closed_port_url: str)
         "HTTP 503",
     )
     assert "signature" not in str(rx.requests[0].headers)  # no secret: no signature
+
+
+async def test_an_invalid_apprise_url_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    from jobs.alerts.senders import check_apprise_url, send_apprise
+
+    secret_url = "slack://hunter2-token-abc"  # Apprise itself would log this one
+    with caplog.at_level("DEBUG"):
+        with pytest.raises(ValueError):
+            check_apprise_url(secret_url)
+        outcome = await send_apprise(secret_url, "t", "x", timeout=2)
+    assert not outcome.ok and outcome.error == "not a valid Apprise URL"
+    assert "hunter2" not in caplog.text and "token-abc" not in caplog.text
