@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -217,7 +218,14 @@ def _cron_parses(value: str | None) -> str | None:
 
 Duration = Annotated[
     timedelta,
-    Field(strict=False, description='seconds, or ISO 8601 ("PT2H")', examples=["PT2H", 3600]),
+    Field(strict=False),
+    # Both spellings are accepted, and the spec says so (pydantic's own says string only).
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string", "format": "duration"}],
+            "description": 'seconds, or ISO 8601 ("PT2H")',
+        }
+    ),
 ]
 Timezone = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Cron = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -233,7 +241,7 @@ class MaintenanceCreate(BaseModel):
 
     name: Name
     device_ids: Annotated[list[Id], Field(max_length=10_000)] | None = None
-    start: AwareDatetime | None = Field(None, strict=False)
+    start: AwareDatetime | None = None
     cron: Cron | None = None
     duration: Duration
     timezone: Timezone = "UTC"
@@ -256,7 +264,7 @@ class MaintenanceUpdate(BaseModel):
 
     name: Name | MISSING = MISSING
     device_ids: Annotated[list[Id], Field(max_length=10_000)] | None = None
-    start: AwareDatetime | None = Field(None, strict=False)
+    start: AwareDatetime | None = None
     cron: Cron | None = None
     duration: Duration | MISSING = MISSING
     timezone: Timezone | MISSING = MISSING
@@ -304,9 +312,7 @@ class MaintenanceRead(BaseModel):
 class SnoozeBody(BaseModel):
     model_config = _INPUT
 
-    until: AwareDatetime = Field(
-        strict=False, description="alerts of the device stay silent until then"
-    )
+    until: AwareDatetime = Field(description="alerts of the device stay silent until then")
 
 
 class SnoozeRead(BaseModel):

@@ -117,9 +117,10 @@ async def test_a_device_is_snoozed_and_woken(web: WebApp, engine: AsyncEngine) -
     assert woken.json() == {"device_id": device, "snoozed_until": None}
     assert (await web.client.post("/devices/999/snooze", json={"until": until.isoformat()})
             ).status_code == 404  # fmt: skip
-    assert ["body", "until"] in _loc(
-        await web.client.post(f"/devices/{device}/snooze", json={"until": "tomorrow"})
-    )
+    for bad in ("tomorrow", 0, "2026-12-01T08:00:00"):  # not a time, a number, no zone
+        assert ["body", "until"] in _loc(
+            await web.client.post(f"/devices/{device}/snooze", json={"until": bad})
+        )
 
 
 async def test_the_channel_test_answers_what_the_receiver_said(web: WebApp) -> None:
