@@ -237,7 +237,19 @@ class MaintenanceCreate(BaseModel):
     ``suppress_alerts`` (probes go on, results are marked, no notification) or
     ``skip_probes`` (no probes, no alerts)."""
 
-    model_config = _INPUT
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "example": {
+                "name": "patch night",
+                "cron": "0 2 * * 0",
+                "duration": "PT2H",
+                "timezone": "Europe/Berlin",
+                "device_ids": [1],
+            }
+        },
+    )
 
     name: Name
     device_ids: Annotated[list[Id], Field(max_length=10_000)] | None = None
