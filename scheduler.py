@@ -33,6 +33,8 @@ from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import PID_FILE, NatsSupervisor, start_embedded
 from core.settings import Settings, settings_error
+from jobs.alerts.enqueue import change_listener
+from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
 from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
@@ -149,7 +151,10 @@ async def start_scheduler(
     lease = await owned_lease(
         nc.jetstream(), settings, broker.installation_id, instance_name("scheduler")
     )
-    scheduler = ProbeScheduler(settings, broker, engine, nc, lease=lease)
+    # The leader's sweep (stale -> unknown) queues notifications of what it changes.
+    scheduler = ProbeScheduler(
+        settings, broker, engine, nc, lease=lease, state_listeners=[change_listener(engine, broker)]
+    )
     await scheduler.start()
     parts.add("scheduler", scheduler.stop)
     # Recorder schedules: jobs of their own, kicked only while the probe scheduler leads.
@@ -158,6 +163,16 @@ async def start_scheduler(
     )
     await recorder.start()
     parts.add("recorder scheduler", recorder.stop)
+    # Reminders and maintenance.started/ended: the leader's, like the kicks.
+    sweeper = AlertSweeper(
+        settings,
+        broker,
+        engine,
+        EventPublisher(nc, settings.events_subject, instance_name("alerts")),
+        is_leader=lambda: scheduler.is_leader,
+    )
+    sweeper.start()
+    parts.add("alert sweeper", sweeper.stop)
     return scheduler
 
 
@@ -183,6 +198,8 @@ async def start_web(
         nc=nc,
         events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
+        # pause and resume through the API are state changes too
+        state_listeners=[change_listener(engine, broker)],
         # POST /devices/validate of a recorder:// device (over the borrowed connection)
         recorder_check=recorder_check(
             RecorderClient(settings, name=instance_name("web-recorder"), connection=nc)

@@ -156,6 +156,18 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(False, alias="METRICS_PUBLIC")
     metrics_subject: str = Field("fleetprobe.metrics", alias="METRICS_SUBJECT", min_length=1)
     metrics_push_seconds: float = Field(10.0, alias="METRICS_PUSH_SECONDS", gt=0, le=300)
+    # Alerts (README "Alerts").  A delivery is tried 1 + len(delays) times, waiting each
+    # delay in turn (seconds, comma-separated): by default 5 tries over ~10 minutes.
+    alert_retry_delays_seconds: Annotated[tuple[float, ...], NoDecode] = Field(
+        (30.0, 60.0, 120.0, 390.0), alias="ALERT_RETRY_DELAYS_SECONDS"
+    )
+    # One delivery attempt (the receiver's answer, or Apprise's send) at most.
+    alert_timeout_seconds: float = Field(10.0, alias="ALERT_TIMEOUT_SECONDS", gt=0, le=60)
+    # How often the leading scheduler looks for reminders due and maintenance windows
+    # starting or ending.
+    alert_sweep_seconds: float = Field(30.0, alias="ALERT_SWEEP_SECONDS", gt=0, le=3600)
+    # Where a message's link points ("https://monitor.example.org"); unset: the web port.
+    alert_link_base: str = Field("", alias="ALERT_LINK_BASE")
 
     log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
 
@@ -201,6 +213,19 @@ class Settings(BaseSettings):
         entries = _split(value)
         return tuple(str(parse_origin(e)) for e in entries) if entries is not None else value
 
+    @field_validator("alert_retry_delays_seconds", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        entries = _split(value)
+        return tuple(entries) if entries is not None else value
+
+    @field_validator("alert_retry_delays_seconds")
+    @classmethod
+    def _delays_fit(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) > 20 or any(not 0 <= d <= 86_400 for d in value):
+            raise ValueError("give at most 20 delays, each between 0 and 86400 seconds")
+        return value
+
     @model_validator(mode="after")
     def _instance_prefixes_the_queue(self) -> Settings:
         """``FLEETPROBE_INSTANCE=site-b``: stream ``site-b_FLEETPROBE_JOBS``, subject
@@ -245,6 +270,19 @@ class Settings(BaseSettings):
         if self.ack_wait_override is not None:
             return self.ack_wait_override
         return self.longest_task_seconds + self.ack_wait_margin_seconds
+
+    @property
+    def alert_attempt_seconds(self) -> float:
+        """One delivery attempt's timeout: ALERT_TIMEOUT_SECONDS, capped by the longest
+        task (which ack_wait is checked to outlive), so a delivery never runs twice at
+        once."""
+        return min(self.alert_timeout_seconds, self.longest_task_seconds)
+
+    @property
+    def alert_hold_seconds(self) -> float:
+        """How long a delivery task may wait for its retry time before it hands the wait
+        on to a new message: the wait and one attempt stay within ack_wait."""
+        return max(0.5, self.ack_wait_seconds - self.alert_attempt_seconds - 2.0)
 
     @property
     def nats_servers(self) -> list[str]:

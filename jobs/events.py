@@ -77,6 +77,12 @@ DEVICE_EVENTS = frozenset({DEVICE_CREATED, DEVICE_UPDATED, DEVICE_DELETED})
 # What makes a scheduler re-read one device.
 SCHEDULE_DEVICE_EVENTS = DEVICE_EVENTS | {DEVICE_RETRYING}
 SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
+# Alerts: {notification_id, device_id, channel_id, state_change_id, attempt, status,
+# response_code, error}; maintenance: {maintenance_id, device_ids} (None: every device).
+NOTIFICATION_SENT = "notification.sent"
+NOTIFICATION_FAILED = "notification.failed"
+MAINTENANCE_STARTED = "maintenance.started"
+MAINTENANCE_ENDED = "maintenance.ended"
 
 
 def json_default(value: object) -> Any:

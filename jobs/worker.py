@@ -25,6 +25,9 @@ from taskiq import TaskiqEvents, TaskiqState
 
 from core.natsconn import connect
 from core.settings import Settings
+from jobs.alerts.enqueue import change_listener
+from jobs.alerts.job import NotifyJob
+from jobs.alerts.task import AlertParts, deliver
 from jobs.events import EventPublisher
 from jobs.metrics import WORK, SnapshotPublisher
 from jobs.probe.check import CheckTools, RecorderCheck
@@ -34,11 +37,12 @@ from jobs.probe.http import make_http_client
 from jobs.probe.job import ProbeJob
 from jobs.probe.kinds.address import RecorderTarget
 from jobs.probe.task import ProbeLimits, probe_device
-from jobs.queue.broker import PROBE_TASK, RECORDER_TASK, FleetprobeBroker
+from jobs.queue.broker import NOTIFY_TASK, PROBE_TASK, RECORDER_TASK, FleetprobeBroker
 from jobs.recorder.check import probe_recorder
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.job import RecorderJob
 from jobs.recorder.task import send_recorder_command
+from jobs.scheduling.calendar import MaintenanceCalendar
 from storage.db import init_db, make_engine
 from storage.models import CheckResult
 from storage.recorder_models import CommandResult
@@ -74,6 +78,11 @@ class WorkerRuntime:
     # Folds each stored check into its device's health; add_listener() to be told of
     # each state change this process stored (after its commit).
     health: HealthTracker
+    # Alert deliveries: a client of their own (the probes' follows their devices' TLS and
+    # redirect settings, and its pool is sized for probes).
+    alert_http: httpx.AsyncClient
+    # Maintenance windows, re-read every ALERT_SWEEP_SECONDS: results in one are marked.
+    maintenance: MaintenanceCalendar
     owns_engine: bool = True
 
     @classmethod
@@ -112,6 +121,10 @@ class WorkerRuntime:
             ),
             check_tools=CheckTools(settings, http, recorder=recorder_check(recorder)),
             health=health,
+            alert_http=httpx.AsyncClient(
+                follow_redirects=False, timeout=settings.alert_attempt_seconds
+            ),
+            maintenance=MaintenanceCalendar(engine, settings.alert_sweep_seconds),
             owns_engine=owns_engine,
         )
         runtime.metrics.start()
@@ -126,6 +139,7 @@ class WorkerRuntime:
         await self.recorder.close()
         await self.check_tools.aclose()
         await self.http.aclose()
+        await self.alert_http.aclose()
         try:
             await self.nc.drain()
         except Exception as exc:
@@ -185,11 +199,22 @@ def register_tasks(broker: FleetprobeBroker, engine: AsyncEngine | None = None) 
     async def recorder_command(job: RecorderJob) -> dict[str, Any]:
         return await send_recorder_command(job, runtime_of(broker.state))
 
+    async def notify(job: NotifyJob) -> dict[str, Any]:
+        runtime = runtime_of(broker.state)
+        parts = AlertParts(
+            runtime.settings, runtime.engine, broker, runtime.alert_http, runtime.events
+        )
+        return await deliver(job, parts)
+
     broker.register_task(probe, task_name=PROBE_TASK)
     broker.register_task(recorder_command, task_name=RECORDER_TASK)
+    broker.register_task(notify, task_name=NOTIFY_TASK)
 
     async def _startup(state: TaskiqState) -> None:
-        state.runtime = await WorkerRuntime.open(settings, engine=engine)
+        runtime = state.runtime = await WorkerRuntime.open(settings, engine=engine)
+        # Each state change this process stores queues its notifications (only the
+        # process whose compare-and-swap landed is told: jobs.probe.health).
+        runtime.health.add_listener(change_listener(runtime.engine, broker))
 
     async def _shutdown(state: TaskiqState) -> None:
         runtime: WorkerRuntime | None = getattr(state, "runtime", None)

@@ -9,7 +9,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from storage import installation, recorder_models  # noqa: F401  (the other tables)
+from storage import alert_models, installation, recorder_models  # noqa: F401  (the other tables)
 from storage.engine import make_engine, session_factory
 from storage.migrate import INIT_LOCK_KEY, upgrade_to_head
 

@@ -24,10 +24,13 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from jobs.events import EVENT_TYPES
 from jobs.metrics import WORK, WorkAggregator
 from web import (
+    channels,
     checks,
     cycles,
     devices,
+    maintenance,
     metrics,
+    notifications,
     probe_runs,
     recorder,
     recorder_schedules,
@@ -109,6 +112,9 @@ def api_endpoints() -> list[AnyEndpoint]:
         *cycles.ENDPOINTS,
         *recorder_schedules.ENDPOINTS,
         *recorder.ENDPOINTS,
+        *channels.ENDPOINTS,
+        *notifications.ENDPOINTS,
+        *maintenance.ENDPOINTS,
         *HEALTH,
     ]
 

@@ -24,6 +24,7 @@ from storage import repo
 from storage.db import session_factory
 from storage.models import Device
 from storage.types import utcnow
+from web.channels import check_alert_policy
 from web.endpoints import (
     AnyEndpoint,
     Call,
@@ -158,6 +159,7 @@ async def create_device(call: Call[DeviceCreate, NoQuery]) -> Response:
     fields = call.body.model_dump()
     check_device(services.settings, fields, fields)
     async with session_factory(services.engine)() as session:
+        await check_alert_policy(session, services.settings, call.body.model_dump())
         device = DeviceRead.model_validate(
             await repo.create_device(session, **call.body.model_dump())
         )
@@ -179,6 +181,7 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
             return respond(DeviceRead.model_validate(row))
         check_device(services.settings, device_fields(row) | changes, changes)
         was_active = row.is_active
+        await check_alert_policy(session, services.settings, changes)
         device = DeviceRead.model_validate(await repo.update_device(session, row, **changes))
     log.info("device updated device=%d fields=%s", device.id, ",".join(sorted(changes)))
     if device.is_active != was_active:

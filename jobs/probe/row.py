@@ -27,6 +27,7 @@ def check_row(
     result: ProbeResult,
     checked_at: datetime,
     slot_at: datetime | None = None,
+    in_maintenance: bool = False,
 ) -> dict[str, Any]:
     return {
         "device_id": device_id,
@@ -44,6 +45,7 @@ def check_row(
         "verdicts": result.verdicts,
         "degraded_verdicts": result.degraded_verdicts,
         "certificate_expires_at": result.certificate_expires_at,
+        "in_maintenance": in_maintenance,
     }
 
 

@@ -24,10 +24,12 @@ from jobs.events import SCHEDULE_DEVICE_EVENTS, EventPublisher
 from jobs.probe.health import HealthTracker, StateListener, retry_intervals
 from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
 from jobs.probe.kick import kick_probe
+from jobs.scheduling.calendar import MaintenanceCalendar
 from jobs.scheduling.lease import LeaderLease
 from jobs.scheduling.mirror import TableMirror
 from jobs.scheduling.retention import RetentionJob
 from jobs.scheduling.slots import recent_slots, slot_anchor, slot_at
+from jobs.scheduling.windows import SKIP_PROBES
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.lease = lease
         # Old results and rollups pruned, by the leader only (RETENTION_DAYS).
         self.retention = RetentionJob(settings, engine, lambda: self.is_leader, clock)
+        # Maintenance windows in skip_probes mode: their devices' slots are not kicked.
+        self.maintenance = MaintenanceCalendar(engine, settings.alert_sweep_seconds)
+        self.skipped = 0
 
     async def start(self) -> None:
         if self.lease is not None:
@@ -198,6 +203,8 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         if not self.is_leader:
             return
         slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
+        if await self.in_skip_window(device_id, slot):
+            return
         if not self._queue_connected():
             # Don't wait on a publish that cannot succeed: owe the slot and move on.
             self.missed += 1
@@ -215,6 +222,15 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.kicks += 1
         # A later slot went out: an older owed one is coalesced into it.
         self.owed.pop(spec.device_id, None)
+        return True
+
+    async def in_skip_window(self, device_id: int, slot: datetime) -> bool:
+        """Whether a skip_probes maintenance window covers the device at ``slot``."""
+        window = await self.maintenance.window_for(device_id, slot, SKIP_PROBES)
+        if window is None:
+            return False
+        self.skipped += 1
+        log.debug("slot skipped device=%d maintenance_id=%d", device_id, window.id)
         return True
 
     def _owe(self, spec: ProbeJobSpec, slot: datetime, reason: str) -> None:
@@ -243,6 +259,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             async with sem:
                 if self.owed.get(device_id) != slot:
                     return False  # a newer slot was kicked or owed meanwhile
+                if await self.in_skip_window(device_id, slot):
+                    self.owed.pop(device_id, None)
+                    return False
                 done = await self.kick(spec, slot)
                 if done:
                     self.caught_up += 1

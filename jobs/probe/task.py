@@ -20,6 +20,7 @@ from jobs.metrics import count_probe
 from jobs.probe.check import CheckTools, run_check
 from jobs.probe.job import ProbeJob
 from jobs.probe.row import check_event_payload, check_row
+from jobs.scheduling.calendar import MaintenanceCalendar
 from storage.types import isoformat_z, utcnow
 from storage.writer import BatchWriter
 
@@ -54,6 +55,8 @@ class ProbeDeps(Protocol):
     def events(self) -> EventPublisher: ...
     @property
     def probe_limits(self) -> ProbeLimits: ...
+    @property
+    def maintenance(self) -> MaintenanceCalendar: ...  # results in a window are marked
 
 
 async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
@@ -65,13 +68,15 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     started = time.perf_counter()
     result = await run_check(job, deps.check_tools, timeout)
     duration_s = time.perf_counter() - started
+    checked_at = utcnow()
     row = check_row(
         device_id=job.device_id,
         run_key=job.run_key,
         source=job.source,
         result=result,
-        checked_at=utcnow(),
+        checked_at=checked_at,
         slot_at=job.slot_at,
+        in_maintenance=await deps.maintenance.window_for(job.device_id, checked_at) is not None,
     )
     # Every run counts, a redelivered one too: it was probed again.
     count_probe(

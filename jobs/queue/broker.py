@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PROBE_TASK = "fleetprobe.probe"
 RECORDER_TASK = "fleetprobe.recorder"
+NOTIFY_TASK = "fleetprobe.notify"
 
 
 class UnknownTaskError(BrokerConfigError):

@@ -17,17 +17,22 @@ from datetime import datetime
 from apscheduler.triggers.base import BaseTrigger
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
 from taskiq import AsyncBroker
 
 from core.settings import Settings
 from jobs.events import SCHEDULE_EVENTS
+from jobs.probe.kinds.address import AddressError, RecorderTarget, parse_address
 from jobs.recorder.job import scheduled_job
 from jobs.recorder.kick import kick_recorder
 from jobs.recorder.plan import ScheduleSpec, spec_for
 from jobs.recorder.slots import slot_for
 from jobs.recorder.triggers import ScheduleError, build_trigger
+from jobs.scheduling.calendar import MaintenanceCalendar
 from jobs.scheduling.mirror import TableMirror
+from jobs.scheduling.windows import SKIP_PROBES, covering
 from storage.db import session_factory
+from storage.models import Device
 from storage.recorder_models import RecorderSchedule
 from storage.recorder_repo import list_schedules
 from storage.types import utcnow
@@ -35,6 +40,14 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+def _recorder_task(address: str) -> str | None:
+    try:
+        target = parse_address(address)
+    except AddressError:
+        return None
+    return target.task_id if isinstance(target, RecorderTarget) else None
 
 
 def _always_leader() -> bool:
@@ -63,6 +76,9 @@ class RecorderScheduler(TableMirror[ScheduleSpec]):
         self.kicks = 0
         self.kick_failures = 0
         self._sessions = session_factory(engine)
+        # skip_probes maintenance windows hold back the commands of their recorder devices.
+        self.maintenance = MaintenanceCalendar(engine, settings.alert_sweep_seconds)
+        self.held_back = 0
 
     async def load_all(self) -> Mapping[int, ScheduleSpec]:
         async with self._sessions() as session:
@@ -100,7 +116,27 @@ class RecorderScheduler(TableMirror[ScheduleSpec]):
         if slot is None:
             log.warning("recorder schedule fired outside any slot id=%d", schedule_id)
             return
+        if await self.in_maintenance(spec.task_id, slot):
+            self.held_back += 1
+            log.info("recorder command held back id=%d task_id=%s", schedule_id, spec.task_id)
+            return
         await self.kick(spec, slot)
+
+    async def in_maintenance(self, task_id: str, at: datetime) -> bool:
+        """Whether a skip_probes window covers a device ``recorder://<task_id>`` (or every
+        device) at ``at``."""
+        windows = [
+            w for w in await self.maintenance.current()
+            if w.mode == SKIP_PROBES and covering(w, at) is not None
+        ]  # fmt: skip
+        if not windows:
+            return False
+        if any(w.device_ids is None for w in windows):
+            return True
+        ids = set().union(*(w.device_ids or () for w in windows))
+        async with self._sessions() as session:
+            rows = (await session.exec(select(Device).where(col(Device.id).in_(ids)))).all()
+        return any(_recorder_task(row.address) == task_id for row in rows)
 
     async def kick(self, spec: ScheduleSpec, slot: datetime) -> None:
         job = scheduled_job(spec.schedule_id, spec.task_id, spec.cmd, spec.payload, slot)

@@ -55,6 +55,7 @@ def test_a_result_becomes_one_row_and_its_event(
         "verdicts": None,
         "degraded_verdicts": None,
         "certificate_expires_at": None,
+        "in_maintenance": False,
     }
     event = check_event_payload(row)
     # the REST API's format (pydantic's): UTC with Z, never +00:00

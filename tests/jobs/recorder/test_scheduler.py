@@ -178,3 +178,46 @@ async def test_a_scheduler_that_does_not_lead_kicks_nothing(
             await scheduler.stop()
         info = await broker.js.stream_info(settings.jobs_stream)
         assert info.state.messages == 1
+
+
+async def test_a_skip_probes_window_holds_back_its_recorder_devices_commands(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    from datetime import timedelta
+
+    from storage.alert_models import MaintenanceWindow
+    from storage.models import Device
+    from storage.types import utcnow
+
+    now = utcnow()
+    async with session_factory(engine)() as session:
+        cam = Device(name="cam1", address="recorder://cam1")
+        other = Device(name="cam2", address="recorder://cam2")
+        session.add_all([cam, other])
+        await session.commit()
+        start = now - timedelta(minutes=1)
+        window = MaintenanceWindow(
+            name="w", device_ids=[cam.id], mode="skip_probes", start=start, duration_seconds=600
+        )
+        session.add(window)
+        await session.commit()
+    held = await add_schedule(engine, task_id="cam1", cmd="status", interval_seconds=1)
+    free = await add_schedule(engine, task_id="cam2", cmd="status", interval_seconds=1)
+    async with running_worker(settings, worker=False) as broker:
+        scheduler = RecorderScheduler(settings, broker, engine)
+        assert await scheduler.in_maintenance("cam1", now)
+        assert not await scheduler.in_maintenance("cam2", now)
+        assert not await scheduler.in_maintenance("cam1", now + timedelta(hours=1))
+        scheduler.registered.update({held.id: spec_of(held), free.id: spec_of(free)})  # type: ignore[dict-item]
+        from jobs.recorder.triggers import build_trigger
+
+        for row in (held, free):
+            scheduler.triggers[row.id] = build_trigger(None, 1)  # type: ignore[index]
+            await scheduler.fire(row.id)  # type: ignore[arg-type]
+    assert (scheduler.held_back, scheduler.kicks) == (1, 1)
+
+
+def spec_of(row: RecorderSchedule) -> Any:
+    from jobs.recorder.plan import spec_for
+
+    return spec_for(row)

@@ -1,0 +1,147 @@
+"""The leader's periodic alert work: reminders while devices stay down, and
+``maintenance.started`` / ``maintenance.ended`` as windows open and close.
+
+Run by the scheduler holding the leader lease (:meth:`AlertSweeper.run`), every
+``ALERT_SWEEP_SECONDS``.  Reminder n of a change is due ``n * reminder_every_minutes``
+after it; only the latest due is queued (a sweep that was late sends one reminder, not a
+burst), and its ledger row and message id make a second sweep, or a second leader after a
+fail-over, record and send nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
+
+from core.settings import Settings
+from jobs.alerts.enqueue import ChangeRecord, enqueue_change
+from jobs.alerts.job import NotifyJob
+from jobs.alerts.kick import kick_notifications
+from jobs.alerts.policy import reminder_due
+from jobs.events import MAINTENANCE_ENDED, MAINTENANCE_STARTED, EventPublisher
+from jobs.scheduling.calendar import load_windows
+from jobs.scheduling.windows import Window, active_ids
+from storage import alert_repo
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class AlertSweeper:
+    def __init__(
+        self,
+        settings: Settings,
+        broker: AsyncBroker,
+        engine: AsyncEngine,
+        events: EventPublisher | None,
+        is_leader: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.engine = engine
+        self.events = events
+        self.is_leader = is_leader
+        # Windows in force at the last sweep (None: not swept yet).
+        self.active: set[int] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def remind(self, now: datetime, windows: list[Window] | None = None) -> int:
+        """Queue the reminders due at ``now``; returns how many were newly recorded."""
+        recorded = 0
+        for row in await alert_repo.latest_changes_down(self.engine):
+            change = ChangeRecord.of(row)
+            n = reminder_due((now - change.at).total_seconds(), row["reminder_every_minutes"])
+            if n == 0:
+                continue
+            done = await enqueue_change(
+                self.engine, self.broker, change, reminder=n, now=now, windows=windows
+            )
+            recorded += done.new_rows
+        return recorded
+
+    async def announce_windows(
+        self, now: datetime, windows: list[Window]
+    ) -> tuple[set[int], set[int]]:
+        """Publish maintenance.started / .ended for windows that opened or closed since
+        the last sweep; returns (started, ended)."""
+        current = active_ids(windows, now)
+        previous = self.active
+        self.active = current
+        if previous is None:
+            return set(), set()
+        started, ended = current - previous, previous - current
+        by_id = {w.id: w for w in windows}
+        for kind, ids in ((MAINTENANCE_STARTED, started), (MAINTENANCE_ENDED, ended)):
+            for window_id in sorted(ids):
+                window = by_id.get(window_id)
+                device_ids = None
+                if window is not None and window.device_ids is not None:
+                    device_ids = sorted(window.device_ids)
+                log.info("%s maintenance_id=%d", kind, window_id)
+                if self.events is not None:
+                    await self.events.publish(
+                        kind, {"maintenance_id": window_id, "device_ids": device_ids}
+                    )
+        return started, ended
+
+    def stale_after(self) -> timedelta:
+        """A pending notification untouched this long has lost its message: longer than
+        the longest retry wait plus two deliveries of ack_wait."""
+        delays = self.settings.alert_retry_delays_seconds
+        return timedelta(seconds=max(delays, default=0) + 2 * self.settings.ack_wait_seconds + 60)
+
+    async def requeue_stale(self, now: datetime) -> int:
+        """Queue again each pending notification whose message was lost; returns how many.
+        The message id names the minute, so two sweeps of one minute queue it once."""
+        rows = await alert_repo.stale_pending(self.engine, now - self.stale_after())
+        jobs = [
+            NotifyJob(
+                state_change_id=r["state_change_id"], channel_id=r["channel_id"],
+                reminder=r["reminder"], attempt=r["attempts"] + 1,
+                hop=int(now.timestamp() // 60),
+            )
+            for r in rows
+        ]  # fmt: skip
+        if jobs:
+            await kick_notifications(self.broker, jobs)
+            for job in jobs:
+                await alert_repo.touch(
+                    self.engine, job.state_change_id, job.channel_id, job.reminder
+                )
+            log.warning("stale notifications queued again count=%d", len(jobs))
+        return len(jobs)
+
+    async def sweep(self, now: datetime) -> None:
+        windows = await load_windows(self.engine)
+        await self.announce_windows(now, windows)
+        await self.remind(now, windows)
+        await self.requeue_stale(now)
+
+    async def run(self) -> None:
+        """Sweep every ``ALERT_SWEEP_SECONDS`` while this process leads; a failed sweep
+        is logged and tried again next time."""
+        while True:
+            if self.is_leader():
+                try:
+                    await self.sweep(utcnow())
+                except Exception as exc:
+                    log.warning("alert sweep failed error=%r", exc)
+            else:
+                self.active = None  # a later lead starts from what is in force then
+            await asyncio.sleep(self.settings.alert_sweep_seconds)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="alert-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,138 @@
+"""One delivery attempt of one notification, run by a worker.
+
+The ledger row decides: a row no longer ``pending`` was finished by an earlier delivery
+(a redelivered message), and nothing is sent.  A failed attempt with tries left queues
+the next one with its ``not_before``; a wait longer than a task may hold (ack_wait) is
+handed on to a new message.  Only the delivery whose update finished the row publishes
+``notification.sent`` / ``notification.failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
+
+from core.settings import Settings
+from jobs.alerts.job import NotifyJob
+from jobs.alerts.kick import kick_notifications
+from jobs.alerts.message import message_for
+from jobs.alerts.policy import retry_delay
+from jobs.alerts.senders import Delivery, send_apprise, send_webhook
+from jobs.events import NOTIFICATION_FAILED, NOTIFICATION_SENT, EventPublisher
+from storage import alert_repo
+from storage.alert_models import Channel
+from storage.db import session_factory
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AlertParts:
+    """What a delivery needs of the worker runtime."""
+
+    settings: Settings
+    engine: AsyncEngine
+    broker: AsyncBroker
+    http: httpx.AsyncClient
+    events: EventPublisher
+
+
+async def send(channel: Channel, body: dict[str, Any], key: str, http: httpx.AsyncClient,
+               timeout: float) -> Delivery:  # fmt: skip
+    if channel.kind == "webhook":
+        return await send_webhook(
+            http, channel.url, body, key=key, secret=channel.secret, headers=channel.headers,
+            timeout=timeout,
+        )  # fmt: skip
+    return await send_apprise(channel.url, body["title"], body["text"], timeout=timeout)
+
+
+async def deliver(job: NotifyJob, parts: AlertParts) -> dict[str, Any]:
+    settings = parts.settings
+    if job.not_before is not None:
+        wait = (job.not_before - utcnow()).total_seconds()
+        if wait > settings.alert_hold_seconds:
+            await asyncio.sleep(settings.alert_hold_seconds)
+            await kick_notifications(parts.broker, [job.model_copy(update={"hop": job.hop + 1})])
+            return {"key": job.key, "status": "waiting", "attempt": job.attempt}
+        if wait > 0:
+            await asyncio.sleep(wait)
+    row = await alert_repo.get_notification(
+        parts.engine, job.state_change_id, job.channel_id, job.reminder
+    )
+    if row is None or row["status"] != "pending":
+        # Finished by an earlier delivery of the same notification (or never recorded).
+        return {"key": job.key, "status": row["status"] if row else "missing"}
+    async with session_factory(parts.engine)() as session:
+        channel = await session.get(Channel, job.channel_id)
+    if channel is None or not channel.is_active:
+        outcome = Delivery(
+            False, error="channel deleted" if channel is None else "channel inactive"
+        )
+        return await _finish(parts, job, row, "failed", outcome)
+    body = await message_for(parts.engine, settings, channel, job.state_change_id, job.reminder)
+    if body is None:
+        return await _finish(parts, job, row, "failed", Delivery(False, error="state change gone"))
+    outcome = await send(channel, body, job.key, parts.http, settings.alert_attempt_seconds)
+    if outcome.ok:
+        return await _finish(parts, job, row, "sent", outcome)
+    delay = retry_delay(settings.alert_retry_delays_seconds, job.attempt)
+    if delay is None:
+        return await _finish(parts, job, row, "failed", outcome)
+    await alert_repo.note_attempt(
+        parts.engine, job.state_change_id, job.channel_id, job.reminder, job.attempt,
+        response_code=outcome.response_code, error=outcome.error,
+    )  # fmt: skip
+    retry = NotifyJob(
+        state_change_id=job.state_change_id,
+        channel_id=job.channel_id,
+        reminder=job.reminder,
+        attempt=job.attempt + 1,
+        not_before=utcnow() + timedelta(seconds=delay),
+    )
+    await kick_notifications(parts.broker, [retry])
+    log.info(
+        "notification attempt failed key=%s attempt=%d retry_in_s=%g error=%s",
+        job.key, job.attempt, delay, outcome.error,
+    )  # fmt: skip
+    return {"key": job.key, "status": "retrying", "attempt": job.attempt}
+
+
+async def _finish(
+    parts: AlertParts, job: NotifyJob, row: dict[str, Any], status: str, outcome: Delivery
+) -> dict[str, Any]:
+    at: datetime = utcnow()
+    landed = await alert_repo.finish_notification(
+        parts.engine, job.state_change_id, job.channel_id, job.reminder,
+        status=status, attempt=max(job.attempt, row["attempts"]),
+        response_code=outcome.response_code, error=outcome.error, at=at,
+    )  # fmt: skip
+    if landed is None:
+        return {"key": job.key, "status": "finished elsewhere"}
+    log.info(
+        "notification %s key=%s attempt=%d response_code=%s error=%s",
+        status, job.key, job.attempt, outcome.response_code, outcome.error,
+    )  # fmt: skip
+    await parts.events.publish(
+        NOTIFICATION_SENT if status == "sent" else NOTIFICATION_FAILED,
+        {
+            "notification_id": landed,
+            "device_id": row["device_id"],
+            "channel_id": job.channel_id,
+            "state_change_id": job.state_change_id,
+            "reminder": job.reminder,
+            "attempt": job.attempt,
+            "status": status,
+            "response_code": outcome.response_code,
+            "error": outcome.error,
+        },
+    )
+    return {"key": job.key, "status": status, "attempt": job.attempt}

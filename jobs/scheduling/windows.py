@@ -1,0 +1,116 @@
+"""Maintenance windows, pure: is device D in maintenance at time t?
+
+A window covers its devices (``device_ids``; None is every device) either once, from
+``start`` for ``duration``, or every time its ``cron`` fires (evaluated in the window's
+IANA ``timezone``) for ``duration`` after each fire.  Example: every Sunday 02:00 in
+Berlin for two hours::
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> w = window_of(1, None, None, "0 2 * * 0", timedelta(hours=2), "Europe/Berlin",
+    ...               "suppress_alerts")
+    >>> covering(w, datetime(2026, 11, 29, 1, 30, tzinfo=UTC)).isoformat()  # 02:30 Berlin
+    '2026-11-29T01:00:00+00:00'
+    >>> covering(w, datetime(2026, 11, 29, 3, 0, tzinfo=UTC)) is None  # 04:00 Berlin
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from jobs.scheduling.cron import ScheduleError, cron_trigger
+
+SUPPRESS_ALERTS = "suppress_alerts"
+SKIP_PROBES = "skip_probes"
+MODES = (SUPPRESS_ALERTS, SKIP_PROBES)
+
+
+@dataclass(frozen=True)
+class Window:
+    id: int
+    device_ids: frozenset[int] | None
+    start: datetime | None
+    trigger: CronTrigger | None
+    duration: timedelta
+    mode: str
+
+    def covers_device(self, device_id: int) -> bool:
+        return self.device_ids is None or device_id in self.device_ids
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; ScheduleError if there is none of that name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"timezone {name!r} is not an IANA time zone") from None
+
+
+def window_of(
+    window_id: int,
+    device_ids: Iterable[int] | None,
+    start: datetime | None,
+    cron: str | None,
+    duration: timedelta,
+    timezone: str,
+    mode: str,
+) -> Window:
+    """A checked window; ScheduleError says what is wrong with the input."""
+    if (start is None) == (cron is None):
+        raise ScheduleError("give exactly one of start (one-off) and cron (recurring)")
+    if duration <= timedelta(0):
+        raise ScheduleError(f"duration must be positive, not {duration.total_seconds():g}s")
+    if mode not in MODES:
+        raise ScheduleError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    tz = zone(timezone)
+    trigger = cron_trigger(cron, tz) if cron is not None else None
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=tz)  # a wall-clock start is read in the window's zone
+    return Window(
+        id=window_id,
+        device_ids=None if device_ids is None else frozenset(device_ids),
+        start=None if start is None else start.astimezone(UTC),
+        trigger=trigger,
+        duration=duration,
+        mode=mode,
+    )
+
+
+def covering(window: Window, t: datetime) -> datetime | None:
+    """The start of the occurrence of ``window`` covering ``t``, or None."""
+    if window.start is not None:
+        return window.start if window.start <= t < window.start + window.duration else None
+    assert window.trigger is not None
+    # The first fire strictly after t - duration; it covers t if it is not after t.
+    after = t - window.duration + timedelta(microseconds=1)
+    fire: datetime | None = window.trigger.get_next_fire_time(None, after)
+    if fire is None or fire > t:
+        return None
+    return fire.astimezone(UTC)
+
+
+def in_maintenance(
+    windows: Iterable[Window], device_id: int, t: datetime, mode: str | None = None
+) -> Window | None:
+    """The first window (of ``mode``, if given) covering ``device_id`` at ``t``."""
+    for window in windows:
+        if mode is not None and window.mode != mode:
+            continue
+        if window.covers_device(device_id) and covering(window, t) is not None:
+            return window
+    return None
+
+
+def active_ids(windows: Iterable[Window], t: datetime) -> set[int]:
+    """Ids of the windows in force at ``t`` (their maintenance.started has happened)."""
+    return {w.id for w in windows if covering(w, t) is not None}
+
+
+def suppresses_alerts(window: Window) -> bool:
+    """Both modes silence alerts: with skip_probes there is nothing to judge either."""
+    return window.mode in MODES

@@ -1,0 +1,227 @@
+"""Queries of the alert tables (channels, notifications, maintenance windows).
+
+The notification ledger is written with Core statements keyed by (state change, channel,
+reminder) and guarded by status, so whichever process loses a race changes nothing and
+learns it from the row count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+from sqlmodel import select as orm_select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.alert_models import Channel, MaintenanceWindow, Notification
+from storage.models import CheckResult, Device, StateChange
+from storage.types import utcnow
+
+NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
+STATE_CHANGES: Table = StateChange.__table__  # type: ignore[attr-defined]
+CHECKS: Table = CheckResult.__table__  # type: ignore[attr-defined]
+
+
+async def list_channels(session: AsyncSession) -> Sequence[Channel]:
+    return (await session.exec(orm_select(Channel).order_by(col(Channel.id)))).all()
+
+
+async def existing_channel_ids(session: AsyncSession, ids: Sequence[int]) -> set[int]:
+    if not ids:
+        return set()
+    stmt = orm_select(Channel.id).where(col(Channel.id).in_(list(ids)))
+    return {i for i in (await session.exec(stmt)).all() if i is not None}
+
+
+async def list_windows(session: AsyncSession, *, active_only: bool = False) -> Sequence[Any]:
+    stmt = orm_select(MaintenanceWindow).order_by(col(MaintenanceWindow.id))
+    if active_only:
+        stmt = stmt.where(col(MaintenanceWindow.is_active).is_(True))
+    return (await session.exec(stmt)).all()
+
+
+async def list_notifications(
+    session: AsyncSession,
+    *,
+    device_id: int | None,
+    channel_id: int | None,
+    status: str | None,
+    limit: int,
+    before_id: int | None,
+) -> Sequence[Notification]:
+    """Newest first; ``before_id`` pages back (the id of the last row of a page)."""
+    stmt = orm_select(Notification).order_by(col(Notification.id).desc()).limit(limit)
+    if device_id is not None:
+        stmt = stmt.where(Notification.device_id == device_id)
+    if channel_id is not None:
+        stmt = stmt.where(Notification.channel_id == channel_id)
+    if status is not None:
+        stmt = stmt.where(Notification.status == status)
+    if before_id is not None:
+        stmt = stmt.where(col(Notification.id) < before_id)
+    return (await session.exec(stmt)).all()
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+async def record_notifications(engine: AsyncEngine, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert ledger rows, skipping those whose (state change, channel, reminder) is
+    there already; returns how many landed."""
+    if not rows:
+        return 0
+    now = utcnow()
+    values = [{"created_at": now, "updated_at": now, **r} for r in rows]
+    stmt = _insert(engine.dialect.name, NOTIFICATIONS).values(values)
+    stmt = stmt.on_conflict_do_nothing(
+        index_elements=["state_change_id", "channel_id", "reminder"]
+    ).returning(NOTIFICATIONS.c.id)
+    async with engine.begin() as conn:
+        return len((await conn.execute(stmt)).all())
+
+
+def _key(state_change_id: int, channel_id: int, reminder: int) -> Any:
+    c = NOTIFICATIONS.c
+    return (
+        (c.state_change_id == state_change_id)
+        & (c.channel_id == channel_id)
+        & (c.reminder == reminder)
+    )
+
+
+async def get_notification(
+    engine: AsyncEngine, state_change_id: int, channel_id: int, reminder: int
+) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(NOTIFICATIONS).where(_key(state_change_id, channel_id, reminder))
+            )
+        ).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def note_attempt(
+    engine: AsyncEngine,
+    state_change_id: int,
+    channel_id: int,
+    reminder: int,
+    attempt: int,
+    *,
+    response_code: int | None,
+    error: str | None,
+) -> None:
+    """Count an attempt that failed (the row stays pending)."""
+    c = NOTIFICATIONS.c
+    stmt = (
+        update(NOTIFICATIONS)
+        .where(_key(state_change_id, channel_id, reminder) & (c.status == "pending"))
+        .values(attempts=attempt, response_code=response_code, error=error, updated_at=utcnow())
+    )
+    async with engine.begin() as conn:
+        await conn.execute(stmt)
+
+
+async def finish_notification(
+    engine: AsyncEngine,
+    state_change_id: int,
+    channel_id: int,
+    reminder: int,
+    *,
+    status: str,
+    attempt: int,
+    response_code: int | None,
+    error: str | None,
+    at: datetime,
+) -> int | None:
+    """Move a pending row to ``sent`` or ``failed``; returns its id if this call did it
+    (None: another delivery of the same notification finished it first)."""
+    c = NOTIFICATIONS.c
+    stmt = (
+        update(NOTIFICATIONS)
+        .where(_key(state_change_id, channel_id, reminder) & (c.status == "pending"))
+        .values(
+            status=status,
+            attempts=attempt,
+            response_code=response_code,
+            error=error,
+            updated_at=at,
+            sent_at=at if status == "sent" else None,
+        )
+        .returning(c.id)
+    )
+    async with engine.begin() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else int(row[0])
+
+
+async def state_change(engine: AsyncEngine, change_id: int) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(select(STATE_CHANGES).where(STATE_CHANGES.c.id == change_id))
+        ).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def last_result(engine: AsyncEngine, device_id: int) -> dict[str, Any] | None:
+    c = CHECKS.c
+    stmt = (
+        select(c.status_up, c.outcome, c.latency_ms, c.status_code, c.error, c.checked_at)
+        .where(c.device_id == device_id)
+        .order_by(c.checked_at.desc(), c.id.desc())
+        .limit(1)
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(stmt)).first()
+    return None if row is None else dict(row._mapping)
+
+
+async def latest_changes_down(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """The latest state change of each device with reminders on, where it went down."""
+    sc = STATE_CHANGES.c
+    devices: Table = Device.__table__  # type: ignore[attr-defined]
+    top = select(sc.device_id, func.max(sc.revision).label("rev")).group_by(sc.device_id).subquery()
+    latest = select(sc.id.label("latest_id")).join(
+        top, (top.c.device_id == sc.device_id) & (top.c.rev == sc.revision)
+    )
+    sub = latest.subquery()
+    stmt = (
+        select(STATE_CHANGES, devices.c.reminder_every_minutes)
+        .join(sub, sub.c.latest_id == sc.id)
+        .join(devices, devices.c.id == sc.device_id)
+        .where((sc.to_state == "down") & (devices.c.reminder_every_minutes > 0))
+        .where(devices.c.is_active.is_(True))
+    )
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def stale_pending(engine: AsyncEngine, before: datetime) -> list[dict[str, Any]]:
+    """Pending notifications not touched since ``before`` (their message was lost: a
+    kick that failed, or a queue that dropped it)."""
+    c = NOTIFICATIONS.c
+    stmt = (
+        select(c.state_change_id, c.channel_id, c.reminder, c.attempts)
+        .where((c.status == "pending") & (c.updated_at < before))
+        .order_by(c.id)
+        .limit(1000)
+    )
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def touch(engine: AsyncEngine, state_change_id: int, channel_id: int, reminder: int) -> None:
+    stmt = (
+        update(NOTIFICATIONS)
+        .where(_key(state_change_id, channel_id, reminder) & (NOTIFICATIONS.c.status == "pending"))
+        .values(updated_at=utcnow())
+    )
+    async with engine.begin() as conn:
+        await conn.execute(stmt)

@@ -1,0 +1,88 @@
+"""Maintenance windows (pure): is a device in maintenance at t?"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobs.scheduling.cron import ScheduleError
+from jobs.scheduling.windows import (
+    SKIP_PROBES,
+    SUPPRESS_ALERTS,
+    active_ids,
+    covering,
+    in_maintenance,
+    window_of,
+)
+
+T0 = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # Sunday 02:00 in Berlin (CET)
+ONE_OFF = window_of(1, [7], T0, None, timedelta(hours=1), "UTC", SUPPRESS_ALERTS)
+SUNDAYS = window_of(2, None, None, "0 2 * * 0", timedelta(hours=2), "Europe/Berlin", SKIP_PROBES)
+# Summer time: Sunday 02:00 in Berlin is 00:00 UTC.
+SUMMER = datetime(2026, 7, 5, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("window", "t", "expected"),
+    [
+        (ONE_OFF, T0 - timedelta(seconds=1), None),
+        (ONE_OFF, T0, T0),
+        (ONE_OFF, T0 + timedelta(minutes=59), T0),
+        (ONE_OFF, T0 + timedelta(hours=1), None),  # the end is not in it
+        (SUNDAYS, T0, T0),
+        (SUNDAYS, T0 + timedelta(hours=1, minutes=59), T0),
+        (SUNDAYS, T0 + timedelta(hours=2), None),
+        (SUNDAYS, T0 - timedelta(minutes=1), None),
+        (SUNDAYS, T0 + timedelta(days=1), None),  # Monday
+        (SUNDAYS, T0 + timedelta(days=7, minutes=30), T0 + timedelta(days=7)),
+        (SUNDAYS, SUMMER + timedelta(minutes=5), SUMMER),  # the zone's own offset
+    ],
+)
+def test_a_window_covers_its_occurrences_only(
+    window: object, t: datetime, expected: datetime | None
+) -> None:
+    assert covering(window, t) == expected  # type: ignore[arg-type]
+
+
+def test_a_window_covers_its_devices_or_all_and_filters_by_mode() -> None:
+    windows = [ONE_OFF, SUNDAYS]
+    at = T0 + timedelta(minutes=10)
+    assert in_maintenance(windows, 7, at) is ONE_OFF
+    assert in_maintenance(windows, 8, at) is SUNDAYS  # every device
+    assert in_maintenance(windows, 7, at, SKIP_PROBES) is SUNDAYS
+    assert in_maintenance(windows, 8, at, SUPPRESS_ALERTS) is None
+    assert in_maintenance(windows, 7, T0 + timedelta(days=1)) is None
+    assert active_ids(windows, at) == {1, 2}
+    assert active_ids(windows, T0 + timedelta(hours=1, minutes=30)) == {2}
+
+
+@pytest.mark.parametrize(
+    ("start", "cron", "duration", "zone", "mode", "message"),
+    [
+        (None, None, 60, "UTC", SUPPRESS_ALERTS, "exactly one of start"),
+        (T0, "0 2 * * 0", 60, "UTC", SUPPRESS_ALERTS, "exactly one of start"),
+        (T0, None, 0, "UTC", SUPPRESS_ALERTS, "duration must be positive"),
+        (T0, None, -60, "UTC", SUPPRESS_ALERTS, "duration must be positive"),
+        (None, "0 2 * *", 60, "UTC", SUPPRESS_ALERTS, "has 4 fields"),
+        (None, "0 25 * * *", 60, "UTC", SUPPRESS_ALERTS, "higher than the maximum"),
+        (None, "0 2 * * 0", 60, "Mars/Olympus", SUPPRESS_ALERTS, "not an IANA time zone"),
+        (T0, None, 60, "UTC", "sometimes", "mode must be one of"),
+    ],
+)
+def test_a_window_that_cannot_be_used_says_why(
+    start: datetime | None, cron: str | None, duration: int, zone: str, mode: str, message: str
+) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        window_of(1, None, start, cron, timedelta(seconds=duration), zone, mode)
+
+
+def test_docstring_examples_hold() -> None:
+    import doctest
+
+    import jobs.scheduling.cron
+    import jobs.scheduling.windows
+
+    for module in (jobs.scheduling.windows, jobs.scheduling.cron):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module

@@ -1,0 +1,112 @@
+"""Alert delivery across real worker processes (``taskiq worker worker:broker``): two
+workers deliver each state change's webhook exactly once, signed; a worker SIGKILLed
+while its delivery is in flight loses nothing, and the ledger records it once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.natsserver import EmbeddedNats
+from core.settings import Settings
+from jobs.alerts.enqueue import enqueue_change
+from storage.db import init_db, make_engine
+from tests.conftest import isolated_env
+from tests.helpers import collect_events, running_worker, wait_for
+from tests.jobs.alerts.helpers import add_change, add_channel, add_device, eventually, notifications
+from tests.jobs.alerts.receiver import receiver
+from tests.processes import running, taskiq_worker
+from tests.system.test_delivery import FAST_REDELIVERY, kill_group, ready
+
+pytestmark = pytest.mark.slow
+
+
+async def test_two_workers_send_one_signed_webhook_per_state_change(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    env = isolated_env(nats_server.url, tmp_path)
+    settings = Settings(**env)  # type: ignore[arg-type]
+    engine = make_engine(settings)
+    await init_db(engine)
+    with receiver(delay_seconds=0.05) as rx:
+        await add_channel(engine, rx.url, secret="flap-secret")
+        device = await add_device(engine, name="flappy")
+        w1 = taskiq_worker(env, tmp_path / "w1.log")
+        w2 = taskiq_worker(env, tmp_path / "w2.log")
+        with running(w1, w2):
+            for w in (w1, w2):
+                await wait_for(lambda w=w: ready(w), timeout=30, what=f"{w.log.name} ready")
+            async with (
+                collect_events(settings) as events,
+                running_worker(settings, worker=False) as broker,
+            ):
+                changes = []
+                for revision in range(1, 13):  # six down -> up flaps
+                    before, after = ("up", "down") if revision % 2 else ("down", "up")
+                    changes.append(await add_change(engine, device, revision, before, after))
+                for change in changes + changes:  # enqueued twice: still once each
+                    await enqueue_change(engine, broker, change)
+                await eventually(
+                    lambda: sum(e["type"] == "notification.sent" for e in events) >= 12,
+                    timeout=60, what="12 sent",
+                )  # fmt: skip
+                await eventually(lambda: rx.count() >= 12, what="12 webhooks")
+                await asyncio.sleep(1.0)  # a duplicate would land now
+        per_change = Counter(r.body["state_change"]["id"] for r in rx.requests)
+        assert per_change == Counter({c.id: 1 for c in changes})
+        for got in rx.requests:
+            digest = hmac.new(b"flap-secret", got.raw, hashlib.sha256).hexdigest()
+            assert got.headers["x-fleetprobe-signature"] == f"sha256={digest}"
+        assert [b["state_change"]["to"] for b in sorted(
+            (r.body for r in rx.requests), key=lambda b: b["state_change"]["id"])
+        ] == ["down", "up"] * 6  # fmt: skip
+        rows = await notifications(engine)
+        assert len(rows) == 12 and {r.status for r in rows} == {"sent"}
+        assert sum(e["type"] == "notification.sent" for e in events) == 12
+    await engine.dispose()
+
+
+async def test_a_worker_killed_mid_delivery_still_delivers_and_records_once(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    env = isolated_env(nats_server.url, tmp_path, **FAST_REDELIVERY, ALERT_TIMEOUT_SECONDS="2")
+    settings = Settings(**env)  # type: ignore[arg-type]
+    engine = make_engine(settings)
+    await init_db(engine)
+    # The first POST is answered after 1.5 s: the worker dies while it waits.
+    with receiver(delays=[1.5]) as rx:
+        channel = await add_channel(engine, rx.url)
+        device = await add_device(engine)
+        first = taskiq_worker(env, tmp_path / "first.log")
+        with running(first):
+            await wait_for(lambda: ready(first), timeout=30, what="first worker")
+            async with running_worker(settings, worker=False) as broker:
+                change = await add_change(engine, device, 1, "up", "down")
+                await enqueue_change(engine, broker, change)
+            await eventually(lambda: rx.count() >= 1, what="delivery in flight")
+            kill_group(first)
+        (row,) = await notifications(engine)
+        assert row.status == "pending"  # the kill came before any answer was recorded
+        second = taskiq_worker(env, tmp_path / "second.log")
+        async with collect_events(settings) as events:
+            with running(second):
+                await wait_for(lambda: ready(second), timeout=30, what="second worker")
+
+                async def sent() -> bool:
+                    return [r.status for r in await notifications(engine)] == ["sent"]
+
+                await wait_for(sent, timeout=settings.ack_wait_seconds + 20, what="sent row")
+                await asyncio.sleep(1.0)
+        assert rx.count() == 2  # at least once: the receiver may drop the repeat by key
+        assert {r.headers["idempotency-key"] for r in rx.requests} == {
+            f"notify:{change.id}:{channel}"
+        }
+        (row,) = await notifications(engine)
+        assert (row.status, row.response_code) == ("sent", 200)
+        assert sum(e["type"] == "notification.sent" for e in events) == 1
+    await engine.dispose()

@@ -1,0 +1,175 @@
+"""Channels, notifications, maintenance windows and snooze over REST (the real app on
+uvicorn, real SQLite): secrets never answered, bad input a 422 naming the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.db import session_factory
+from storage.models import Device
+from tests.jobs.alerts.helpers import add_change, add_device
+from tests.jobs.alerts.receiver import receiver
+from tests.webapp import WebApp
+from web.channels import check_channel_ids
+
+HOOK = {
+    "name": "ops",
+    "kind": "webhook",
+    "url": "https://u:pw@hooks.example.org/T0/s3cr3t",
+    "secret": "sign-me",
+    "headers": {"Authorization": "Bearer tok"},
+    "is_default": True,
+}
+
+
+def _loc(response: Any) -> list[Any]:
+    assert response.status_code == 422, response.text
+    return [issue["loc"] for issue in response.json()["detail"]]
+
+
+async def test_a_channel_is_created_read_changed_and_deleted_with_secrets_masked(
+    web: WebApp,
+) -> None:
+    created = await web.client.post("/channels", json=HOOK)
+    assert created.status_code == 201, created.text
+    channel = created.json()
+    assert channel["url"] == "https://hooks.example.org/***"
+    assert channel["secret"] == "***" and channel["headers"] == {"Authorization": "***"}
+    for text in (created.text, (await web.client.get("/channels")).text):
+        assert "pw" not in text and "s3cr3t" not in text and "sign-me" not in text
+        assert "tok" not in text
+    one = f"/channels/{channel['id']}"
+    changed = await web.client.patch(one, json={"name": "ops-2", "secret": None})
+    assert changed.status_code == 200
+    assert (changed.json()["name"], changed.json()["secret"]) == ("ops-2", None)
+    apprise = await web.client.patch(
+        one, json={"kind": "apprise", "url": "ntfy://user:pass@ntfy.example.org/alerts"}
+    )
+    assert apprise.status_code == 200, apprise.text
+    assert "pass" not in apprise.json()["url"]
+    assert (await web.client.delete(one)).status_code == 204
+    assert (await web.client.get(one)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/channels", {**HOOK, "kind": "sms"}, ["body", "kind"]),
+        ("/channels", {**HOOK, "kind": "apprise", "url": "nosuch://x"}, ["body", "url"]),
+        ("/channels", {**HOOK, "kind": "apprise", "url": "slack://one-token"}, ["body", "url"]),
+        ("/channels", {**HOOK, "url": "ftp://x/"}, ["body", "url"]),
+        ("/channels", {**HOOK, "title_template": "{{ device.nam }}"}, ["body", "title_template"]),
+        ("/channels", {**HOOK, "text_template": "{% if %}"}, ["body", "text_template"]),
+        ("/maintenance", {"name": "w", "cron": "0 2 * *", "duration": 60}, ["body", "cron"]),
+        ("/maintenance", {"name": "w", "cron": "0 0 31 2 *", "duration": 60}, ["body", "cron"]),
+        ("/maintenance", {"name": "w", "cron": "0 2 * * 0", "duration": 60,
+                          "timezone": "Mars/Olympus"}, ["body", "timezone"]),
+        ("/maintenance", {"name": "w", "start": "2026-12-01T00:00:00Z", "duration": -60},
+         ["body", "duration"]),
+        ("/maintenance", {"name": "w", "start": "2026-12-01T00:00:00Z", "duration": "-PT1H"},
+         ["body", "duration"]),
+        ("/maintenance", {"name": "w", "start": "2026-12-01T00:00:00Z", "duration": 60,
+                          "mode": "nap"}, ["body", "mode"]),
+        ("/maintenance", {"name": "w", "duration": 60}, ["body"]),
+    ],
+)  # fmt: skip
+async def test_bad_input_is_a_422_naming_the_field(
+    web: WebApp, path: str, body: dict[str, Any], loc: list[str]
+) -> None:
+    assert loc in _loc(await web.client.post(path, json=body))
+
+
+async def test_a_maintenance_window_is_created_changed_and_checked_again(web: WebApp) -> None:
+    body = {"name": "patch", "cron": "0 2 * * 0", "duration": "PT2H",
+            "timezone": "Europe/Berlin", "device_ids": [1, 2]}  # fmt: skip
+    created = await web.client.post("/maintenance", json=body)
+    assert created.status_code == 201, created.text
+    window = created.json()
+    assert (window["duration"], window["mode"], window["start"]) == (
+        7200.0,
+        "suppress_alerts",
+        None,
+    )
+    one = f"/maintenance/{window['id']}"
+    to_one_off = await web.client.patch(one, json={"start": "2026-12-24T20:00:00Z"})
+    assert to_one_off.status_code == 200, to_one_off.text
+    assert (to_one_off.json()["cron"], to_one_off.json()["start"]) == (None, "2026-12-24T20:00:00Z")
+    assert ["body", "timezone"] in _loc(await web.client.patch(one, json={"timezone": "Nope/No"}))
+    assert ["body", "duration"] in _loc(await web.client.patch(one, json={"duration": 0}))
+    assert (await web.client.get("/maintenance")).json()[0]["id"] == window["id"]
+    assert (await web.client.delete(one)).status_code == 204
+    assert (await web.client.get(one)).status_code == 404
+
+
+async def test_a_device_is_snoozed_and_woken(web: WebApp, engine: AsyncEngine) -> None:
+    device = await add_device(engine)
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    snoozed = await web.client.post(f"/devices/{device}/snooze", json={"until": until.isoformat()})
+    assert snoozed.status_code == 200, snoozed.text
+    async with session_factory(engine)() as session:
+        row = await session.get(Device, device)
+        assert row is not None and row.snoozed_until == until
+    woken = await web.client.delete(f"/devices/{device}/snooze")
+    assert woken.json() == {"device_id": device, "snoozed_until": None}
+    assert (await web.client.post("/devices/999/snooze", json={"until": until.isoformat()})
+            ).status_code == 404  # fmt: skip
+    for bad in ("tomorrow", 0, "2026-12-01T08:00:00"):  # not a time, a number, no zone
+        assert ["body", "until"] in _loc(
+            await web.client.post(f"/devices/{device}/snooze", json={"until": bad})
+        )
+
+
+async def test_the_channel_test_answers_what_the_receiver_said(web: WebApp) -> None:
+    with receiver(plan=[418]) as rx:
+        hook = {**HOOK, "url": rx.url}
+        channel = (await web.client.post("/channels", json=hook)).json()
+        teapot = (await web.client.post(f"/channels/{channel['id']}/test")).json()
+        ok = (await web.client.post(f"/channels/{channel['id']}/test")).json()
+    assert (teapot["ok"], teapot["response_code"], teapot["error"]) == (False, 418, "HTTP 418")
+    assert (ok["ok"], ok["response_code"]) == (True, 200)
+    assert ok["answer"] == '{"received":true}'
+    got = rx.requests[-1]
+    assert got.body["event"] == "test" and got.headers["x-fleetprobe-signature"].startswith(
+        "sha256="
+    )
+    assert got.headers["authorization"] == "Bearer tok"
+
+
+async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngine) -> None:
+    from storage.alert_repo import record_notifications
+
+    device = await add_device(engine)
+    changes = [await add_change(engine, device, r, "up", "down") for r in range(1, 6)]
+    await record_notifications(engine, [
+        {"device_id": device, "channel_id": 1 + (i % 2), "state_change_id": c.id, "reminder": 0,
+         "status": "sent" if i % 2 else "suppressed"}
+        for i, c in enumerate(changes)
+    ])  # fmt: skip
+    first = (await web.client.get("/notifications", params={"limit": 2})).json()
+    assert len(first) == 2 and first[0]["id"] > first[1]["id"]
+    rest = (await web.client.get("/notifications", params={"before_id": first[-1]["id"]})).json()
+    assert len(rest) == 3 and all(r["id"] < first[-1]["id"] for r in rest)
+    sent = (await web.client.get("/notifications", params={"status": "sent"})).json()
+    assert {r["status"] for r in sent} == {"sent"} and len(sent) == 2
+    by_channel = (await web.client.get("/notifications", params={"channel_id": 1})).json()
+    assert {r["channel_id"] for r in by_channel} == {1} and len(by_channel) == 3
+    assert ["query", "status"] in _loc(
+        await web.client.get("/notifications", params={"status": "lost"})
+    )
+
+
+async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: AsyncEngine) -> None:
+    from web.errors import RequestInvalid
+
+    channel = (await web.client.post("/channels", json=HOOK)).json()
+    async with session_factory(engine)() as session:
+        await check_channel_ids(session, [channel["id"]])
+        await check_channel_ids(session, None)
+        with pytest.raises(RequestInvalid) as refused:
+            await check_channel_ids(session, [channel["id"], 4242])
+    (issue,) = refused.value.detail
+    assert issue.loc == ["body", "channel_ids"] and "4242" in issue.msg
