@@ -79,10 +79,18 @@ SCHEDULE_DEVICE_EVENTS = DEVICE_EVENTS | {DEVICE_RETRYING}
 SCHEDULE_EVENTS = frozenset({SCHEDULE_CREATED, SCHEDULE_UPDATED, SCHEDULE_DELETED})
 # Alerts: {notification_id, device_id, channel_id, state_change_id, attempt, status,
 # response_code, error}; maintenance: {maintenance_id, device_ids} (None: every device).
-NOTIFICATION_SENT = "notification.sent"
-NOTIFICATION_FAILED = "notification.failed"
-MAINTENANCE_STARTED = "maintenance.started"
-MAINTENANCE_ENDED = "maintenance.ended"
+NOTIFICATION_SENT = event_type(
+    "notification.sent", "an alert reached its channel (notification_id, device_id, ...)"
+)
+NOTIFICATION_FAILED = event_type(
+    "notification.failed", "an alert's last try failed (notification_id, error, ...)"
+)
+MAINTENANCE_STARTED = event_type(
+    "maintenance.started", "a maintenance window opened (maintenance_id, device_ids)"
+)
+MAINTENANCE_ENDED = event_type(
+    "maintenance.ended", "a maintenance window closed (maintenance_id, device_ids)"
+)
 
 
 def json_default(value: object) -> Any:

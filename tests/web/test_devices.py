@@ -177,10 +177,18 @@ async def test_every_health_field_is_stored_shown_and_reset_by_a_patch_of_null(
 ) -> None:
     plain = (await web.client.post("/devices", json=NEW)).json()
     assert {k: plain[k] for k in DEFAULTS} == DEFAULTS
-    r = await web.client.post("/devices", json={**NEW, **HEALTH_FIELDS})
+    # channel_ids must name channels that exist (web.channels.check_channel_ids)
+    channel_ids = []
+    for name in ("a", "b"):
+        channel = {"name": name, "kind": "webhook", "url": "http://127.0.0.1:9/hook"}
+        made = await web.client.post("/channels", json=channel)
+        assert made.status_code == 201, made.text
+        channel_ids.append(made.json()["id"])
+    fields = HEALTH_FIELDS | {"channel_ids": channel_ids}
+    r = await web.client.post("/devices", json={**NEW, **fields})
     assert r.status_code == 201, r.text
     created = r.json()
-    assert {k: created[k] for k in HEALTH_FIELDS} == HEALTH_FIELDS
+    assert {k: created[k] for k in fields} == fields
     assert (await web.client.get(f"/devices/{created['id']}")).json() == created
     nullable = [k for k, v in DEFAULTS.items() if v is None]
     r = await web.client.patch(f"/devices/{created['id']}", json=dict.fromkeys(nullable))

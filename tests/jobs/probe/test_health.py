@@ -20,6 +20,7 @@ from jobs.probe.health import HealthTracker, StateChangeRecord, cause
 from jobs.probe.scheduler import ProbeScheduler
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult, Device, DeviceHealth, StateChange
+from storage.types import isoformat_z
 from storage.writer import BatchWriter
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.storage.test_postgres import empty_database
@@ -127,7 +128,7 @@ async def test_a_device_goes_down_after_its_failure_threshold_and_up_at_once(
         "device_id": device,
         "from": "up",
         "to": "down",
-        "since": (T0 + timedelta(minutes=2)).isoformat(),
+        "since": isoformat_z(T0 + timedelta(minutes=2)),
         "cause": "status 500",
         "run_key": f"probe:{device}:2",
     }
