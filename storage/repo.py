@@ -4,6 +4,7 @@ except where the name says so."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, delete, func, insert, literal
@@ -77,15 +78,17 @@ async def delete_device(session: AsyncSession, device: Device) -> None:
 
 
 async def list_checks(
-    session: AsyncSession, device_id: int, limit: int = 50
+    session: AsyncSession, device_id: int, limit: int = 50, since: datetime | None = None
 ) -> Sequence[CheckResult]:
-    """Newest first."""
+    """Newest first; with ``since``, only checks at or after it."""
     stmt = (
         select(CheckResult)
         .where(CheckResult.device_id == device_id)
         .order_by(col(CheckResult.checked_at).desc(), col(CheckResult.id).desc())
         .limit(limit)
     )
+    if since is not None:
+        stmt = stmt.where(col(CheckResult.checked_at) >= since)
     return (await session.exec(stmt)).all()
 
 

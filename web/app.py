@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from web import checks, cycles, devices, probe_runs, recorder, recorder_schedules
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
+from web.dashboard import dashboard_routes
 from web.endpoints import (
     AnyEndpoint,
     Call,
@@ -40,6 +41,7 @@ from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
 from web.schemas import HealthReport
 from web.services import Services
 from web.spec import build_spec, describe_refusal, openapi_route
+from web.status_page import status_page_routes
 from web.swagger import swagger_routes
 from web.ws import items_socket
 
@@ -134,6 +136,8 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
         openapi_route(spec),
         *swagger_routes(TITLE),
         WebSocketRoute("/ws/items", items_socket),
+        *dashboard_routes(),
+        *status_page_routes(),
     ]
     app = Starlette(
         routes=routes,

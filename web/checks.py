@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 class CheckQuery(QueryModel):
     limit: int = Field(50, ge=1, le=1000, description="how many, newest first")
+    since: AwareDatetime | None = Field(
+        None, description="only checks at or after this time (ISO 8601 with a zone)"
+    )
 
 
 async def list_checks(call: Call[NoBody, CheckQuery]) -> Response:
@@ -32,7 +35,9 @@ async def list_checks(call: Call[NoBody, CheckQuery]) -> Response:
     async with session_factory(services_of(call.request).engine)() as session:
         device = await device_or_404(session, call.path["device_id"])
         assert device.id is not None
-        rows = await repo.list_checks(session, device.id, limit=call.query.limit)
+        rows = await repo.list_checks(
+            session, device.id, limit=call.query.limit, since=call.query.since
+        )
     return respond([CheckRead.model_validate(row) for row in rows])
 
 
