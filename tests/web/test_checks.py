@@ -114,3 +114,28 @@ async def test_checks_of_an_unknown_device_are_a_404(web: WebApp, engine: AsyncE
     r = await web.client.post("/devices/404/checks", json={"status_up": True})
     assert r.status_code == 404 and "not found" in r.json()["detail"]
     assert await stored(engine) == 0
+
+
+async def test_since_keeps_the_checks_at_or_after_it(web: WebApp) -> None:
+    device_id = await new_device(web)
+    base = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for minutes in (0, 10, 20, 30):
+        at = (base + timedelta(minutes=minutes)).isoformat()
+        r = await web.client.post(
+            f"/devices/{device_id}/checks", json={"status_up": True, "checked_at": at}
+        )
+        assert r.status_code == 201
+    since = (base + timedelta(minutes=10)).isoformat()
+    r = await web.client.get(f"/devices/{device_id}/checks", params={"since": since, "limit": 2})
+    assert [c["checked_at"] for c in r.json()] == [
+        "2026-03-01T12:30:00Z",
+        "2026-03-01T12:20:00Z",
+    ]
+    r = await web.client.get(f"/devices/{device_id}/checks", params={"since": since})
+    assert len(r.json()) == 3
+    bad = await web.client.get(f"/devices/{device_id}/checks", params={"since": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "since"]
+    naive = await web.client.get(
+        f"/devices/{device_id}/checks", params={"since": "2026-03-01T12:00:00"}
+    )
+    assert naive.status_code == 422
