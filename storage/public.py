@@ -81,15 +81,46 @@ async def public_devices(conn: AsyncConnection, device_id: int | None = None) ->
     if device_id is not None:
         stmt = stmt.where(_devices.c.id == device_id)
     rows = (await conn.execute(stmt)).all()
-    return [
-        PublicDevice(
-            id=row.id,
-            name=row.name,
-            state=_state_of(row.is_active, row.state, row.outcome, row.status_up),
-            since=row.since if row.state is not None else row.checked_at,
+    found = []
+    for row in rows:
+        since = row.since
+        if row.state is None and row.checked_at is not None:
+            since = await _streak_start(conn, row.id, _not_down(row.outcome, row.status_up))
+        found.append(
+            PublicDevice(
+                id=row.id,
+                name=row.name,
+                state=_state_of(row.is_active, row.state, row.outcome, row.status_up),
+                since=since,
+            )
         )
-        for row in rows
-    ]
+    return found
+
+
+def _not_down(outcome: str | None, status_up: bool | None) -> bool:
+    return outcome != "down" if outcome is not None else bool(status_up)
+
+
+_NOT_DOWN = case(
+    (_checks.c.outcome.is_not(None), _checks.c.outcome != "down"),
+    else_=_checks.c.status_up,
+)
+
+
+async def _streak_start(conn: AsyncConnection, device_id: int, up: bool) -> datetime | None:
+    """Without a health row: when the device's latest run of down (or not down) results
+    began, which is as near to "since" as the results tell."""
+    other = (
+        select(func.max(_checks.c.checked_at))
+        .where(_checks.c.device_id == device_id, _NOT_DOWN.is_not(up))
+        .scalar_subquery()
+    )
+    first = select(func.min(_checks.c.checked_at)).where(
+        _checks.c.device_id == device_id,
+        (other.is_(None)) | (_checks.c.checked_at > other),
+    )
+    value: datetime | None = (await conn.execute(first)).scalar_one_or_none()
+    return value
 
 
 async def public_device(conn: AsyncConnection, device_id: int) -> PublicDevice | None:
@@ -126,10 +157,7 @@ async def uptime_percent(
     with_rollups = {r[0] for r in (await conn.execute(has_rollups.distinct())).all()}
     raw_ids = [d for d in device_ids if d not in with_rollups]
     if raw_ids:
-        not_down = case(
-            (_checks.c.outcome.is_not(None), _checks.c.outcome != "down"),
-            else_=_checks.c.status_up,
-        )
+        not_down = _NOT_DOWN
         raw = (
             select(
                 _checks.c.device_id,

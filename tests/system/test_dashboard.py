@@ -6,68 +6,21 @@ page asks for the token once.  Every wait is bounded (``expect`` timeouts)."""
 
 from __future__ import annotations
 
-import json
-import signal
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from core.natsserver import free_port
 from tests.browser import Console, chromium, chromium_path
-from tests.processes import Proc, scheduler_cmd, wait_until
+from tests.processes import Fleetprobe
 from tests.targets import ThreadedServer
 from tests.targets import app as target_app
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "dashboard-token-1"
-
-
-class Fleetprobe:
-    """``python scheduler.py`` that can be stopped and started again on the same ports,
-    data dir and database."""
-
-    def __init__(self, tmp_path: Path, **extra: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.tmp = tmp_path
-        self.env = {
-            "NATS_URL": f"nats://127.0.0.1:{free_port()}",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'monitoring.db'}",
-            "NATS_DATA_DIR": str(tmp_path / "data"),
-            "WEB_PORT": str(self.port),
-            "EMBEDDED_NATS": "true",
-            "RESULT_FLUSH_MS": "2",
-            "SCHEDULER_RESYNC_SECONDS": "1",
-            **extra,
-        }
-        self.runs = 0
-        self.proc: Proc | None = None
-
-    def start(self) -> None:
-        self.runs += 1
-        self.proc = scheduler_cmd(self.env, self.tmp / f"scheduler-{self.runs}.log")
-        proc = self.proc
-        wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            assert self.proc.stop(signal.SIGTERM, timeout=20) == 0, self.proc.output()[-3000:]
-            self.proc = None
-
-    def post(self, path: str, body: object) -> dict[str, object]:
-        headers = {"Content-Type": "application/json"}
-        if "API_TOKEN" in self.env:
-            headers["Authorization"] = f"Bearer {self.env['API_TOKEN']}"
-        req = urllib.request.Request(
-            self.url + path, json.dumps(body).encode(), headers, method="POST"
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            answer: dict[str, object] = json.load(resp)
-            return answer
 
 
 @pytest.fixture
@@ -79,10 +32,6 @@ def fleetprobe(tmp_path: Path) -> Iterator[Fleetprobe]:
         yield fp
     finally:
         fp.stop()
-
-
-def row_of(page: Page, name: str) -> object:
-    return page.locator("#devices tbody tr", has=page.locator("a.name", has_text=name))
 
 
 def test_the_dashboard_follows_a_device_up_down_and_through_a_restart(

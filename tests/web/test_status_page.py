@@ -204,3 +204,19 @@ async def test_with_a_token_the_public_face_and_the_dashboard_files_need_none(
         # ... but the API behind the dashboard does
         assert (await anonymous.get("/devices")).status_code == 401
         assert (await anonymous.get(f"/devices/{device_id}/checks")).status_code == 401
+
+
+async def test_without_a_health_row_since_is_where_the_latest_streak_began(
+    web: WebApp,
+) -> None:
+    base = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    device_id = await add_device(web, "streaky", public=True)
+    for minutes, up in ((0, True), (10, False), (20, False), (30, False)):
+        await add_check(web, device_id, up, base + timedelta(minutes=minutes))
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page)["streaky"][0] == "down"
+    assert 'since\n          <time datetime="2026-05-01T10:10:00+00:00">' in page
+    await add_check(web, device_id, True, base + timedelta(minutes=40))
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page)["streaky"][0] == "up" and "2026-05-01 10:40 UTC" in page
+    assert "Open incidents" not in page
