@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
@@ -17,7 +17,7 @@ from storage.types import utcnow
 from web.devices import NOT_FOUND, device_or_404
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError
-from web.schemas import CheckCreate, CheckRead
+from web.schemas import CheckCreate, CheckRead, UtcTime
 from web.services import services_of
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 class CheckQuery(QueryModel):
     limit: int = Field(50, ge=1, le=1000, description="how many, newest first")
-    since: AwareDatetime | None = Field(
+    since: UtcTime | None = Field(
         None, description="only checks at or after this time (ISO 8601 with a zone)"
     )
 

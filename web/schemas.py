@@ -17,7 +17,7 @@ Input is strict JSON (``"true"`` is not a boolean).  Example::
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -82,6 +82,18 @@ Timeout = Annotated[
 _INPUT = ConfigDict(extra="forbid", strict=True)
 
 
+def _in_utc(value: datetime) -> datetime:
+    """Stored and compared in UTC: a time that has no UTC value (year 9999 at -23:59) is
+    refused here, not a 500 at the database."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class DeviceBase(BaseModel):
     model_config = _INPUT
 
@@ -135,7 +147,7 @@ class CheckCreate(BaseModel):
 
     status_up: bool
     latency_ms: float | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
-    checked_at: AwareDatetime | None = Field(
+    checked_at: UtcTime | None = Field(
         default=None, description="when the check ran (ISO 8601 with a zone); default: now"
     )
     status_code: int | None = Field(default=None, ge=100, le=599)

@@ -139,3 +139,11 @@ async def test_since_keeps_the_checks_at_or_after_it(web: WebApp) -> None:
         f"/devices/{device_id}/checks", params={"since": "2026-03-01T12:00:00"}
     )
     assert naive.status_code == 422
+    # a time with no UTC value is a 422 naming the field, not a 500 at the database
+    for where in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"):
+        r = await web.client.get(f"/devices/{device_id}/checks", params={"since": where})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"]
+        r = await web.client.post(
+            f"/devices/{device_id}/checks", json={"status_up": True, "checked_at": where}
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "checked_at"]
