@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
@@ -23,9 +25,19 @@ from web.services import services_of
 log = logging.getLogger(__name__)
 
 
+def _iso_text(value: object) -> object:
+    """A query string's number would be read as a Unix time: only ISO 8601 text is taken."""
+    if isinstance(value, str) and not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]", value):
+        raise ValueError("an ISO 8601 date-time with a zone is needed (2026-01-31T12:00:00Z)")
+    return value
+
+
+IsoTime = Annotated[UtcTime, BeforeValidator(_iso_text)]
+
+
 class CheckQuery(QueryModel):
     limit: int = Field(50, ge=1, le=1000, description="how many, newest first")
-    since: UtcTime | None = Field(
+    since: IsoTime | None = Field(
         None, description="only checks at or after this time (ISO 8601 with a zone)"
     )
 
