@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench.procs import worker_command
+from core.natsserver import free_port
 from tests.conftest import subprocess_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +86,47 @@ def wait_until(predicate: object, timeout: float, what: str, proc: Proc | None =
             tail = proc.output()[-3000:] if proc else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
         time.sleep(0.1)
+
+
+class Fleetprobe:
+    """``python scheduler.py`` that can be stopped and started again on the same ports,
+    data dir and database."""
+
+    def __init__(self, tmp_path: Path, **extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp = tmp_path
+        self.env = {
+            "NATS_URL": f"nats://127.0.0.1:{free_port()}",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'monitoring.db'}",
+            "NATS_DATA_DIR": str(tmp_path / "data"),
+            "WEB_PORT": str(self.port),
+            "EMBEDDED_NATS": "true",
+            "RESULT_FLUSH_MS": "2",
+            "SCHEDULER_RESYNC_SECONDS": "1",
+            **extra,
+        }
+        self.runs = 0
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        self.runs += 1
+        self.proc = scheduler_cmd(self.env, self.tmp / f"scheduler-{self.runs}.log")
+        proc = self.proc
+        wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            assert self.proc.stop(signal.SIGTERM, timeout=20) == 0, self.proc.output()[-3000:]
+            self.proc = None
+
+    def post(self, path: str, body: object) -> dict[str, object]:
+        headers = {"Content-Type": "application/json"}
+        if "API_TOKEN" in self.env:
+            headers["Authorization"] = f"Bearer {self.env['API_TOKEN']}"
+        req = urllib.request.Request(
+            self.url + path, json.dumps(body).encode(), headers, method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            answer: dict[str, object] = json.load(resp)
+            return answer

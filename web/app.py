@@ -40,6 +40,7 @@ from web import (
 )
 from web.auth import UNAUTHORIZED, BearerAuth
 from web.cycles import CycleRunner
+from web.dashboard import dashboard_routes
 from web.endpoints import (
     AnyEndpoint,
     Call,
@@ -58,6 +59,7 @@ from web.limits import MAX_BODY_BYTES, BodyLimit, body_limit_refusal
 from web.schemas import HealthReport
 from web.services import Services
 from web.spec import build_spec, describe_refusal, openapi_route
+from web.status_page import status_page_routes
 from web.swagger import swagger_routes
 from web.ws import ITEMS_PATH, items_socket, unknown_socket
 
@@ -174,6 +176,8 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
         *swagger_routes(TITLE),
         WebSocketRoute(ITEMS_PATH, items_socket),
         *metrics.ROUTES,
+        *dashboard_routes(),
+        *status_page_routes(),
         # Last: every other WebSocket path is refused with a reason (HTTP is untouched).
         WebSocketRoute("/{path:path}", unknown_socket),
     ]

@@ -14,9 +14,11 @@ no other site's page can ride the token (CSRF).  Without it:
 
 Public, token or not: ``/health`` (for load balancers and monitors), ``/openapi.json``
 and ``/swagger`` with its assets: they hold no data, and Swagger's "Authorize" button
-needs the page and the spec to take the token.  ``/metrics`` is public only with
-``METRICS_PUBLIC=true`` (a Prometheus that cannot send the token).  Tokens are compared
-in constant time.
+needs the page and the spec to take the token; likewise the dashboard page ``/`` and its
+files under ``/dashboard/assets/`` (it asks for the token and sends it in the header);
+and the read-only public face, ``/status-page`` and ``/badges/...``, which shows only the
+devices marked public.  ``/metrics`` is public only with ``METRICS_PUBLIC=true`` (a
+Prometheus that cannot send the token).  Tokens are compared in constant time.
 The ``token`` parameter is taken out of the query string before the app sees it (no
 endpoint has such a parameter), and out of uvicorn's access log with it; prefer the
 header all the same: a proxy in front may log query strings.
@@ -51,8 +53,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/swagger"})
-PUBLIC_PREFIXES = ("/swagger/assets/",)
+# The dashboard page and its files hold no data (the page asks for the token itself); the
+# status page and the badges show only devices marked public, read-only (web/status_page.py).
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/swagger", "/", "/status-page"})
+PUBLIC_PREFIXES = ("/swagger/assets/", "/dashboard/assets/", "/badges/")
 TOKEN_PARAM = "token"
 _TOKEN_PARAM = TOKEN_PARAM.encode()
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

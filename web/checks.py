@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic import BeforeValidator, Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
@@ -27,7 +27,7 @@ from storage.types import utcnow
 from web.devices import NOT_FOUND, device_or_404
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError, RequestInvalid
-from web.schemas import CheckCreate, CheckRead
+from web.schemas import CheckCreate, CheckRead, UtcTime
 from web.services import services_of
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def _iso_time(value: object) -> object:
         ) from None
 
 
-QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
+# UtcTime: a time with no UTC value (year 9999 at -23:59) is a 422, not a 500.
+QueryTime = Annotated[UtcTime, BeforeValidator(_iso_time)]
 
 
 class CheckQuery(QueryModel):

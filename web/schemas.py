@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -201,6 +201,18 @@ Reminder = Annotated[
 _INPUT = ConfigDict(extra="forbid", strict=True)
 
 
+def _in_utc(value: datetime) -> datetime:
+    """Stored and compared in UTC: a time that has no UTC value (year 9999 at -23:59) is
+    refused here, not a 500 at the database."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("time out of range once converted to UTC") from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
 class DeviceBase(BaseModel):
     model_config = _INPUT
 
@@ -307,7 +319,7 @@ class CheckCreate(BaseModel):
 
     status_up: bool
     latency_ms: float | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
-    checked_at: AwareDatetime | None = Field(
+    checked_at: UtcTime | None = Field(
         default=None, description="when the check ran (ISO 8601 with a zone); default: now"
     )
     status_code: int | None = Field(default=None, ge=100, le=599)

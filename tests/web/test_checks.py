@@ -194,3 +194,37 @@ async def test_an_old_row_without_outcome_reads_its_outcome_from_status_up(
             )
     checks = (await web.client.get(f"/devices/{device_id}/checks")).json()
     assert {c["run_key"]: c["outcome"] for c in checks} == {"old:up": "up", "old:down": "down"}
+
+
+async def test_since_keeps_the_checks_at_or_after_it(web: WebApp) -> None:
+    device_id = await new_device(web)
+    base = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for minutes in (0, 10, 20, 30):
+        at = (base + timedelta(minutes=minutes)).isoformat()
+        r = await web.client.post(
+            f"/devices/{device_id}/checks", json={"status_up": True, "checked_at": at}
+        )
+        assert r.status_code == 201
+    since = (base + timedelta(minutes=10)).isoformat()
+    r = await web.client.get(f"/devices/{device_id}/checks", params={"since": since, "limit": 2})
+    assert [c["checked_at"] for c in r.json()] == [
+        "2026-03-01T12:30:00Z",
+        "2026-03-01T12:20:00Z",
+    ]
+    r = await web.client.get(f"/devices/{device_id}/checks", params={"since": since})
+    assert len(r.json()) == 3
+    for bad in ("yesterday", "0.5", "1767225600", "2026-03-01"):
+        r = await web.client.get(f"/devices/{device_id}/checks", params={"since": bad})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"], bad
+    naive = await web.client.get(
+        f"/devices/{device_id}/checks", params={"since": "2026-03-01T12:00:00"}
+    )
+    assert naive.status_code == 422
+    # a time with no UTC value is a 422 naming the field, not a 500 at the database
+    for where in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"):
+        r = await web.client.get(f"/devices/{device_id}/checks", params={"since": where})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "since"]
+        r = await web.client.post(
+            f"/devices/{device_id}/checks", json={"status_up": True, "checked_at": where}
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "checked_at"]

@@ -1,0 +1,148 @@
+"""The dashboard's pure modules (``parse.js``, ``fieldErrors`` of ``api.js``), table-driven,
+run in Chromium: the modules are imported from a plain static server (the page's own CSP
+would refuse the test's evaluated code, which is the point of it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from core.natsserver import free_port
+from tests.browser import chromium
+from tests.targets import ThreadedServer
+from web.dashboard import DASHBOARD_DIR
+
+pytestmark = pytest.mark.slow  # a browser
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    app = Starlette(routes=[Mount("/", StaticFiles(directory=DASHBOARD_DIR, html=True))])
+    server = ThreadedServer(app, free_port()).start()
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(server.url + "/index.html")
+            yield page
+    finally:
+        server.stop()
+
+
+def call(page: Page, module: str, function: str, *args: Any) -> Any:
+    script = (
+        f"async (args) => {{ const m = await import('/{module}'); "
+        f"const out = m.{function}(...args); "
+        "return out instanceof Map ? Object.fromEntries(out) : out; }"
+    )
+    return page.evaluate(script, list(args))
+
+
+@pytest.mark.parametrize(
+    ("check", "outcome"),
+    [
+        ({"status_up": True}, "up"),
+        ({"status_up": False}, "down"),
+        ({"status_up": True, "outcome": "degraded"}, "degraded"),
+        ({"status_up": False, "outcome": None}, "down"),
+        ({}, "unknown"),
+        (None, "unknown"),
+    ],
+)
+def test_a_checks_outcome(page: Page, check: Any, outcome: str) -> None:
+    assert call(page, "parse.js", "checkOutcome", check) == outcome
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"items": [{"device_id": 3, "name": "a", "state": "down", "since": "S",
+                    "last_check": {"status_up": False}, "uptime_24h": 99.5}]},
+        [{"device_id": 3, "state": "down", "since": "S", "last_check": {"status_up": False},
+          "uptime_24h": 99.5}],
+    ],
+)  # fmt: skip
+def test_status_answers_are_read_by_device(page: Page, body: Any) -> None:
+    parsed = call(page, "parse.js", "parseStatus", body)
+    assert parsed == {
+        "3": {
+            "state": "down",
+            "since": "S",
+            "lastCheck": {"status_up": False},
+            "uptime24h": 99.5,
+            "uptime30d": None,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ([{"window": "24h", "uptime_percent": 99.0}, {"window": "30d", "uptime_percent": None}],
+         {"24h": 99.0, "30d": None}),
+        ({"windows": [{"window": "7d", "uptime_percent": 50}]}, {"7d": 50}),
+        (None, {}),
+    ],
+)  # fmt: skip
+def test_uptime_answers(page: Page, body: Any, expected: dict[str, Any]) -> None:
+    assert call(page, "parse.js", "parseUptime", body) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type": "check.created", "payload": {"device_id": 4, "status_up": true}}',
+         {"type": "check.created", "deviceId": 4, "payload": {"device_id": 4, "status_up": True}}),
+        ('{"type": "device.updated", "payload": {"id": 5}}',
+         {"type": "device.updated", "deviceId": 5, "payload": {"id": 5}}),
+        ('{"type": "tick"}', {"type": "tick", "deviceId": None, "payload": {}}),
+        ("not json", None),
+        ('{"payload": {}}', None),
+    ],
+)  # fmt: skip
+def test_events(page: Page, text: str, expected: Any) -> None:
+    assert call(page, "parse.js", "parseEvent", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("percent", "text"), [(None, None), (100, "100%"), (99.999, "100%"), (99.5, "99.50%")]
+)
+def test_uptime_text(page: Page, percent: float | None, text: str | None) -> None:
+    assert call(page, "parse.js", "formatUptime", percent) == text
+
+
+FIELDS = ["name", "address", "conditions", "interval_seconds"]
+
+
+@pytest.mark.parametrize(
+    ("detail", "expected"),
+    [
+        ([{"loc": ["body", "address"], "msg": "bad URL", "type": "x"}], {"address": "bad URL"}),
+        (
+            [{"loc": ["body", "conditions", 1], "msg": "unknown placeholder", "type": "x"}],
+            {"conditions": "unknown placeholder (at 1)"},
+        ),
+        (
+            [
+                {"loc": ["body", "name"], "msg": "too long", "type": "x"},
+                {"loc": ["body", "name"], "msg": "blank", "type": "x"},
+            ],
+            {"name": "too long; blank"},
+        ),
+        (
+            [{"loc": ["body", "colour"], "msg": "extra", "type": "x"}],
+            {"_general": "colour: extra"},
+        ),
+        ("device 3 not found", {"_general": "device 3 not found"}),
+    ],
+)
+def test_422_details_land_beside_their_field(
+    page: Page, detail: Any, expected: dict[str, str]
+) -> None:
+    assert call(page, "api.js", "fieldErrors", detail, FIELDS) == json.loads(json.dumps(expected))

@@ -1,0 +1,222 @@
+"""``web/status_page.py``: the public status page and badges over plain HTTP; only public
+devices, nothing private leaked, no token needed, nothing writable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+from storage.models import CheckRollup, Device, DeviceHealth
+from tests.helpers import running_worker
+from tests.webapp import WebApp, serve_app
+
+SECRET_ADDRESS = "http://10.9.8.7:8443/private-health"
+SECRET_ERROR = "connection refused by secret-host.internal"
+
+
+async def add_device(web: WebApp, name: str, *, public: bool, address: str = SECRET_ADDRESS) -> int:
+    r = await web.client.post("/devices", json={"name": name, "address": address})
+    assert r.status_code == 201, r.text
+    device_id: int = r.json()["id"]
+    if public:  # the API field is the pipeline's; the column is already there
+        async with web.services.engine.begin() as conn:
+            await conn.execute(
+                update(Device.__table__)
+                .where(Device.__table__.c.id == device_id)
+                .values(public=True)  # type: ignore[attr-defined]
+            )
+    return device_id
+
+
+async def add_check(web: WebApp, device_id: int, up: bool, at: datetime) -> None:
+    body = {"status_up": up, "latency_ms": 12.0, "checked_at": at.isoformat()}
+    if not up:
+        body |= {"status_code": 503, "error": SECRET_ERROR}
+    r = await web.client.post(f"/devices/{device_id}/checks", json=body)
+    assert r.status_code == 201, r.text
+
+
+def rows_of(page: str) -> dict[str, tuple[str, str]]:
+    """name -> (state, uptime) from the page's device rows."""
+    found = re.findall(
+        r'<td class="name">([^<]*)</td>\s*<td><span class="state state-(\w+)">\w+</span></td>'
+        r'.*?<td class="uptime">([^<]*)</td>',
+        page,
+        re.S,
+    )
+    return {name: (state, uptime) for name, state, uptime in found}
+
+
+async def test_the_status_page_shows_public_devices_only_with_state_and_uptime(
+    web: WebApp,
+) -> None:
+    now = datetime.now(UTC)
+    shown = await add_device(web, "api", public=True)
+    broken = await add_device(web, "db", public=True)
+    hidden = await add_device(web, "secret-router", public=False)
+    for minutes, up in ((30, True), (20, True), (10, True), (5, False)):
+        await add_check(web, shown, up, now - timedelta(minutes=minutes))
+    await add_check(web, broken, False, now - timedelta(minutes=1))
+    await add_check(web, hidden, True, now - timedelta(minutes=1))
+    await add_check(web, shown, True, now - timedelta(minutes=1))
+
+    async with httpx.AsyncClient(base_url=web.url) as anonymous:
+        r = await anonymous.get("/status-page")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    page = r.text
+    assert rows_of(page) == {"api": ("up", "80%"), "db": ("down", "0%")}
+    assert "secret-router" not in page
+    # no address, status code or error text of any device
+    for leaked in (SECRET_ADDRESS, "10.9.8.7", SECRET_ERROR, "503"):
+        assert leaked not in page
+    assert "Open incidents" in page and "<strong>db</strong> is down" in page
+    assert "Some systems are down" in page
+    assert "<script" not in page and "<form" not in page and "style=" not in page
+
+
+async def test_names_are_escaped_on_the_page_and_in_badges(web: WebApp) -> None:
+    device_id = await add_device(web, '<script>alert("x")</script>', public=True)
+    page = (await web.client.get("/status-page")).text
+    assert "<script>alert" not in page and "&lt;script&gt;alert" in page
+    svg = (await web.client.get(f"/badges/{device_id}/status.svg")).text
+    assert "<script" not in svg
+
+
+async def test_a_health_row_decides_the_state_over_the_latest_check(web: WebApp) -> None:
+    device_id = await add_device(web, "edge", public=True)
+    await add_check(web, device_id, True, datetime.now(UTC))
+    since = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    async with web.services.engine.begin() as conn:
+        await conn.execute(
+            insert(DeviceHealth.__table__).values(  # type: ignore[attr-defined]
+                device_id=device_id, state="degraded", since=since, revision=1, health={},
+                updated_at=since,
+            )
+        )  # fmt: skip
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page)["edge"][0] == "degraded"
+    assert "2026-01-02 03:04 UTC" in page
+    badge = (await web.client.get(f"/badges/{device_id}/status.json")).json()
+    assert badge == {
+        "schemaVersion": 1,
+        "label": "status",
+        "message": "degraded",
+        "color": "yellow",
+    }
+
+
+async def test_badges_in_svg_and_shields_json_for_a_public_device(web: WebApp) -> None:
+    now = datetime.now(UTC)
+    device_id = await add_device(web, "api", public=True)
+    await add_check(web, device_id, True, now - timedelta(hours=30))  # outside 24h
+    await add_check(web, device_id, False, now - timedelta(hours=2))
+    await add_check(web, device_id, True, now - timedelta(hours=1))
+
+    status = await web.client.get(f"/badges/{device_id}/status.svg")
+    assert status.status_code == 200 and status.headers["content-type"] == "image/svg+xml"
+    assert ">status</text>" in status.text and ">up</text>" in status.text
+    assert status.headers["content-security-policy"].startswith("default-src 'none'")
+
+    month = (await web.client.get(f"/badges/{device_id}/uptime.json")).json()
+    assert month["message"] == "66.67%" and month["label"] == "uptime 30d"
+    assert month["color"] == "red" and month["schemaVersion"] == 1
+    day = (await web.client.get(f"/badges/{device_id}/uptime.json?window=24h")).json()
+    assert day["message"] == "50%" and day["label"] == "uptime 24h"
+    svg = await web.client.get(f"/badges/{device_id}/uptime.svg?window=7d")
+    assert ">66.67%</text>" in svg.text
+
+
+async def test_uptime_reads_the_rollups_when_the_device_has_them(web: WebApp) -> None:
+    device_id = await add_device(web, "rolled", public=True)
+    await add_check(web, device_id, False, datetime.now(UTC))  # raw rows are not read now
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    async with web.services.engine.begin() as conn:
+        await conn.execute(
+            insert(CheckRollup.__table__).values(  # type: ignore[attr-defined]
+                device_id=device_id, period="h", start=hour, checks=200, up=190, degraded=8,
+                down=2, in_maintenance=0,
+            )
+        )  # fmt: skip
+    badge = (await web.client.get(f"/badges/{device_id}/uptime.json")).json()
+    assert badge["message"] == "99%" and badge["color"] == "green"
+
+
+async def test_private_and_missing_devices_get_the_same_404(web: WebApp) -> None:
+    private = await add_device(web, "private", public=False)
+    await add_check(web, private, True, datetime.now(UTC))
+    for path in ("status.svg", "status.json", "uptime.svg", "uptime.json"):
+        for device_id in (private, 999_999):
+            r = await web.client.get(f"/badges/{device_id}/{path}")
+            assert r.status_code == 404, (path, r.text)
+            assert r.json() == {"detail": f"no public device {device_id}"}
+
+
+@pytest.mark.parametrize("window", ["1w", "0d", "366d", "24", "-1h", "1.5d"])
+async def test_a_bad_window_is_a_422_naming_it(web: WebApp, window: str) -> None:
+    device_id = await add_device(web, "api", public=True)
+    r = await web.client.get(f"/badges/{device_id}/uptime.json", params={"window": window})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "window"]
+
+
+async def test_nothing_public_is_writable(web: WebApp) -> None:
+    device_id = await add_device(web, "api", public=True)
+    for path in ("/status-page", f"/badges/{device_id}/status.svg"):
+        r = await web.client.post(path, json={})
+        assert r.status_code == 405
+
+
+TOKEN = "status-page-token"
+
+
+@pytest.fixture
+async def locked(settings: Settings, engine: AsyncEngine) -> AsyncIterator[WebApp]:
+    with_token = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    async with (
+        running_worker(with_token, worker=False) as broker,
+        serve_app(with_token, engine, broker) as web,
+    ):
+        yield web
+
+
+async def test_with_a_token_the_public_face_and_the_dashboard_files_need_none(
+    locked: WebApp,
+) -> None:
+    device_id = await add_device(locked, "api", public=True)
+    async with httpx.AsyncClient(base_url=locked.url) as anonymous:
+        for path in (
+            "/status-page",
+            f"/badges/{device_id}/status.svg",
+            f"/badges/{device_id}/uptime.json",
+            "/",
+            "/dashboard/assets/app.js",
+        ):
+            assert (await anonymous.get(path)).status_code == 200, path
+        # ... but the API behind the dashboard does
+        assert (await anonymous.get("/devices")).status_code == 401
+        assert (await anonymous.get(f"/devices/{device_id}/checks")).status_code == 401
+
+
+async def test_without_a_health_row_since_is_where_the_latest_streak_began(
+    web: WebApp,
+) -> None:
+    base = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    device_id = await add_device(web, "streaky", public=True)
+    for minutes, up in ((0, True), (10, False), (20, False), (30, False)):
+        await add_check(web, device_id, up, base + timedelta(minutes=minutes))
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page)["streaky"][0] == "down"
+    assert 'since\n          <time datetime="2026-05-01T10:10:00+00:00">' in page
+    await add_check(web, device_id, True, base + timedelta(minutes=40))
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page)["streaky"][0] == "up" and "2026-05-01 10:40 UTC" in page
+    assert "Open incidents" not in page

@@ -1,0 +1,87 @@
+// The shapes of the API answers and events the page reads, in one place: when a shape
+// changes, only this module changes.
+
+export const STATES = ["up", "degraded", "down", "unknown", "paused"];
+
+// A check row (GET /devices/{id}/checks, POST /jobs/probe?wait=true results, the
+// check.created payload): its outcome, or status_up on rows without one.
+export function checkOutcome(check) {
+  if (!check) return "unknown";
+  if (check.outcome) return check.outcome;
+  if (check.status_up === true) return "up";
+  if (check.status_up === false) return "down";
+  return "unknown";
+}
+
+export function checkSummary(check) {
+  const outcome = checkOutcome(check);
+  const parts = [outcome];
+  if (check.latency_ms != null) parts.push(`${Math.round(check.latency_ms)} ms`);
+  if (check.status_code != null) parts.push(`HTTP ${check.status_code}`);
+  if (check.error) parts.push(check.error);
+  return parts.join(" · ");
+}
+
+// GET /status: {items: [{device_id, name, state, since, last_check: {...}, uptime_24h}]}
+// (a bare list is read the same). Returns Map(device_id -> {state, since, lastCheck, uptime24h}).
+export function parseStatus(body) {
+  const items = Array.isArray(body) ? body : (body && (body.items || body.devices)) || [];
+  const out = new Map();
+  for (const item of items) {
+    const id = item.device_id ?? item.id;
+    if (id == null) continue;
+    out.set(id, {
+      state: item.state || null,
+      since: item.since || null,
+      lastCheck: item.last_check || null,
+      uptime24h: item.uptime_24h ?? null,
+      uptime30d: item.uptime_30d ?? null,
+    });
+  }
+  return out;
+}
+
+// GET /devices/{id}/uptime?windows=24h,30d: [{window, uptime_percent, ...}] (or
+// {windows: [...]}). Returns {window: percent|null}.
+export function parseUptime(body) {
+  const list = Array.isArray(body) ? body : (body && (body.windows || body.items)) || [];
+  const out = {};
+  for (const entry of list) out[entry.window] = entry.uptime_percent ?? null;
+  return out;
+}
+
+// GET /devices/{id}/state-changes and /incidents: a list, or {items: [...]}.
+export function parseList(body) {
+  if (Array.isArray(body)) return body;
+  return (body && body.items) || [];
+}
+
+// An event of /ws/items: {type, payload}. Returns {type, deviceId, payload}.
+export function parseEvent(text) {
+  let msg;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!msg || typeof msg.type !== "string") return null;
+  const payload = msg.payload && typeof msg.payload === "object" ? msg.payload : {};
+  const deviceId = payload.device_id ?? (msg.type.startsWith("device.") ? payload.id : undefined);
+  return { type: msg.type, deviceId, payload };
+}
+
+export function formatUptime(percent) {
+  if (percent == null) return null;
+  return `${Number(percent).toFixed(percent >= 99.995 ? 0 : 2)}%`;
+}
+
+export function formatSince(iso, now = Date.now()) {
+  if (!iso) return "—";
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return "—";
+  const s = Math.max(0, Math.round((now - then) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}
