@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
-from storage.models import CheckRollup, Device, DeviceHealth
+from storage.models import CheckRollup, Device, DeviceHealth, StateChange
 from tests.helpers import running_worker
 from tests.webapp import WebApp, serve_app
 
@@ -64,7 +64,9 @@ async def test_the_status_page_shows_public_devices_only_with_state_and_uptime(
     hidden = await add_device(web, "secret-router", public=False)
     for minutes, up in ((30, True), (20, True), (10, True), (5, False)):
         await add_check(web, shown, up, now - timedelta(minutes=minutes))
-    await add_check(web, broken, False, now - timedelta(minutes=1))
+    # down after failure_threshold (3) failing results in a row
+    for minutes in (3, 2, 1):
+        await add_check(web, broken, False, now - timedelta(minutes=minutes))
     await add_check(web, hidden, True, now - timedelta(minutes=1))
     await add_check(web, shown, True, now - timedelta(minutes=1))
 
@@ -97,10 +99,9 @@ async def test_a_health_row_decides_the_state_over_the_latest_check(web: WebApp)
     since = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     async with web.services.engine.begin() as conn:
         await conn.execute(
-            insert(DeviceHealth.__table__).values(  # type: ignore[attr-defined]
-                device_id=device_id, state="degraded", since=since, revision=1, health={},
-                updated_at=since,
-            )
+            update(DeviceHealth.__table__)  # type: ignore[attr-defined]
+            .where(DeviceHealth.device_id == device_id)
+            .values(state="degraded", since=since, revision=1, health={}, updated_at=since)
         )  # fmt: skip
     page = (await web.client.get("/status-page")).text
     assert rows_of(page)["edge"][0] == "degraded"
@@ -137,7 +138,6 @@ async def test_badges_in_svg_and_shields_json_for_a_public_device(web: WebApp) -
 
 async def test_uptime_reads_the_rollups_when_the_device_has_them(web: WebApp) -> None:
     device_id = await add_device(web, "rolled", public=True)
-    await add_check(web, device_id, False, datetime.now(UTC))  # raw rows are not read now
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     async with web.services.engine.begin() as conn:
         await conn.execute(
@@ -213,6 +213,11 @@ async def test_without_a_health_row_since_is_where_the_latest_streak_began(
     device_id = await add_device(web, "streaky", public=True)
     for minutes, up in ((0, True), (10, False), (20, False), (30, False)):
         await add_check(web, device_id, up, base + timedelta(minutes=minutes))
+    # every device has a health row now (jobs.probe.health): take it away to read the
+    # fallback (a database whose rows predate it)
+    async with web.services.engine.begin() as conn:
+        for table in (DeviceHealth.__table__, StateChange.__table__):  # type: ignore[attr-defined]
+            await conn.execute(delete(table).where(table.c.device_id == device_id))
     page = (await web.client.get("/status-page")).text
     assert rows_of(page)["streaky"][0] == "down"
     assert 'since\n          <time datetime="2026-05-01T10:10:00+00:00">' in page
