@@ -66,6 +66,16 @@ async def test_a_flapping_target_gives_one_down_one_up_and_one_incident(
             await scheduler.start()
             try:
                 await wait_for(lambda: state_is("up"), timeout=30, what="up")
+
+                async def both_workers_stored() -> bool:
+                    stored = {
+                        e["payload"]["worker"] for e in events if e["type"] == "check.created"
+                    }
+                    return len(stored) == 2
+
+                # Pull consumers take whatever they fetch first: go on probing until each
+                # process has stored results, so the flip runs across both.
+                await wait_for(both_workers_stored, timeout=60, what="results of both workers")
                 targets.switches[name] = 500
                 await wait_for(lambda: state_is("down"), timeout=30, what="down")
                 targets.switches[name] = 200
