@@ -66,7 +66,7 @@ from starlette.convertors import (
 )
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, compile_path
+from starlette.routing import Match, Route, compile_path
 
 from storage.types import MAX_ID
 from web.errors import Issue, RequestInvalid
@@ -261,13 +261,28 @@ def build_routes(endpoints: Iterable[AnyEndpoint]) -> list[Route]:
     # Last, so that they never shadow a route above: the same paths with every ``int``
     # segment matching anything, answered by the same endpoints, whose validation of the
     # segment then refuses it (a 422 naming the parameter, not Starlette's bare 404).
+    literal = frozenset(path for path in by_path if "{" not in path)
     for path, methods in by_path.items():
         loose = _loose_int_path(path)
         if loose != path:
             route = _path_route(loose, methods)
             route.name = f"{route.name}:invalid"
-            routes.append(route)
+            routes.append(_NotOver(route, literal))
     return routes
+
+
+class _NotOver(Route):
+    """A loose route that never takes a path declared literally (``/devices/validate``):
+    a method that path lacks stays Starlette's 405, not this route's 422."""
+
+    def __init__(self, route: Route, literal: frozenset[str]) -> None:
+        self.__dict__.update(route.__dict__)
+        self._literal = literal
+
+    def matches(self, scope: Any) -> Any:
+        if scope.get("path") in self._literal:
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 class _AnySegmentConvertor(StringConvertor):
