@@ -109,8 +109,3 @@ def in_maintenance(
 def active_ids(windows: Iterable[Window], t: datetime) -> set[int]:
     """Ids of the windows in force at ``t`` (their maintenance.started has happened)."""
     return {w.id for w in windows if covering(w, t) is not None}
-
-
-def suppresses_alerts(window: Window) -> bool:
-    """Both modes silence alerts: with skip_probes there is nothing to judge either."""
-    return window.mode in MODES
