@@ -26,6 +26,7 @@ from jobs.alerts.message import message_for
 from jobs.alerts.policy import retry_delay
 from jobs.alerts.senders import Delivery, send_apprise, send_webhook
 from jobs.events import NOTIFICATION_FAILED, NOTIFICATION_SENT, EventPublisher
+from jobs.metrics import count_notification
 from storage import alert_repo
 from storage.alert_models import Channel
 from storage.db import session_factory
@@ -117,6 +118,7 @@ async def _finish(
     )  # fmt: skip
     if landed is None:
         return {"key": job.key, "status": "finished elsewhere"}
+    count_notification(status)  # once per notification: the delivery whose update landed
     log.info(
         "notification %s key=%s attempt=%d response_code=%s error=%s",
         status, job.key, job.attempt, outcome.response_code, outcome.error,
