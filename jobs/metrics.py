@@ -120,7 +120,7 @@ def count_recorder_command(outcome: str) -> None:
 
 
 def count_notification(status: str) -> None:
-    """One notification delivery attempt ended with ``status`` (``sent``, ``failed``...)."""
+    """One notification finished ``sent`` or ``failed`` (counted once, not per attempt)."""
     child = _NOTIFICATION_CHILDREN.get(status)
     (child if child is not None else NOTIFICATIONS.labels(status)).inc()
 

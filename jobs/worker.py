@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -78,12 +78,21 @@ class WorkerRuntime:
     # Folds each stored check into its device's health; add_listener() to be told of
     # each state change this process stored (after its commit).
     health: HealthTracker
-    # Alert deliveries: a client of their own (the probes' follows their devices' TLS and
-    # redirect settings, and its pool is sized for probes).
-    alert_http: httpx.AsyncClient
     # Maintenance windows, re-read every ALERT_SWEEP_SECONDS: results in one are marked.
     maintenance: MaintenanceCalendar
     owns_engine: bool = True
+    _alert_http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    @property
+    def alert_http(self) -> httpx.AsyncClient:
+        """The client of alert deliveries: one of their own (the probes' follows their
+        devices' TLS and redirect settings, and its pool is sized for probes), made at
+        the first delivery: building its SSL context costs ~0.1 s of a worker's start."""
+        if self._alert_http is None:
+            self._alert_http = httpx.AsyncClient(
+                follow_redirects=False, timeout=self.settings.alert_attempt_seconds
+            )
+        return self._alert_http
 
     @classmethod
     async def open(
@@ -121,9 +130,6 @@ class WorkerRuntime:
             ),
             check_tools=CheckTools(settings, http, recorder=recorder_check(recorder)),
             health=health,
-            alert_http=httpx.AsyncClient(
-                follow_redirects=False, timeout=settings.alert_attempt_seconds
-            ),
             maintenance=MaintenanceCalendar(engine, settings.alert_sweep_seconds),
             owns_engine=owns_engine,
         )
@@ -139,7 +145,8 @@ class WorkerRuntime:
         await self.recorder.close()
         await self.check_tools.aclose()
         await self.http.aclose()
-        await self.alert_http.aclose()
+        if self._alert_http is not None:
+            await self._alert_http.aclose()
         try:
             await self.nc.drain()
         except Exception as exc:

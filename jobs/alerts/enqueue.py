@@ -64,6 +64,8 @@ def suppression(device: Device, windows: list[Window], t: datetime) -> str | Non
     if device.snoozed_until is not None and device.snoozed_until > t:
         return f"snoozed until {device.snoozed_until.isoformat()}"
     assert device.id is not None
+    # Both modes silence alerts (with skip_probes there is nothing to judge either); a
+    # suppress_alerts window is the one named when both cover the device.
     window = in_maintenance(windows, device.id, t, SUPPRESS_ALERTS) or in_maintenance(
         windows, device.id, t
     )

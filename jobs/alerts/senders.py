@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import apprise
 import httpx
 
+from storage.alert_models import Channel
+
 # Apprise logs the URLs it cannot parse, tokens and passwords included: its records are
 # dropped; each send's outcome is reported by fleetprobe (Delivery, the ledger, one log line).
 logging.getLogger("apprise").addFilter(lambda record: False)
@@ -100,6 +102,19 @@ async def send_apprise(url: str, title: str, text: str, *, timeout: float) -> De
     except TimeoutError:
         return Delivery(False, error=f"timed out after {timeout:g}s")
     return Delivery(True) if ok else Delivery(False, error="Apprise reported a failed send")
+
+
+async def send(
+    channel: Channel, body: dict[str, Any], *, key: str, http: httpx.AsyncClient, timeout: float
+) -> Delivery:
+    """``body`` through ``channel``: POSTed whole to a webhook, its title and text to
+    Apprise; ``key`` is the webhook's ``Idempotency-Key``."""
+    if channel.kind == "webhook":
+        return await send_webhook(
+            http, channel.url, body, key=key, secret=channel.secret, headers=channel.headers,
+            timeout=timeout,
+        )  # fmt: skip
+    return await send_apprise(channel.url, body["title"], body["text"], timeout=timeout)
 
 
 def check_apprise_url(url: str) -> str:

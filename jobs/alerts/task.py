@@ -24,8 +24,9 @@ from jobs.alerts.job import NotifyJob
 from jobs.alerts.kick import kick_notifications
 from jobs.alerts.message import message_for
 from jobs.alerts.policy import retry_delay
-from jobs.alerts.senders import Delivery, send_apprise, send_webhook
+from jobs.alerts.senders import Delivery, send
 from jobs.events import NOTIFICATION_FAILED, NOTIFICATION_SENT, EventPublisher
+from jobs.metrics import count_notification
 from storage import alert_repo
 from storage.alert_models import Channel
 from storage.db import session_factory
@@ -43,16 +44,6 @@ class AlertParts:
     broker: AsyncBroker
     http: httpx.AsyncClient
     events: EventPublisher
-
-
-async def send(channel: Channel, body: dict[str, Any], key: str, http: httpx.AsyncClient,
-               timeout: float) -> Delivery:  # fmt: skip
-    if channel.kind == "webhook":
-        return await send_webhook(
-            http, channel.url, body, key=key, secret=channel.secret, headers=channel.headers,
-            timeout=timeout,
-        )  # fmt: skip
-    return await send_apprise(channel.url, body["title"], body["text"], timeout=timeout)
 
 
 async def deliver(job: NotifyJob, parts: AlertParts) -> dict[str, Any]:
@@ -81,7 +72,9 @@ async def deliver(job: NotifyJob, parts: AlertParts) -> dict[str, Any]:
     body = await message_for(parts.engine, settings, channel, job.state_change_id, job.reminder)
     if body is None:
         return await _finish(parts, job, row, "failed", Delivery(False, error="state change gone"))
-    outcome = await send(channel, body, job.key, parts.http, settings.alert_attempt_seconds)
+    outcome = await send(
+        channel, body, key=job.key, http=parts.http, timeout=settings.alert_attempt_seconds
+    )
     if outcome.ok:
         return await _finish(parts, job, row, "sent", outcome)
     delay = retry_delay(settings.alert_retry_delays_seconds, job.attempt)
@@ -117,6 +110,7 @@ async def _finish(
     )  # fmt: skip
     if landed is None:
         return {"key": job.key, "status": "finished elsewhere"}
+    count_notification(status)  # once per notification: the delivery whose update landed
     log.info(
         "notification %s key=%s attempt=%d response_code=%s error=%s",
         status, job.key, job.attempt, outcome.response_code, outcome.error,

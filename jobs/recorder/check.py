@@ -26,8 +26,8 @@ from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
 from jobs.recorder.wire import Command, describe
 
-# The error kind jobs.recorder.task stores for a command that cannot be built (not
-# imported: the task module pulls in storage and the worker runtime).
+# The error kind of a command that cannot be built, here and in jobs.recorder.task (which
+# imports it: this module must not pull in the task's storage).
 INVALID_COMMAND = "invalid_command"
 # The failures in which a reply did arrive (the recorder is there, it answered badly).
 _REPLIED = ("invalid_reply",)

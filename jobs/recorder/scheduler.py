@@ -27,8 +27,9 @@ from jobs.recorder.job import scheduled_job
 from jobs.recorder.kick import kick_recorder
 from jobs.recorder.plan import ScheduleSpec, spec_for
 from jobs.recorder.slots import slot_for
-from jobs.recorder.triggers import ScheduleError, build_trigger
+from jobs.recorder.triggers import build_trigger
 from jobs.scheduling.calendar import MaintenanceCalendar
+from jobs.scheduling.cron import ScheduleError
 from jobs.scheduling.mirror import TableMirror
 from jobs.scheduling.windows import SKIP_PROBES, covering
 from storage.db import session_factory

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobs.events import RECORDER_COMMAND, EventPublisher
 from jobs.metrics import count_recorder_command
+from jobs.recorder.check import INVALID_COMMAND
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.errors import RecorderError
 from jobs.recorder.job import RecorderJob
@@ -31,7 +32,6 @@ from storage.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 ERROR_TEXT_MAX = 500
-INVALID_COMMAND = "invalid_command"
 
 
 class RecorderDeps(Protocol):

@@ -4,13 +4,9 @@ A schedule has exactly one of a 5-field crontab (evaluated in UTC) or an interva
 seconds.  Intervals are aligned to ``2000-01-01T00:00:00Z``, so ``60`` fires at every
 whole minute and ``3600`` at every whole hour, in every scheduler process alike.
 
-Day-of-week numbers follow crontab (``0`` and ``7`` are Sunday, ``1-5`` Monday to
-Friday); APScheduler 3 counts from Monday, so numbers are translated to names::
+A crontab's day-of-week numbers are crontab's (``0`` and ``7`` are Sunday, ``1-5`` Monday
+to Friday: :mod:`jobs.scheduling.cron`)::
 
-    >>> crontab_day_of_week("1-5")
-    'mon,tue,wed,thu,fri'
-    >>> crontab_day_of_week("0,6")
-    'sun,sat'
     >>> check_schedule("0 8 * * 1-5", None, datetime(2026, 11, 22, tzinfo=UTC)).isoformat()
     '2026-11-23T08:00:00+00:00'
     >>> check_schedule("0 0 31 2 *", None, datetime(2026, 11, 22, tzinfo=UTC))
@@ -27,18 +23,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.settings import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS
-from jobs.scheduling.cron import ScheduleError, cron_trigger, crontab_day_of_week
+from jobs.scheduling.cron import ScheduleError, cron_trigger
 from jobs.scheduling.slots import EPOCH
-
-__all__ = [
-    "ScheduleError",
-    "build_trigger",
-    "check_schedule",
-    "cron_trigger",
-    "crontab_day_of_week",
-    "interval_trigger",
-    "next_fire",
-]
 
 
 def interval_trigger(seconds: int) -> IntervalTrigger:

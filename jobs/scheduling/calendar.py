@@ -43,16 +43,13 @@ async def load_windows(engine: AsyncEngine) -> list[Window]:
 
 
 class MaintenanceCalendar:
-    """The windows, re-read at most every ``refresh_seconds`` (and on :meth:`invalidate`)."""
+    """The windows, re-read at most every ``refresh_seconds``."""
 
     def __init__(self, engine: AsyncEngine, refresh_seconds: float = 30.0) -> None:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
         self.windows: list[Window] = []
         self._loaded_at: float | None = None
-
-    def invalidate(self) -> None:
-        self._loaded_at = None
 
     async def current(self) -> list[Window]:
         now = time.monotonic()

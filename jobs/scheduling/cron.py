@@ -6,6 +6,8 @@ from Monday, so numbers are translated to names::
 
     >>> crontab_day_of_week("1-5")
     'mon,tue,wed,thu,fri'
+    >>> crontab_day_of_week("0,6")
+    'sun,sat'
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from core.natsserver import EmbeddedNats
 from core.settings import Settings
 from jobs.alerts.enqueue import enqueue_change, enqueue_change_id
 from jobs.alerts.sweep import AlertSweeper
+from jobs.metrics import WORK, samples_of
 from storage.alert_models import MaintenanceWindow
 from storage.db import init_db, make_engine, session_factory
 from storage.types import utcnow
@@ -31,6 +32,11 @@ from tests.jobs.alerts.helpers import (
 from tests.jobs.alerts.receiver import receiver
 
 
+def delivered(status: str) -> float:
+    """``fleetprobe_notifications_total{status}`` of this process (the worker is in it)."""
+    return samples_of(WORK).get(("fleetprobe_notifications_total", (("status", status),)), 0.0)
+
+
 @pytest.fixture
 def alert_settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
     env = isolated_env(nats_server.url, tmp_path, ALERT_RETRY_DELAYS_SECONDS="0.2,0.2,0.2,0.2")
@@ -40,6 +46,7 @@ def alert_settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
 async def test_each_state_change_reaches_the_receiver_once_signed(alert_settings: Settings) -> None:
     engine = make_engine(alert_settings)
     await init_db(engine)
+    sent_before = delivered("sent")
     with receiver() as rx:
         channel = await add_channel(engine, rx.url, secret="s3cret")
         device = await add_device(engine, name="edge-1")
@@ -55,6 +62,7 @@ async def test_each_state_change_reaches_the_receiver_once_signed(alert_settings
             await eventually(lambda: _sent(events) >= 2, timeout=20, what="two sent events")
             await asyncio.sleep(0.5)  # a duplicate would land now
         assert rx.count() == 2
+        assert delivered("sent") == sent_before + 2
         bodies = [r.body for r in rx.requests]
         assert sorted(b["state_change"]["to"] for b in bodies) == ["down", "up"]
         for got in rx.requests:
@@ -107,6 +115,7 @@ async def test_a_receiver_that_never_answers_ok_is_recorded_failed_after_the_las
 ) -> None:
     engine = make_engine(alert_settings)
     await init_db(engine)
+    failed_before = delivered("failed")
     with receiver(plan=[502] * 10) as rx:
         await add_channel(engine, rx.url)
         device = await add_device(engine)
@@ -121,6 +130,7 @@ async def test_a_receiver_that_never_answers_ok_is_recorded_failed_after_the_las
                 what="failed",
             )
         assert rx.count() == 5  # 1 + len(ALERT_RETRY_DELAYS_SECONDS)
+        assert delivered("failed") == failed_before + 1  # the notification, not its attempts
         (row,) = await notifications(engine)
         assert (row.status, row.attempts, row.response_code, row.error) == (
             "failed", 5, 502, "HTTP 502",

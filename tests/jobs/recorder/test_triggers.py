@@ -13,13 +13,8 @@ import jobs.recorder.slots
 import jobs.recorder.triggers
 from jobs.recorder.plan import ScheduleSpec
 from jobs.recorder.slots import slot_for, slot_key
-from jobs.recorder.triggers import (
-    ScheduleError,
-    build_trigger,
-    check_schedule,
-    crontab_day_of_week,
-    next_fire,
-)
+from jobs.recorder.triggers import build_trigger, check_schedule, next_fire
+from jobs.scheduling.cron import ScheduleError
 from jobs.scheduling.plan import plan_schedule
 
 
@@ -29,26 +24,6 @@ def utc(text: str) -> datetime:
 
 # 2026-11-23 is a Monday.
 MON_0759 = utc("2026-11-23T07:59:00")
-
-
-@pytest.mark.parametrize(
-    ("field", "names"),
-    [
-        ("*", "*"),
-        ("1-5", "mon,tue,wed,thu,fri"),
-        ("0", "sun"),
-        ("7", "sun"),
-        ("0,6", "sun,sat"),
-        ("6-7", "sun,sat"),
-        ("*/2", "sun,tue,thu,sat"),
-        ("1-5/2", "mon,wed,fri"),
-        ("3/2", "sun,wed,fri"),  # 3, 5, 7
-        ("mon-fri", "mon-fri"),
-        ("sat,sun", "sat,sun"),
-    ],
-)
-def test_crontab_day_numbers_become_names_sunday_first(field: str, names: str) -> None:
-    assert crontab_day_of_week(field) == names
 
 
 @pytest.mark.parametrize(
