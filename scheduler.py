@@ -36,6 +36,7 @@ from core.settings import Settings, settings_error
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
+from jobs.probe.health import StateListener
 from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
 from jobs.queue.errors import BrokerConfigError
@@ -145,7 +146,12 @@ async def start_queue(
 
 
 async def start_scheduler(
-    settings: Settings, parts: Parts, broker: FleetprobeBroker, engine: AsyncEngine, nc: Client
+    settings: Settings,
+    parts: Parts,
+    broker: FleetprobeBroker,
+    engine: AsyncEngine,
+    nc: Client,
+    on_change: StateListener,
 ) -> ProbeScheduler:
     # In a bucket checked to be this installation's (jobs.queue.ownership).
     lease = await owned_lease(
@@ -153,7 +159,7 @@ async def start_scheduler(
     )
     # The leader's sweep (stale -> unknown) queues notifications of what it changes.
     scheduler = ProbeScheduler(
-        settings, broker, engine, nc, lease=lease, state_listeners=[change_listener(engine, broker)]
+        settings, broker, engine, nc, lease=lease, state_listeners=[on_change]
     )
     await scheduler.start()
     parts.add("scheduler", scheduler.stop)
@@ -190,6 +196,7 @@ async def start_web(
     broker: AsyncBroker,
     nc: Client,
     scheduler: ProbeScheduler | None,
+    on_change: StateListener,
 ) -> Callable[[], Awaitable[None]]:
     services = Services(
         settings=settings,
@@ -199,7 +206,7 @@ async def start_web(
         events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
         # pause and resume through the API are state changes too
-        state_listeners=[change_listener(engine, broker)],
+        state_listeners=[on_change],
         # POST /devices/validate of a recorder:// device (over the borrowed connection)
         recorder_check=recorder_check(
             RecorderClient(settings, name=instance_name("web-recorder"), connection=nc)
@@ -225,15 +232,21 @@ async def start_parts(
         broker = await start_queue(args, settings, parts, engine, fatal)
     nc = await connect(settings, instance_name("scheduler-events"))
     parts.add("nats", lambda: close_quietly(nc))
+    # A state change stored by the leader's sweep or through the API queues its
+    # notifications (the in-process worker's runtime adds its own: jobs.worker).
+    on_change = change_listener(engine, broker)
     scheduler = None
     if not args.no_scheduler:
         with refusals(BrokerConfigError):
-            scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+            scheduler = await start_scheduler(settings, parts, broker, engine, nc, on_change)
     if not args.no_worker:
         start_worker(settings, parts, broker)
     if sock is not None:
         with refusals(WebStartError):
-            parts.add("web", await start_web(args, settings, sock, engine, broker, nc, scheduler))
+            parts.add(
+                "web",
+                await start_web(args, settings, sock, engine, broker, nc, scheduler, on_change),
+            )
 
 
 def web_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
