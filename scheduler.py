@@ -131,6 +131,7 @@ async def start_queue(
 ) -> FleetprobeBroker:
     broker = make_broker(settings, name=instance_name("scheduler"))
     broker.on_fatal = on_fatal
+    broker.engine = engine  # its installation is read from it (jobs.queue.ownership)
     register_tasks(broker, engine=engine)  # the in-process worker shares this engine
     broker.is_worker_process = not args.no_worker
     await broker.startup()

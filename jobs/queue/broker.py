@@ -25,6 +25,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import NotFoundError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AckableMessage, AsyncBroker
 from taskiq_nats import PullBasedJetStreamBroker
 
@@ -103,6 +104,9 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     # The installation this process belongs to (its database's id, jobs.queue.ownership): read
     # at start, recorded on the stream and the consumer, checked against theirs.
     installation_id: str | None = None
+    # The host process's engine (python scheduler.py, schema at head), which the
+    # installation is read from: no second engine at start, even without a worker.
+    engine: AsyncEngine | None = None
     # `taskiq worker` (worker.py): a refusal to start ends the process with one line and
     # exit code 3 instead of a traceback.
     exit_on_refusal: bool = False
@@ -153,7 +157,9 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
 
     async def _add_or_reuse_stream(self) -> None:
         """Create the stream (or find it), then check it is this installation's."""
-        ours = self.installation_id = await ownership.installation_of(self.state, self.settings)
+        ours = self.installation_id = await ownership.installation_of(
+            self.state, self.settings, self.engine
+        )
         self.stream_config.metadata = ownership.owner_metadata(ours)
         self.stream_config.description = ownership.description(ours)
         # An existing stream is left as it is here (taskiq reuses it); claim_stream decides.

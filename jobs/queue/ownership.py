@@ -119,11 +119,14 @@ async def claim_bucket(js: JetStreamContext, bucket: str, ours: str, nats_url: s
         log.info("bucket claimed bucket=%s installation=%s", bucket, ours)
 
 
-async def installation_of(state: TaskiqState, settings: Settings) -> str:
-    """This process's installation: from the engine it already holds (a worker's runtime,
-    the host's engine), else from a short-lived one on ``DATABASE_URL``."""
-    runtime = getattr(state, "runtime", None)  # a worker's runtime (jobs.worker), once open
-    engine: AsyncEngine | None = getattr(runtime, "engine", None)
+async def installation_of(
+    state: TaskiqState, settings: Settings, engine: AsyncEngine | None = None
+) -> str:
+    """This process's installation: from the engine it already holds (``engine``, the
+    host's; else a worker's runtime's), else from a short-lived one on ``DATABASE_URL``."""
+    if engine is None:
+        runtime = getattr(state, "runtime", None)  # a worker's runtime (jobs.worker), once open
+        engine = getattr(runtime, "engine", None)
     if engine is not None:
         return await installation_id(engine)
     engine = make_engine(settings)
