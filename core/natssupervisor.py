@@ -28,12 +28,11 @@ from pathlib import Path
 from core.natsserver import (
     EmbeddedNats,
     auth_args,
-    host_port,
     is_reachable,
     ready_or_exited,
-    redact,
     start_nats_server,
 )
+from core.natsurl import host_port, redact
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

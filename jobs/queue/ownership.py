@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import TaskiqState
 
-from core.natsserver import redact
+from core.natsurl import redact
 from core.settings import Settings
 from jobs.queue.errors import BrokerConfigError
 from storage.db import init_db, make_engine
