@@ -18,7 +18,6 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
@@ -31,7 +30,7 @@ from core.logs import setup_logging
 from core.loop import loop_name
 from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
-from core.natssupervisor import PID_FILE, NatsSupervisor, start_embedded
+from core.natssupervisor import start_supervised
 from core.settings import Settings, settings_error
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
@@ -279,10 +278,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 log.error("refusing to start: %s", exc)
                 return 3
             stack.callback(sock.close)
-        embedded = start_embedded(settings, allow=not args.no_embedded_nats)
-        if embedded is not None:  # the last to stop
-            supervisor = NatsSupervisor(embedded, Path(settings.nats_data_dir) / PID_FILE)
-            supervisor.start()
+        supervisor = start_supervised(settings, allow=not args.no_embedded_nats)
+        if supervisor is not None:  # the last to stop
             stack.push_async_callback(supervisor.stop)
         parts = Parts(stack, timeout=settings.shutdown_grace_seconds + 5)
         try:

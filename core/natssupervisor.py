@@ -176,6 +176,17 @@ def start_embedded(settings: Settings, allow: bool) -> EmbeddedNats | None:
     return server
 
 
+def start_supervised(settings: Settings, allow: bool) -> NatsSupervisor | None:
+    """:func:`start_embedded`, watched by a started :class:`NatsSupervisor` that keeps its
+    pid file; None when no server was started."""
+    server = start_embedded(settings, allow)
+    if server is None:
+        return None
+    supervisor = NatsSupervisor(server, Path(settings.nats_data_dir) / PID_FILE)
+    supervisor.start()
+    return supervisor
+
+
 class NatsSupervisor:
     """Watches an embedded server from the event loop (the main thread: PDEATHSIG follows
     the forking thread); restarts it when it exits unasked."""
