@@ -153,10 +153,11 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         await super().startup()
         if self.nats_outage is not None:
             self.nats_outage.log_recovered(log)
-        await self.verify_stream()
 
     async def _add_or_reuse_stream(self) -> None:
-        """Create the stream (or find it), then check it is this installation's."""
+        """Create the stream (or find it), then check it is this installation's and
+        refuse one that would break delivery (another retention or subjects), before the
+        consumer is touched."""
         ours = self.installation_id = await ownership.installation_of(
             self.state, self.settings, self.engine
         )
@@ -165,16 +166,11 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         # An existing stream is left as it is here (taskiq reuses it); claim_stream decides.
         await super()._add_or_reuse_stream()
         name = self.stream_config.name or self.stream_name
-        await ownership.claim_stream(self.js, name, ours, self.settings.nats_url)
-
-    async def verify_stream(self) -> None:
-        """Refuse a stream that would break delivery (another retention or subjects)."""
-        want = self.stream_config
-        info = await self.js.stream_info(want.name or self.stream_name)
-        problems = stream_differences(info.config, want)
+        live = await ownership.claim_stream(self.js, name, ours, self.settings.nats_url)
+        problems = stream_differences(live, self.stream_config)
         if problems:
             raise BrokerConfigError(
-                f"stream {want.name} exists with another configuration: {', '.join(problems)}"
+                f"stream {name} exists with another configuration: {', '.join(problems)}"
             )
 
     async def _startup_consumer(self) -> None:

@@ -15,7 +15,7 @@ import logging
 from enum import StrEnum
 
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import TaskiqState
@@ -76,8 +76,9 @@ def refusal(kind: str, name: str, owner: str, ours: str, nats_url: str) -> NotOu
     )
 
 
-async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: str) -> None:
-    """Check the job stream is ours; record us on it when nobody is recorded."""
+async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: str) -> StreamConfig:
+    """Check the job stream is ours; record us on it when nobody is recorded.  Returns
+    its live configuration."""
     info = await js.stream_info(stream)
     config = info.config
     owner = (config.metadata or {}).get(OWNER_KEY)
@@ -90,6 +91,7 @@ async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: s
         config.description = description(ours)
         await js.update_stream(config)
         log.info("job stream claimed stream=%s installation=%s", stream, ours)
+    return config
 
 
 def check_consumer(live: ConsumerConfig, ours: str, nats_url: str) -> None:
