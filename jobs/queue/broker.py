@@ -134,15 +134,12 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     async def startup(self) -> None:
         """Connect (waiting while NATS is away, see core.natsconn), create or check the
         stream and consumer; in a worker, open the runtime first (WORKER_STARTUP)."""
+        starting = interruptible(self._startup()) if self.exit_on_signal else self._startup()
         try:
-            if self.exit_on_signal:
-                try:
-                    await interruptible(self._startup())
-                except Interrupted as exc:
-                    log.info("stopped while starting (%s)", exc)
-                    raise SystemExit(0) from None
-            else:
-                await self._startup()
+            await starting
+        except Interrupted as exc:  # only interruptible raises it
+            log.info("stopped while starting (%s)", exc)
+            raise SystemExit(0) from None
         except (BrokerConfigError, SchemaError) as exc:
             if not self.exit_on_refusal:
                 raise
