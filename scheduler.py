@@ -18,7 +18,6 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
@@ -31,11 +30,12 @@ from core.logs import setup_logging
 from core.loop import loop_name
 from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
-from core.natssupervisor import PID_FILE, NatsSupervisor, start_embedded
+from core.natssupervisor import start_supervised
 from core.settings import Settings, settings_error
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
+from jobs.probe.health import StateListener
 from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
 from jobs.queue.errors import BrokerConfigError
@@ -130,6 +130,7 @@ async def start_queue(
 ) -> FleetprobeBroker:
     broker = make_broker(settings, name=instance_name("scheduler"))
     broker.on_fatal = on_fatal
+    broker.engine = engine  # its installation is read from it (jobs.queue.ownership)
     register_tasks(broker, engine=engine)  # the in-process worker shares this engine
     broker.is_worker_process = not args.no_worker
     await broker.startup()
@@ -145,7 +146,12 @@ async def start_queue(
 
 
 async def start_scheduler(
-    settings: Settings, parts: Parts, broker: FleetprobeBroker, engine: AsyncEngine, nc: Client
+    settings: Settings,
+    parts: Parts,
+    broker: FleetprobeBroker,
+    engine: AsyncEngine,
+    nc: Client,
+    on_change: StateListener,
 ) -> ProbeScheduler:
     # In a bucket checked to be this installation's (jobs.queue.ownership).
     lease = await owned_lease(
@@ -153,7 +159,7 @@ async def start_scheduler(
     )
     # The leader's sweep (stale -> unknown) queues notifications of what it changes.
     scheduler = ProbeScheduler(
-        settings, broker, engine, nc, lease=lease, state_listeners=[change_listener(engine, broker)]
+        settings, broker, engine, nc, lease=lease, state_listeners=[on_change]
     )
     await scheduler.start()
     parts.add("scheduler", scheduler.stop)
@@ -190,6 +196,7 @@ async def start_web(
     broker: AsyncBroker,
     nc: Client,
     scheduler: ProbeScheduler | None,
+    on_change: StateListener,
 ) -> Callable[[], Awaitable[None]]:
     services = Services(
         settings=settings,
@@ -199,7 +206,7 @@ async def start_web(
         events=EventPublisher(nc, settings.events_subject, instance_name("web")),
         scheduler=scheduler,
         # pause and resume through the API are state changes too
-        state_listeners=[change_listener(engine, broker)],
+        state_listeners=[on_change],
         # POST /devices/validate of a recorder:// device (over the borrowed connection)
         recorder_check=recorder_check(
             RecorderClient(settings, name=instance_name("web-recorder"), connection=nc)
@@ -225,15 +232,21 @@ async def start_parts(
         broker = await start_queue(args, settings, parts, engine, fatal)
     nc = await connect(settings, instance_name("scheduler-events"))
     parts.add("nats", lambda: close_quietly(nc))
+    # A state change stored by the leader's sweep or through the API queues its
+    # notifications (the in-process worker's runtime adds its own: jobs.worker).
+    on_change = change_listener(engine, broker)
     scheduler = None
     if not args.no_scheduler:
         with refusals(BrokerConfigError):
-            scheduler = await start_scheduler(settings, parts, broker, engine, nc)
+            scheduler = await start_scheduler(settings, parts, broker, engine, nc, on_change)
     if not args.no_worker:
         start_worker(settings, parts, broker)
     if sock is not None:
         with refusals(WebStartError):
-            parts.add("web", await start_web(args, settings, sock, engine, broker, nc, scheduler))
+            parts.add(
+                "web",
+                await start_web(args, settings, sock, engine, broker, nc, scheduler, on_change),
+            )
 
 
 def web_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
@@ -265,10 +278,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 log.error("refusing to start: %s", exc)
                 return 3
             stack.callback(sock.close)
-        embedded = start_embedded(settings, allow=not args.no_embedded_nats)
-        if embedded is not None:  # the last to stop
-            supervisor = NatsSupervisor(embedded, Path(settings.nats_data_dir) / PID_FILE)
-            supervisor.start()
+        supervisor = start_supervised(settings, allow=not args.no_embedded_nats)
+        if supervisor is not None:  # the last to stop
             stack.push_async_callback(supervisor.stop)
         parts = Parts(stack, timeout=settings.shutdown_grace_seconds + 5)
         try:

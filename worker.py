@@ -17,7 +17,7 @@ except ValidationError as exc:  # one line, not an import traceback in every chi
     raise SystemExit(f"invalid settings: {settings_error(exc)}") from None
 setup_logging(settings.log_level)
 broker = make_broker(settings, name="fleetprobe-worker")
-broker.exit_on_refusal = True  # one line and exit code 3, not a traceback (jobs.broker)
+broker.exit_on_refusal = True  # one line and exit code 3, not a traceback (jobs.queue.broker)
 # Waiting for NATS at start (see README "What happens with no NATS"), SIGINT/SIGTERM
 # still stop the child.
 broker.exit_on_signal = True

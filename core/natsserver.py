@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from core.natsurl import host_port, redact
+from core.natsurl import host_port
 
 __all__ = [
     "EmbeddedNats",
@@ -32,9 +32,7 @@ __all__ = [
     "auth_args",
     "find_nats_server",
     "free_port",
-    "host_port",
     "is_reachable",
-    "redact",
     "start_nats_server",
 ]
 

@@ -28,12 +28,11 @@ from pathlib import Path
 from core.natsserver import (
     EmbeddedNats,
     auth_args,
-    host_port,
     is_reachable,
     ready_or_exited,
-    redact,
     start_nats_server,
 )
+from core.natsurl import host_port, redact
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -175,6 +174,17 @@ def start_embedded(settings: Settings, allow: bool) -> EmbeddedNats | None:
     )
     write_pid_file(data / PID_FILE, server)
     return server
+
+
+def start_supervised(settings: Settings, allow: bool) -> NatsSupervisor | None:
+    """:func:`start_embedded`, watched by a started :class:`NatsSupervisor` that keeps its
+    pid file; None when no server was started."""
+    server = start_embedded(settings, allow)
+    if server is None:
+        return None
+    supervisor = NatsSupervisor(server, Path(settings.nats_data_dir) / PID_FILE)
+    supervisor.start()
+    return supervisor
 
 
 class NatsSupervisor:

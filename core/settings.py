@@ -61,12 +61,13 @@ class Settings(BaseSettings):
     )
 
     # The job queue (JetStream).  FLEETPROBE_INSTANCE, when set, prefixes the stream, the
-    # job subject, the durable and the leader bucket below (applied once, here: the fields
-    # hold the names in use), so several installations share one NATS server.
+    # job subject, the durable, the metrics subject and the leader bucket (the properties
+    # of those names, derived from the *_base fields as given), so several installations
+    # share one NATS server.
     fleetprobe_instance: str = Field("", alias="FLEETPROBE_INSTANCE")
-    jobs_subject: str = Field("fleetprobe.jobs", alias="JOBS_SUBJECT")
-    jobs_stream: str = Field("FLEETPROBE_JOBS", alias="JOBS_STREAM")
-    jobs_durable: str = Field("fleetprobe-workers", alias="JOBS_DURABLE")
+    jobs_subject_base: str = Field("fleetprobe.jobs", alias="JOBS_SUBJECT")
+    jobs_stream_base: str = Field("FLEETPROBE_JOBS", alias="JOBS_STREAM")
+    jobs_durable_base: str = Field("fleetprobe-workers", alias="JOBS_DURABLE")
     jobs_max_deliver: int = Field(5, alias="JOBS_MAX_DELIVER", ge=1, le=100)
     jobs_duplicate_window_seconds: float = Field(300.0, alias="JOBS_DUPLICATE_WINDOW_SECONDS", gt=0)
     ack_wait_margin_seconds: float = Field(30.0, alias="ACK_WAIT_MARGIN_SECONDS", ge=5)
@@ -125,7 +126,7 @@ class Settings(BaseSettings):
     scheduler_resync_seconds: float = Field(60.0, alias="SCHEDULER_RESYNC_SECONDS", gt=0)
     # Only the holder of this lease (a NATS key-value entry) kicks scheduled jobs.
     leader_lease_seconds: float = Field(10.0, alias="LEADER_LEASE_SECONDS", ge=1, le=3600)
-    leader_bucket: str = Field(
+    leader_bucket_base: str = Field(
         "fleetprobe_leader", alias="LEADER_BUCKET", pattern=r"^[a-zA-Z0-9_-]+$"
     )
 
@@ -154,7 +155,7 @@ class Settings(BaseSettings):
     # network); the work counters of workers reach the web process on METRICS_SUBJECT
     # every METRICS_PUSH_SECONDS (jobs/metrics.py).
     metrics_public: bool = Field(False, alias="METRICS_PUBLIC")
-    metrics_subject: str = Field("fleetprobe.metrics", alias="METRICS_SUBJECT", min_length=1)
+    metrics_subject_base: str = Field("fleetprobe.metrics", alias="METRICS_SUBJECT", min_length=1)
     metrics_push_seconds: float = Field(10.0, alias="METRICS_PUSH_SECONDS", gt=0, le=300)
     # Alerts (README "Alerts").  A delivery is tried 1 + len(delays) times, waiting each
     # delay in turn (seconds, comma-separated): by default 5 tries over ~10 minutes.
@@ -226,20 +227,34 @@ class Settings(BaseSettings):
             raise ValueError("give at most 20 delays, each between 0 and 86400 seconds")
         return value
 
-    @model_validator(mode="after")
-    def _instance_prefixes_the_queue(self) -> Settings:
-        """``FLEETPROBE_INSTANCE=site-b``: stream ``site-b_FLEETPROBE_JOBS``, subject
-        ``site-b.fleetprobe.jobs`` (metrics: ``site-b.fleetprobe.metrics``), durable
-        ``site-b-fleetprobe-workers``, bucket ``site-b_fleetprobe_leader``; empty keeps
-        the names as they are."""
+    # The queue's names in use.  ``FLEETPROBE_INSTANCE=site-b``: stream
+    # ``site-b_FLEETPROBE_JOBS``, subject ``site-b.fleetprobe.jobs`` (metrics:
+    # ``site-b.fleetprobe.metrics``), durable ``site-b-fleetprobe-workers``, bucket
+    # ``site-b_fleetprobe_leader``; empty keeps the names as they are.  Derived, not
+    # written back into the fields: re-validating a dump or a copy prefixes once.
+    def _instance_prefixed(self, name: str, separator: str) -> str:
         instance = self.fleetprobe_instance
-        if instance:
-            self.jobs_stream = f"{instance}_{self.jobs_stream}"
-            self.jobs_subject = f"{instance}.{self.jobs_subject}"
-            self.metrics_subject = f"{instance}.{self.metrics_subject}"
-            self.jobs_durable = f"{instance}-{self.jobs_durable}"
-            self.leader_bucket = f"{instance}_{self.leader_bucket}"
-        return self
+        return f"{instance}{separator}{name}" if instance else name
+
+    @property
+    def jobs_stream(self) -> str:
+        return self._instance_prefixed(self.jobs_stream_base, "_")
+
+    @property
+    def jobs_subject(self) -> str:
+        return self._instance_prefixed(self.jobs_subject_base, ".")
+
+    @property
+    def jobs_durable(self) -> str:
+        return self._instance_prefixed(self.jobs_durable_base, "-")
+
+    @property
+    def metrics_subject(self) -> str:
+        return self._instance_prefixed(self.metrics_subject_base, ".")
+
+    @property
+    def leader_bucket(self) -> str:
+        return self._instance_prefixed(self.leader_bucket_base, "_")
 
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Settings:

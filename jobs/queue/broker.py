@@ -25,6 +25,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import NotFoundError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AckableMessage, AsyncBroker
 from taskiq_nats import PullBasedJetStreamBroker
 
@@ -103,6 +104,9 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     # The installation this process belongs to (its database's id, jobs.queue.ownership): read
     # at start, recorded on the stream and the consumer, checked against theirs.
     installation_id: str | None = None
+    # The host process's engine (python scheduler.py, schema at head), which the
+    # installation is read from: no second engine at start, even without a worker.
+    engine: AsyncEngine | None = None
     # `taskiq worker` (worker.py): a refusal to start ends the process with one line and
     # exit code 3 instead of a traceback.
     exit_on_refusal: bool = False
@@ -130,15 +134,12 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     async def startup(self) -> None:
         """Connect (waiting while NATS is away, see core.natsconn), create or check the
         stream and consumer; in a worker, open the runtime first (WORKER_STARTUP)."""
+        starting = interruptible(self._startup()) if self.exit_on_signal else self._startup()
         try:
-            if self.exit_on_signal:
-                try:
-                    await interruptible(self._startup())
-                except Interrupted as exc:
-                    log.info("stopped while starting (%s)", exc)
-                    raise SystemExit(0) from None
-            else:
-                await self._startup()
+            await starting
+        except Interrupted as exc:  # only interruptible raises it
+            log.info("stopped while starting (%s)", exc)
+            raise SystemExit(0) from None
         except (BrokerConfigError, SchemaError) as exc:
             if not self.exit_on_refusal:
                 raise
@@ -149,26 +150,24 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         await super().startup()
         if self.nats_outage is not None:
             self.nats_outage.log_recovered(log)
-        await self.verify_stream()
 
     async def _add_or_reuse_stream(self) -> None:
-        """Create the stream (or find it), then check it is this installation's."""
-        ours = self.installation_id = await ownership.installation_of(self.state, self.settings)
+        """Create the stream (or find it), then check it is this installation's and
+        refuse one that would break delivery (another retention or subjects), before the
+        consumer is touched."""
+        ours = self.installation_id = await ownership.installation_of(
+            self.state, self.settings, self.engine
+        )
         self.stream_config.metadata = ownership.owner_metadata(ours)
         self.stream_config.description = ownership.description(ours)
         # An existing stream is left as it is here (taskiq reuses it); claim_stream decides.
         await super()._add_or_reuse_stream()
         name = self.stream_config.name or self.stream_name
-        await ownership.claim_stream(self.js, name, ours, self.settings.nats_url)
-
-    async def verify_stream(self) -> None:
-        """Refuse a stream that would break delivery (another retention or subjects)."""
-        want = self.stream_config
-        info = await self.js.stream_info(want.name or self.stream_name)
-        problems = stream_differences(info.config, want)
+        live = await ownership.claim_stream(self.js, name, ours, self.settings.nats_url)
+        problems = stream_differences(live, self.stream_config)
         if problems:
             raise BrokerConfigError(
-                f"stream {want.name} exists with another configuration: {', '.join(problems)}"
+                f"stream {name} exists with another configuration: {', '.join(problems)}"
             )
 
     async def _startup_consumer(self) -> None:

@@ -15,12 +15,12 @@ import logging
 from enum import StrEnum
 
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import TaskiqState
 
-from core.natsserver import redact
+from core.natsurl import redact
 from core.settings import Settings
 from jobs.queue.errors import BrokerConfigError
 from storage.db import init_db, make_engine
@@ -76,8 +76,9 @@ def refusal(kind: str, name: str, owner: str, ours: str, nats_url: str) -> NotOu
     )
 
 
-async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: str) -> None:
-    """Check the job stream is ours; record us on it when nobody is recorded."""
+async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: str) -> StreamConfig:
+    """Check the job stream is ours; record us on it when nobody is recorded.  Returns
+    its live configuration."""
     info = await js.stream_info(stream)
     config = info.config
     owner = (config.metadata or {}).get(OWNER_KEY)
@@ -90,6 +91,7 @@ async def claim_stream(js: JetStreamContext, stream: str, ours: str, nats_url: s
         config.description = description(ours)
         await js.update_stream(config)
         log.info("job stream claimed stream=%s installation=%s", stream, ours)
+    return config
 
 
 def check_consumer(live: ConsumerConfig, ours: str, nats_url: str) -> None:
@@ -119,11 +121,14 @@ async def claim_bucket(js: JetStreamContext, bucket: str, ours: str, nats_url: s
         log.info("bucket claimed bucket=%s installation=%s", bucket, ours)
 
 
-async def installation_of(state: TaskiqState, settings: Settings) -> str:
-    """This process's installation: from the engine it already holds (a worker's runtime,
-    the host's engine), else from a short-lived one on ``DATABASE_URL``."""
-    runtime = getattr(state, "runtime", None)  # a worker's runtime (jobs.worker), once open
-    engine: AsyncEngine | None = getattr(runtime, "engine", None)
+async def installation_of(
+    state: TaskiqState, settings: Settings, engine: AsyncEngine | None = None
+) -> str:
+    """This process's installation: from the engine it already holds (``engine``, the
+    host's; else a worker's runtime's), else from a short-lived one on ``DATABASE_URL``."""
+    if engine is None:
+        runtime = getattr(state, "runtime", None)  # a worker's runtime (jobs.worker), once open
+        engine = getattr(runtime, "engine", None)
     if engine is not None:
         return await installation_id(engine)
     engine = make_engine(settings)

@@ -11,7 +11,8 @@ import pytest
 from nats.errors import NoServersError
 
 from core.natsconn import connect
-from core.natsserver import auth_args, free_port, redact, start_nats_server
+from core.natsserver import auth_args, free_port, start_nats_server
+from core.natsurl import redact
 from core.settings import Settings
 from tests.conftest import isolated_env
 from tests.helpers import running_worker

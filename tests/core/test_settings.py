@@ -72,3 +72,15 @@ def test_a_default_timeout_above_the_cap_is_refused() -> None:
 def test_ack_wait_outlives_the_longest_task() -> None:
     s = Settings(PROBE_MAX_TIMEOUT_SECONDS=90, NATS_TIMEOUT=2)  # type: ignore[call-arg]
     assert s.ack_wait_seconds > s.longest_task_seconds >= 90
+
+
+def test_the_instance_prefix_is_applied_once_when_settings_are_validated_again() -> None:
+    s = Settings(FLEETPROBE_INSTANCE="site-b", JOBS_STREAM="JOBS")  # type: ignore[call-arg]
+    again = Settings.model_validate(s.model_dump(by_alias=True))
+    assert (again.jobs_stream, again.jobs_subject, again.leader_bucket) == (
+        "site-b_JOBS",
+        "site-b.fleetprobe.jobs",
+        "site-b_fleetprobe_leader",
+    )
+    assert again.jobs_durable == s.jobs_durable == "site-b-fleetprobe-workers"
+    assert again.metrics_subject == "site-b.fleetprobe.metrics"

@@ -298,3 +298,25 @@ def test_processes_of_another_database_refuse_the_queue_in_one_line(
         assert refusals and all(owner in line for line in refusals), output
         assert "FLEETPROBE_INSTANCE" in refusals[0]
     assert scheduler.popen.returncode == 3
+
+
+async def test_a_client_broker_reads_the_installation_from_the_engine_its_host_lends(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The host's engine (python scheduler.py) is on another file than DATABASE_URL: the
+    # installation comes from the lent engine, not from a second one opened at start.
+    host_db = f"sqlite+aiosqlite:///{tmp_path / 'host.db'}"
+    host = make_engine(Settings(DATABASE_URL=host_db))  # type: ignore[call-arg]
+    try:
+        await init_db(host)
+        ours = await installation_id(host)
+        assert ours != await db_installation(settings)
+        broker = make_broker(settings, name="test")
+        broker.engine = host
+        await broker.startup()
+        try:
+            assert broker.installation_id == ours
+        finally:
+            await broker.shutdown()
+    finally:
+        await host.dispose()
