@@ -42,6 +42,7 @@ from jobs.probe.state import (
 from storage import health as store
 from storage.health import HealthRow, HealthWrite, StateChangeRow
 from storage.types import isoformat_z
+from storage.uptime_maths import outcome_of
 from storage.writer import PostCommit, RetryBatch, Row
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,7 @@ CAUSE_MAX = 500
 def observation(row: Row) -> Observation:
     """A stored check row as the state machine sees it: its outcome (``status_up`` for
     rows without one), its slot (``checked_at`` for manual runs), what failed."""
-    raw = row.get("outcome")
-    outcome = Outcome(raw) if raw else (Outcome.UP if row["status_up"] else Outcome.DOWN)
+    outcome = Outcome(outcome_of(row))
     return Observation(outcome, row.get("slot_at") or row["checked_at"], row["run_key"], cause(row))
 
 
@@ -68,7 +68,7 @@ def cause(row: Row) -> str | None:
     ...     {"condition": "[STATUS] == 200", "success": False, "actual": "503"}]})
     '[STATUS] == 200 (actual 503)'
     """
-    outcome = row.get("outcome") or ("up" if row.get("status_up") else "down")
+    outcome = outcome_of(row)
     if outcome == "up":
         return None
     key, wanted = ("verdicts", False) if outcome == "down" else ("degraded_verdicts", True)

@@ -80,7 +80,7 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     )
     # Every run counts, a redelivered one too: it was probed again.
     count_probe(
-        _outcome(row),
+        row["outcome"],  # check_row sets it, from status_up when nothing judged
         duration_s,
         (started_at - job.slot_at).total_seconds() if job.slot_at is not None else None,
     )
@@ -103,11 +103,3 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
         result.error,
     )
     return payload
-
-
-def _outcome(row: dict[str, Any]) -> str:
-    """up | degraded | down: the row's outcome once conditions decide it, else status_up."""
-    outcome = row.get("outcome")
-    if isinstance(outcome, str):
-        return outcome
-    return "up" if row["status_up"] else "down"
