@@ -146,11 +146,18 @@ def result_from_response(
     )
 
 
-def result_from_error(exc: BaseException, latency_ms: float | None) -> ProbeResult:
+def describe_error(exc: BaseException) -> tuple[ErrorKind, str]:
+    """A transport failure's kind and one-line text (said to be a timeout when it is one),
+    for every check kind alike."""
     kind = classify_error(exc)
     text = error_text(exc)
     if kind is ErrorKind.TIMEOUT and not text.lower().startswith("timeout"):
         text = f"timeout: {text}"[:ERROR_TEXT_MAX]
+    return kind, text
+
+
+def result_from_error(exc: BaseException, latency_ms: float | None) -> ProbeResult:
+    kind, text = describe_error(exc)
     return ProbeResult(status_up=False, latency_ms=latency_ms, error_kind=kind, error=text)
 
 
