@@ -33,9 +33,9 @@ from jobs.probe.state import (
     State,
     Thresholds,
     Transition,
-    next_interval,
     pause,
     resume,
+    retrying,
     stale,
     step,
 )
@@ -82,12 +82,6 @@ def cause(row: Row) -> str | None:
         code = row.get("status_code")
         text = row.get("error") or (None if code is None else f"status {code}")
     return None if text is None else text[:CAUSE_MAX]
-
-
-def retrying(health: Health) -> bool:
-    """Whether a device with a retry interval is probed at it now (failing but not down
-    yet, or passing but not up yet: :func:`jobs.probe.state.next_interval`)."""
-    return next_interval(health, 2, 1) == 1
 
 
 async def retry_intervals(engine: AsyncEngine, device_ids: Sequence[int] | None) -> dict[int, int]:
