@@ -29,17 +29,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ProbeLimits:
-    """The bounds a worker puts on every probe, whatever its job asks."""
+    """The bounds a worker puts on every probe, whatever its job asks (the cap on body
+    bytes read is the check tools', :attr:`CheckTools.body_max_bytes`)."""
 
     max_timeout: float
-    body_max_bytes: int
 
     @classmethod
     def of(cls, settings: Settings) -> ProbeLimits:
-        return cls(
-            max_timeout=settings.probe_max_timeout_seconds,
-            body_max_bytes=settings.probe_body_max_bytes,
-        )
+        return cls(max_timeout=settings.probe_max_timeout_seconds)
 
 
 class ProbeDeps(Protocol):
