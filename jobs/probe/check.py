@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -138,16 +138,8 @@ async def _http(
         body_max_bytes=tools.body_max_bytes,
         request=http_request(job),
     )
-    facts = Facts(
-        response_time_ms=result.latency_ms,
-        connected=result.status_code is not None,
-        status=result.status_code,
-        body=_text(result.body_excerpt) if _reads_body(job) else None,
-        # a status judged by the conditions is not itself a failure
-        error_kind=None if result.status_code is not None else _kind(result.error_kind),
-        error=None if result.status_code is not None else result.error,
-    )
     expires_at: datetime | None = None
+    expiration: timedelta | None = None  # [CERTIFICATE_EXPIRATION]
     if target.tls:
         now = datetime.now(UTC)
         if result.peer_certificate is not None:
@@ -159,22 +151,19 @@ async def _http(
             # what is left of the check's time (a cached expiry costs nothing)
             left = max(timeout - (result.latency_ms or 0) / 1000, CERTIFICATE_MIN_TIMEOUT)
             expires_at = await tools.certificates.expires_at(target, timeout=left)
-        if expires_at is not None:
-            facts = _with_certificate(facts, expires_at, now)
-    return judged(facts, job, "http", result.status_code)
-
-
-def _with_certificate(facts: Facts, expires_at: datetime, now: datetime) -> Facts:
-    return Facts(
-        response_time_ms=facts.response_time_ms,
-        connected=facts.connected,
-        status=facts.status,
-        body=facts.body,
+        expiration = None if expires_at is None else expires_at - now
+    facts = Facts(
+        response_time_ms=result.latency_ms,
+        connected=result.status_code is not None,
+        status=result.status_code,
+        body=_text(result.body_excerpt) if _reads_body(job) else None,
         certificate_expires_at=expires_at,
-        certificate_expiration=expires_at - now,
-        error_kind=facts.error_kind,
-        error=facts.error,
+        certificate_expiration=expiration,
+        # a status judged by the conditions is not itself a failure
+        error_kind=None if result.status_code is not None else _kind(result.error_kind),
+        error=None if result.status_code is not None else result.error,
     )
+    return judged(facts, job, "http", result.status_code)
 
 
 def _kind(kind: ErrorKind | str | None) -> str | None:

@@ -134,7 +134,11 @@ def evaluate(conditions: Iterable[str | Condition], facts: Facts) -> list[Verdic
     [Verdict(condition='[CONNECTED] == true', success=True, actual='true'), \
 Verdict(condition='[RESPONSE_TIME] < 1s', success=False, actual='n/a')]
     """
-    reading, verdicts = Reading(facts), []
+    return _verdicts(conditions, Reading(facts))
+
+
+def _verdicts(conditions: Iterable[str | Condition], reading: Reading) -> list[Verdict]:
+    verdicts = []
     for condition in conditions:
         try:
             parsed = parse_condition(condition) if isinstance(condition, str) else condition
@@ -177,7 +181,8 @@ def judge(
 ) -> Judgement:
     """A result's outcome and verdicts: what the probe stores (``conditions`` already
     defaulted with :func:`default_conditions` when the device has none)."""
-    verdicts, degraded = evaluate(conditions, facts), evaluate(degraded_when, facts)
+    reading = Reading(facts)  # one for both lists: the body is parsed as JSON once
+    verdicts, degraded = _verdicts(conditions, reading), _verdicts(degraded_when, reading)
     return Judgement(outcome(verdicts, degraded), verdicts, degraded)
 
 

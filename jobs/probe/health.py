@@ -33,15 +33,16 @@ from jobs.probe.state import (
     State,
     Thresholds,
     Transition,
-    next_interval,
     pause,
     resume,
+    retrying,
     stale,
     step,
 )
 from storage import health as store
 from storage.health import HealthRow, HealthWrite, StateChangeRow
 from storage.types import isoformat_z
+from storage.uptime_maths import outcome_of
 from storage.writer import PostCommit, RetryBatch, Row
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,7 @@ CAUSE_MAX = 500
 def observation(row: Row) -> Observation:
     """A stored check row as the state machine sees it: its outcome (``status_up`` for
     rows without one), its slot (``checked_at`` for manual runs), what failed."""
-    raw = row.get("outcome")
-    outcome = Outcome(raw) if raw else (Outcome.UP if row["status_up"] else Outcome.DOWN)
+    outcome = Outcome(outcome_of(row))
     return Observation(outcome, row.get("slot_at") or row["checked_at"], row["run_key"], cause(row))
 
 
@@ -68,7 +68,7 @@ def cause(row: Row) -> str | None:
     ...     {"condition": "[STATUS] == 200", "success": False, "actual": "503"}]})
     '[STATUS] == 200 (actual 503)'
     """
-    outcome = row.get("outcome") or ("up" if row.get("status_up") else "down")
+    outcome = outcome_of(row)
     if outcome == "up":
         return None
     key, wanted = ("verdicts", False) if outcome == "down" else ("degraded_verdicts", True)
@@ -82,12 +82,6 @@ def cause(row: Row) -> str | None:
         code = row.get("status_code")
         text = row.get("error") or (None if code is None else f"status {code}")
     return None if text is None else text[:CAUSE_MAX]
-
-
-def retrying(health: Health) -> bool:
-    """Whether a device with a retry interval is probed at it now (failing but not down
-    yet, or passing but not up yet: :func:`jobs.probe.state.next_interval`)."""
-    return next_interval(health, 2, 1) == 1
 
 
 async def retry_intervals(engine: AsyncEngine, device_ids: Sequence[int] | None) -> dict[int, int]:

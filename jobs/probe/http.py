@@ -13,6 +13,7 @@ every response also cost about 15 % of a GET (docs/performance.md).
 from __future__ import annotations
 
 import functools
+import ssl
 from typing import Any
 
 import httpx
@@ -52,6 +53,17 @@ class AiohttpProbeClient(_Stateless, HttpxAiohttpClient):  # type: ignore[misc]
 def probe_url(address: str) -> httpx.URL:
     """``address`` parsed once; raises ``httpx.InvalidURL`` as ``httpx.URL`` does."""
     return httpx.URL(address)
+
+
+def peer_der(response: httpx.Response) -> bytes | None:
+    """The peer's DER certificate of an https response still open, when the engine
+    exposes its connection (httpx's own transport: httpcore's ``network_stream``
+    extension); None otherwise (httpx-aiohttp puts none; plain http has no ``ssl_object``)."""
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    return ssl_object.getpeercert(binary_form=True) or None
 
 
 def make_http_client(settings: Settings, *, verify: bool = True) -> httpx.AsyncClient:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from jobs.probe.job import ProbeSource
 from jobs.probe.run import ProbeResult
 from storage.types import isoformat_z
+from storage.uptime_maths import outcome_of
 
 # A stored result's ``source``: a queued probe's, or ``entered`` by hand (``POST
 # /devices/{id}/checks``, never on the queue; rows stored before it existed say
@@ -56,7 +57,7 @@ def check_event_payload(row: dict[str, Any]) -> dict[str, Any]:
         "status_up": row["status_up"],
         "latency_ms": row["latency_ms"],
         "status_code": row["status_code"],
-        "outcome": row["outcome"] or ("up" if row["status_up"] else "down"),
+        "outcome": outcome_of(row),
         "error_kind": row["error_kind"],
         "error": row["error"],
         "checked_at": isoformat_z(row["checked_at"]),

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from jobs.probe.http import probe_url
+from jobs.probe.http import peer_der, probe_url
 
 ERROR_TEXT_MAX = 300
 
@@ -146,11 +146,18 @@ def result_from_response(
     )
 
 
-def result_from_error(exc: BaseException, latency_ms: float | None) -> ProbeResult:
+def describe_error(exc: BaseException) -> tuple[ErrorKind, str]:
+    """A transport failure's kind and one-line text (said to be a timeout when it is one),
+    for every check kind alike."""
     kind = classify_error(exc)
     text = error_text(exc)
     if kind is ErrorKind.TIMEOUT and not text.lower().startswith("timeout"):
         text = f"timeout: {text}"[:ERROR_TEXT_MAX]
+    return kind, text
+
+
+def result_from_error(exc: BaseException, latency_ms: float | None) -> ProbeResult:
+    kind, text = describe_error(exc)
     return ProbeResult(status_up=False, latency_ms=latency_ms, error_kind=kind, error=text)
 
 
@@ -235,20 +242,8 @@ async def _get(
                         break
             latency_ms = (time.perf_counter() - started) * 1000
             return result_from_response(
-                response.status_code, round(latency_ms, 3), bytes(body), _peer_der(response)
+                response.status_code, round(latency_ms, 3), bytes(body), peer_der(response)
             )
     except Exception as exc:  # failures are data (see module docstring)
         latency_ms = (time.perf_counter() - started) * 1000
         return result_from_error(exc, round(latency_ms, 3))
-
-
-def _peer_der(response: httpx.Response) -> bytes | None:
-    """The peer's DER certificate when the engine exposes the connection (httpx's own
-    transport: httpcore's ``network_stream`` extension); None otherwise (httpx-aiohttp)."""
-    if response.url.scheme != "https":
-        return None
-    stream = response.extensions.get("network_stream")
-    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-    if not isinstance(ssl_object, ssl.SSLObject):
-        return None
-    return ssl_object.getpeercert(binary_form=True) or None

@@ -274,11 +274,17 @@ def resume(health: Health, at: datetime) -> tuple[Health, Transition | None]:
     return _reset(health, State.UNKNOWN, at, at, "device activated")
 
 
-def next_interval(health: Health, interval: int, retry_interval: int | None = None) -> int:
-    """Seconds to the next probe: ``retry_interval`` (default ``interval``) while the
-    device fails but is not down yet, or passes but is not up yet."""
+def retrying(health: Health) -> bool:
+    """Whether a device with a retry interval is probed at it now: it fails but is not
+    down yet, or passes but is not up yet."""
     failing = health.state not in (State.DOWN, State.PAUSED) and health.consecutive_failures > 0
     recovering = health.state is State.DOWN and health.consecutive_successes > 0
-    if retry_interval is not None and (failing or recovering):
+    return failing or recovering
+
+
+def next_interval(health: Health, interval: int, retry_interval: int | None = None) -> int:
+    """Seconds to the next probe: ``retry_interval`` (default ``interval``) while
+    :func:`retrying`."""
+    if retry_interval is not None and retrying(health):
         return retry_interval
     return interval

@@ -29,17 +29,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ProbeLimits:
-    """The bounds a worker puts on every probe, whatever its job asks."""
+    """The bounds a worker puts on every probe, whatever its job asks (the cap on body
+    bytes read is the check tools', :attr:`CheckTools.body_max_bytes`)."""
 
     max_timeout: float
-    body_max_bytes: int
 
     @classmethod
     def of(cls, settings: Settings) -> ProbeLimits:
-        return cls(
-            max_timeout=settings.probe_max_timeout_seconds,
-            body_max_bytes=settings.probe_body_max_bytes,
-        )
+        return cls(max_timeout=settings.probe_max_timeout_seconds)
 
 
 class ProbeDeps(Protocol):
@@ -80,7 +77,7 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
     )
     # Every run counts, a redelivered one too: it was probed again.
     count_probe(
-        _outcome(row),
+        row["outcome"],  # check_row sets it, from status_up when nothing judged
         duration_s,
         (started_at - job.slot_at).total_seconds() if job.slot_at is not None else None,
     )
@@ -103,11 +100,3 @@ async def probe_device(job: ProbeJob, deps: ProbeDeps) -> dict[str, Any]:
         result.error,
     )
     return payload
-
-
-def _outcome(row: dict[str, Any]) -> str:
-    """up | degraded | down: the row's outcome once conditions decide it, else status_up."""
-    outcome = row.get("outcome")
-    if isinstance(outcome, str):
-        return outcome
-    return "up" if row["status_up"] else "down"

@@ -12,9 +12,8 @@ import time
 from jobs.probe.facts import Facts
 
 # The HTTP probe's failure vocabulary, shared so stored results read the same whatever the
-# kind.  (jobs/probes.py moves to jobs/probe/ at the same time as this package is written:
-# this is the one import to update.)
-from jobs.probe.run import ERROR_TEXT_MAX, ErrorKind, classify_error, error_text
+# kind.
+from jobs.probe.run import ERROR_TEXT_MAX, ErrorKind, describe_error
 
 __all__ = ["ERROR_TEXT_MAX", "ErrorKind", "elapsed_ms", "failed", "from_exception", "timed_out"]
 
@@ -34,10 +33,7 @@ def failed(kind: str, text: str, started: float) -> Facts:
 
 def from_exception(exc: BaseException, started: float) -> Facts:
     """A transport failure (refused, DNS, TLS, ...) classified as the HTTP probe does."""
-    kind = classify_error(exc)
-    text = error_text(exc)
-    if kind is ErrorKind.TIMEOUT and not text.lower().startswith("timeout"):
-        text = f"timeout: {text}"
+    kind, text = describe_error(exc)
     return failed(kind.value, text, started)
 
 

@@ -24,6 +24,7 @@ import httpx
 from cryptography import x509
 
 from jobs.probe.facts import Facts
+from jobs.probe.http import peer_der
 from jobs.probe.kinds.address import HttpTarget, TlsTarget
 from jobs.probe.kinds.failure import (
     ERROR_TEXT_MAX,
@@ -108,12 +109,8 @@ def response_certificate(response: httpx.Response, now: datetime | None = None) 
     httpx's own transport puts its connection in ``response.extensions["network_stream"]``
     (httpcore's documented extension); httpx-aiohttp, the default engine, puts none.
     """
-    stream = response.extensions.get("network_stream")
-    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-    if not isinstance(ssl_object, ssl.SSLObject):
-        return None
-    der = ssl_object.getpeercert(binary_form=True)
-    if not der:
+    der = peer_der(response)
+    if der is None:
         return None
     try:
         return certificate_facts(der, now if now is not None else datetime.now(UTC))

@@ -6,7 +6,6 @@ made here, a local DNS responder, the reference recorder on the suite's nats-ser
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from storage import repo
 from storage.db import session_factory
 from storage.models import CheckResult, Device
 from tests.helpers import collect_events, running_worker, wait_for
-from tests.jobs.probe.kinds.servers import SelfSigned, dns_server, listening, self_signed
+from tests.jobs.probe.kinds.servers import SelfSigned, dns_server, http_ok, listening, self_signed
 from tests.recorder_helpers import running_simulator
 
 
@@ -129,14 +128,6 @@ async def test_a_tls_device_whose_certificate_expires_in_two_days_fails_72h(
     assert row.error is not None and "[CERTIFICATE_EXPIRATION] > 72h" in row.error
 
 
-async def _https_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A minimal HTTPS server: one 200 per connection."""
-    await reader.readuntil(b"\r\n\r\n")
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-    await writer.drain()
-    writer.close()
-
-
 @pytest.fixture
 def https_cert() -> SelfSigned:
     return self_signed(timedelta(days=30))
@@ -145,7 +136,7 @@ def https_cert() -> SelfSigned:
 async def test_an_https_device_records_when_its_certificate_expires(
     runtime: WorkerRuntime, engine: AsyncEngine, tmp_path: Path, https_cert: SelfSigned
 ) -> None:
-    async with listening(_https_ok, ssl_context=https_cert.server_context(tmp_path)) as port:
+    async with listening(http_ok, ssl_context=https_cert.server_context(tmp_path)) as port:
         address = f"https://127.0.0.1:{port}/"
         row = await probe(
             runtime,
@@ -351,7 +342,7 @@ async def test_under_the_httpx_engine_the_certificate_comes_with_the_response(
     stock = settings.model_copy(update={"http_engine": "httpx"})
     rt = await WorkerRuntime.open(stock, engine=engine)
     try:
-        async with listening(_https_ok, ssl_context=https_cert.server_context(tmp_path)) as port:
+        async with listening(http_ok, ssl_context=https_cert.server_context(tmp_path)) as port:
             row = await probe(rt, engine, f"https://127.0.0.1:{port}/", verify_tls=False)
         assert (row.outcome, row.certificate_expires_at) == ("up", https_cert.not_after)
         assert rt.check_tools.certificates.handshakes == 0  # no handshake of its own

@@ -6,7 +6,6 @@ through both HTTP engines.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import time
@@ -19,6 +18,7 @@ import trustme
 from core.settings import Settings
 from jobs.probe.http import make_http_client
 from jobs.probe.run import ErrorKind, classify_error, error_text, result_from_response, run_probe
+from tests.jobs.probe.kinds.servers import http_ok, listening
 
 
 @pytest.fixture(params=["aiohttp", "httpx"])
@@ -105,20 +105,8 @@ async def tls_server() -> AsyncIterator[int]:
     ca = trustme.CA()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(ctx)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-            await writer.drain()
-        except Exception:
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
+    async with listening(http_ok, ssl_context=ctx) as port:
+        yield port
 
 
 async def test_an_untrusted_certificate_is_a_tls_error(

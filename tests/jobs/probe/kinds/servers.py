@@ -88,6 +88,18 @@ async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
+async def http_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A minimal HTTP(S) server: one 200 ``ok`` per connection."""
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+    except Exception:  # the client went away first (a refused certificate)
+        pass
+    finally:
+        writer.close()
+
+
 @contextlib.asynccontextmanager
 async def listening(
     handler: Handler = _hold, ssl_context: ssl.SSLContext | None = None

@@ -22,7 +22,13 @@ from jobs.probe.kinds.tls import (
     probe_tls,
     response_certificate,
 )
-from tests.jobs.probe.kinds.servers import SelfSigned, full_backlog, listening, self_signed
+from tests.jobs.probe.kinds.servers import (
+    SelfSigned,
+    full_backlog,
+    http_ok,
+    listening,
+    self_signed,
+)
 
 TWO_DAYS = timedelta(days=2)
 
@@ -35,15 +41,6 @@ def cert() -> SelfSigned:
 @pytest.fixture
 def server_ctx(cert: SelfSigned, tmp_path: Path) -> ssl.SSLContext:
     return cert.server_context(tmp_path)
-
-
-async def _http_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        await writer.drain()
-    finally:
-        writer.close()
 
 
 async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -132,7 +129,7 @@ async def test_https_certificate_handshakes_with_the_urls_host_and_port(
     cert: SelfSigned, server_ctx: ssl.SSLContext
 ) -> None:
     now = datetime.now(UTC)
-    async with listening(_http_ok, ssl_context=server_ctx) as port:
+    async with listening(http_ok, ssl_context=server_ctx) as port:
         target = parse_address(f"https://127.0.0.1:{port}/health")
         assert isinstance(target, HttpTarget)
         facts = await https_certificate(target, timeout=5, context=cert.client_context(), now=now)
@@ -152,7 +149,7 @@ async def test_httpx_own_engine_hands_over_thepeer_certificate(
 ) -> None:
     now = datetime.now(UTC)
     async with (
-        listening(_http_ok, ssl_context=server_ctx) as port,
+        listening(http_ok, ssl_context=server_ctx) as port,
         StockProbeClient(verify=cert.client_context()) as client,
         client.stream("GET", f"https://127.0.0.1:{port}/") as response,
     ):
@@ -168,7 +165,7 @@ async def test_httpx_aiohttp_engine_does_not_expose_the_certificate(
     # Why https checks under the default engine need https_certificate's own handshake.
     # If this starts failing, httpx-aiohttp exposes the connection: use it instead.
     async with (
-        listening(_http_ok, ssl_context=server_ctx) as port,
+        listening(http_ok, ssl_context=server_ctx) as port,
         AiohttpProbeClient(verify=cert.client_context()) as client,
         client.stream("GET", f"https://127.0.0.1:{port}/") as response,
     ):
