@@ -83,7 +83,7 @@ async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
     )
     # The device lookup and the insert are one statement: a device deleted meanwhile
     # is a 404, never a check without its device.
-    health = services.health()
+    health = services.health
     stored = await repo.insert_device_check(services.engine, row, [health.after_insert])
     if stored is None:
         raise ApiError(404, f"device {device_id} not found")
