@@ -38,6 +38,7 @@ from urllib.parse import unquote_to_bytes
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from web import dashboard, status_page, swagger
 from web.errors import error_response
 from web.spec import Refusal
 
@@ -55,8 +56,9 @@ log = logging.getLogger(__name__)
 
 # The dashboard page and its files hold no data (the page asks for the token itself); the
 # status page and the badges show only devices marked public, read-only (web/status_page.py).
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/swagger", "/", "/status-page"})
-PUBLIC_PREFIXES = ("/swagger/assets/", "/dashboard/assets/", "/badges/")
+# Each module that serves public paths names them; they are gathered here.
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/swagger", "/"}) | status_page.PUBLIC_PATHS
+PUBLIC_PREFIXES = (f"{swagger.ASSETS}/", f"{dashboard.ASSETS}/", *status_page.PUBLIC_PREFIXES)
 TOKEN_PARAM = "token"
 _TOKEN_PARAM = TOKEN_PARAM.encode()
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from jobs.events import CHECK_CREATED
@@ -27,7 +25,7 @@ from storage.types import utcnow
 from web.devices import NOT_FOUND, device_or_404
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, QueryModel, Reply, respond
 from web.errors import ApiError, RequestInvalid
-from web.schemas import CheckCreate, CheckRead, UtcTime
+from web.schemas import CheckCreate, CheckRead, QueryTime
 from web.services import services_of
 
 log = logging.getLogger(__name__)
@@ -35,27 +33,6 @@ log = logging.getLogger(__name__)
 
 # The largest page of check history one request reads.
 MAX_PAGE = 1000
-
-
-def _iso_time(value: object) -> object:
-    """A query-string time must be ISO 8601 text (pydantic alone would also take a number
-    such as ``0.5`` as a Unix time, which the spec's ``date-time`` does not allow).
-
-    >>> _iso_time("2026-01-01T00:00:00Z")
-    datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
-    """
-    if not isinstance(value, str):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            "must be an ISO 8601 time with a zone, such as 2026-01-01T00:00:00Z"
-        ) from None
-
-
-# UtcTime: a time with no UTC value (year 9999 at -23:59) is a 422, not a 500.
-QueryTime = Annotated[UtcTime, BeforeValidator(_iso_time)]
 
 
 class CheckQuery(QueryModel):
@@ -106,7 +83,7 @@ async def create_check(call: Call[CheckCreate, NoQuery]) -> Response:
     )
     # The device lookup and the insert are one statement: a device deleted meanwhile
     # is a 404, never a check without its device.
-    health = services.health()
+    health = services.health
     stored = await repo.insert_device_check(services.engine, row, [health.after_insert])
     if stored is None:
         raise ApiError(404, f"device {device_id} not found")

@@ -165,7 +165,7 @@ async def create_device(call: Call[DeviceCreate, NoQuery]) -> Response:
         )
     log.info("device created device=%d address=%s", device.id, device.address)
     # Its health row: unknown until its first results (paused when created inactive).
-    await services.health().create(services.engine, device.id)
+    await services.health.create(services.engine, device.id)
     await announce(services, DEVICE_CREATED, device)
     return respond(device, 201, headers={"Location": f"/devices/{device.id}"})
 
@@ -186,7 +186,7 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
     log.info("device updated device=%d fields=%s", device.id, ",".join(sorted(changes)))
     if device.is_active != was_active:
         # Paused, or back to unknown, at once (the leader's sweep would see it later).
-        await services.health().set_active(services.engine, device.id, device.is_active, utcnow())
+        await services.health.set_active(services.engine, device.id, device.is_active, utcnow())
     await announce(services, DEVICE_UPDATED, device)
     return respond(device)
 

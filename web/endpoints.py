@@ -204,7 +204,7 @@ class Endpoint(Generic[B, Q]):
     def route(self, path: str | None = None) -> Route:
         """This endpoint alone as a Starlette route (:func:`build_routes` for an API);
         ``path``: another pattern for the same endpoint (default: its own)."""
-        return Route(path or self.path, self.handle, methods=[self.method], name=self.name)
+        return _path_route(path or self.path, {self.method: self})
 
     def _check_path(self, request: Request, issues: list[Issue]) -> None:
         params = request.path_params  # the scope's own dict: the handler sees what is set
@@ -265,18 +265,18 @@ def build_routes(endpoints: Iterable[AnyEndpoint]) -> list[Route]:
     for path, methods in by_path.items():
         loose = _loose_int_path(path)
         if loose != path:
-            route = _path_route(loose, methods)
+            route = _path_route(loose, methods, _LooseRoute, literal=literal)
             route.name = f"{route.name}:invalid"
-            routes.append(_NotOver(route, literal))
+            routes.append(route)
     return routes
 
 
-class _NotOver(Route):
+class _LooseRoute(Route):
     """A loose route that never takes a path declared literally (``/devices/validate``):
     a method that path lacks stays Starlette's 405, not this route's 422."""
 
-    def __init__(self, route: Route, literal: frozenset[str]) -> None:
-        self.__dict__.update(route.__dict__)
+    def __init__(self, *args: Any, literal: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._literal = literal
 
     def matches(self, scope: Any) -> Any:
@@ -299,9 +299,19 @@ def _loose_int_path(path: str) -> str:
     return _INT_PARAM.sub(lambda m: "{" + f"{m.group(1)}:{_ANY_SEGMENT}" + "}", path)
 
 
-def _path_route(path: str, methods: Mapping[str, AnyEndpoint]) -> Route:
+def _path_route(
+    path: str,
+    methods: Mapping[str, AnyEndpoint],
+    route_class: type[Route] = Route,
+    **extra: Any,
+) -> Route:
+    """The route of ``path``, calling the endpoint of each of ``methods`` (``extra``: more
+    arguments of ``route_class``)."""
     if len(methods) == 1:
-        return next(iter(methods.values())).route(path)
+        (endpoint,) = methods.values()
+        return route_class(
+            path, endpoint.handle, methods=[endpoint.method], name=endpoint.name, **extra
+        )
 
     async def dispatch(request: Request) -> Response:
         # Starlette answers HEAD with the GET endpoint; the route already refused the rest.
@@ -309,7 +319,7 @@ def _path_route(path: str, methods: Mapping[str, AnyEndpoint]) -> Route:
         return await methods[method].handle(request)
 
     name = "|".join(endpoint.name for endpoint in methods.values())
-    return Route(path, dispatch, methods=list(methods), name=name)
+    return route_class(path, dispatch, methods=list(methods), name=name, **extra)
 
 
 def _nul_issues(value: Any, loc: list[str | int]) -> list[Issue]:

@@ -17,7 +17,6 @@ from starlette.responses import Response
 
 from storage.alert_models import MaintenanceWindow
 from storage.db import session_factory
-from storage.models import Device
 from storage.repo import add_row, update_row
 from web.alert_schemas import (
     MaintenanceCreate,
@@ -26,6 +25,7 @@ from web.alert_schemas import (
     SnoozeBody,
     SnoozeRead,
 )
+from web.devices import device_or_404
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, Reply, respond
 from web.errors import ApiError, ErrorBody, RequestInvalid
 from web.services import services_of
@@ -99,18 +99,11 @@ async def delete_window(call: Call[NoBody, NoQuery]) -> Response:
     return respond(None, 204)
 
 
-async def _device_or_404(session: AsyncSession, device_id: int) -> Device:
-    row = await session.get(Device, device_id)
-    if row is None:
-        raise ApiError(404, f"device {device_id} not found")
-    return row
-
-
 async def snooze(call: Call[SnoozeBody, NoQuery]) -> Response:
     """Silence the device's alerts until ``until`` (state changes are still recorded;
     their notifications show as ``suppressed``)."""
     async with session_factory(services_of(call.request).engine)() as session:
-        row = await _device_or_404(session, call.path["device_id"])
+        row = await device_or_404(session, call.path["device_id"])
         row = await update_row(session, row, snoozed_until=call.body.until)
     log.info("device snoozed device=%d until=%s", row.id, call.body.until.isoformat())
     return respond(SnoozeRead(device_id=call.path["device_id"], snoozed_until=row.snoozed_until))
@@ -119,7 +112,7 @@ async def snooze(call: Call[SnoozeBody, NoQuery]) -> Response:
 async def unsnooze(call: Call[NoBody, NoQuery]) -> Response:
     """End the snooze now."""
     async with session_factory(services_of(call.request).engine)() as session:
-        row = await _device_or_404(session, call.path["device_id"])
+        row = await device_or_404(session, call.path["device_id"])
         row = await update_row(session, row, snoozed_until=None)
     log.info("device snooze ended device=%d", call.path["device_id"])
     return respond(SnoozeRead(device_id=call.path["device_id"], snoozed_until=None))

@@ -27,6 +27,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -211,6 +212,28 @@ def _in_utc(value: datetime) -> datetime:
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
+def _iso_time(value: object) -> object:
+    """A query-string time must be ISO 8601 text (pydantic alone would also take a number
+    such as ``0.5`` as a Unix time, which the spec's ``date-time`` does not allow).
+
+    >>> _iso_time("2026-01-01T00:00:00Z")
+    datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            "must be an ISO 8601 time with a zone, such as 2026-01-01T00:00:00Z"
+        ) from None
+
+
+# A time in a query string (``?since=``, ``?before=``): ISO 8601 text only, with a zone,
+# in UTC (a time with no UTC value, year 9999 at -23:59, is a 422, not a 500).
+QueryTime = Annotated[UtcTime, BeforeValidator(_iso_time)]
 
 
 class DeviceBase(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from nats.aio.client import Client
@@ -55,8 +56,11 @@ class Services:
     # Told of each state change the API stores (pause, resume), after its commit.
     state_listeners: list[StateListener] = field(default_factory=list)
 
+    @cached_property
     def health(self) -> HealthTracker:
-        """Writes device health for the API (a new device, pause and resume)."""
+        """Writes device health for the API (a new device, pause and resume, a result
+        entered by hand): one tracker for the process, as the worker and the scheduler
+        hold one, so that its count of announced changes is the process's."""
         return HealthTracker(self.events, self.state_listeners)
 
 

@@ -30,7 +30,7 @@ from web.badges import (
     shields,
     uptime_color,
 )
-from web.errors import Issue, RequestInvalid, error_response
+from web.errors import ApiError, RequestInvalid
 from web.services import services_of
 
 __all__ = ["PUBLIC_PATHS", "PUBLIC_PREFIXES", "status_page_routes"]
@@ -90,14 +90,8 @@ async def _device_or_404(request: Request) -> PublicDevice:
         device = await public_device(conn, device_id)
     if device is None:
         # Private and missing alike: a badge reveals nothing about devices not shown.
-        raise _NotPublic(device_id)
+        raise ApiError(404, f"no public device {device_id}")
     return device
-
-
-class _NotPublic(Exception):
-    def __init__(self, device_id: int) -> None:
-        super().__init__(device_id)
-        self.device_id = device_id
 
 
 def _format(request: Request) -> str:
@@ -113,10 +107,7 @@ def _badge(fmt: str, label: str, message: str, color: str) -> Response:
 
 
 async def status_badge(request: Request) -> Response:
-    try:
-        device = await _device_or_404(request)
-    except _NotPublic as exc:
-        return error_response(404, f"no public device {exc.device_id}")
+    device = await _device_or_404(request)
     return _badge(
         _format(request),
         "status",
@@ -130,12 +121,8 @@ async def uptime_badge(request: Request) -> Response:
     try:
         window = parse_window(text)
     except WindowError as exc:
-        issue = Issue(loc=["query", "window"], msg=str(exc), type="value_error")
-        return error_response(422, RequestInvalid([issue]).detail)
-    try:
-        device = await _device_or_404(request)
-    except _NotPublic as exc:
-        return error_response(404, f"no public device {exc.device_id}")
+        raise RequestInvalid.field(["query", "window"], str(exc)) from None
+    device = await _device_or_404(request)
     async with services_of(request).engine.connect() as conn:
         percent = (await uptime_percent(conn, [device.id], window, utcnow()))[device.id]
     return _badge(

@@ -135,6 +135,14 @@ async def test_a_path_that_is_not_a_device_id_is_a_422_naming_it_and_a_wrong_met
     assert r.status_code == 405 and "detail" in r.json()
 
 
+async def test_a_wrong_method_on_a_literal_path_beside_a_device_id_is_a_405(web: WebApp) -> None:
+    # /devices/validate is not a device id: the loose /devices/{device_id} route stays out
+    for method in ("GET", "PATCH", "DELETE"):
+        r = await web.client.request(method, "/devices/validate")
+        assert r.status_code == 405, (method, r.text)
+        assert r.headers["allow"] == "POST"
+
+
 HEALTH_FIELDS: dict[str, Any] = {
     "conditions": ["[STATUS] == 200", "[BODY].status == UP"],
     "degraded_when": ["[RESPONSE_TIME] > 800"],

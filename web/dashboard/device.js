@@ -3,21 +3,12 @@
 
 import { api, features } from "./api.js";
 import { latencyChart } from "./charts.js";
+import { h } from "./dom.js";
 import { checkOutcome, parseList } from "./parse.js";
 
 const WINDOWS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LIMIT = 1000;
 let current = null; // {id, window, root}
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
-  return node;
-}
 
 function table(headers, rows) {
   return h(

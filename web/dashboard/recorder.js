@@ -2,19 +2,10 @@
 // its last command's status and start / stop / status buttons; the schedules.
 
 import { api } from "./api.js";
+import { h } from "./dom.js";
 
 const KEY = "fleetprobe.recorder-tasks";
 let wired = false;
-
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
-  return node;
-}
 
 function typedTasks() {
   try {
