@@ -104,8 +104,6 @@ async def list_checks(
         .offset(offset)
         .limit(limit)
     )
-    if since is not None:
-        stmt = stmt.where(col(CheckResult.checked_at) >= since)
     return (await session.exec(stmt)).all()
 
 
