@@ -14,9 +14,9 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import CheckResult, CheckRollup, Device, DeviceHealth, StateChange
-from storage.rollups import add_to_rollups
+from storage.rollups import rollups_hook
 from storage.types import utcnow
-from storage.writer import AfterInsert, PostCommit
+from storage.writer import AfterInsert, run_hooks
 
 
 async def list_devices(
@@ -133,20 +133,17 @@ async def insert_device_check(
         .with_for_update(read=True, key_share=True)
     )
     stmt = insert(table).from_select(list(row), values).returning(*table.c)
-    actions: list[PostCommit] = []
     async with engine.begin() as conn:
-        stored = (await conn.execute(stmt)).mappings().first()
+        found = (await conn.execute(stmt)).mappings().first()
+        if found is None:
+            return None
+        stored = dict(found)
         # What follows from the row (its rollups, its device's health) lands with it, as in
         # BatchWriter.
-        if stored is not None:
-            await add_to_rollups(conn, [dict(stored)])
-            for hook in after_insert:
-                action = await hook(conn, [dict(stored)])
-                if action is not None:
-                    actions.append(action)
+        actions = await run_hooks(conn, (rollups_hook, *after_insert), [stored])
     for action in actions:
         await action()
-    return None if stored is None else dict(stored)
+    return stored
 
 
 async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResult | None:

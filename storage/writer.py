@@ -200,12 +200,20 @@ class BatchWriter:
             if key in inserted:
                 inserted.discard(key)
                 landed.append(row)
-        actions = []
-        for hook in self._after_insert:
-            action = await hook(conn, landed)
-            if action is not None:
-                actions.append(action)
-        return actions
+        return await run_hooks(conn, self._after_insert, landed)
+
+
+async def run_hooks(
+    conn: AsyncConnection, hooks: Sequence[AfterInsert], rows: Sequence[Row]
+) -> list[PostCommit]:
+    """Each hook on ``rows`` in ``conn``'s transaction, in order; the actions they
+    returned, to run once it committed."""
+    actions = []
+    for hook in hooks:
+        action = await hook(conn, rows)
+        if action is not None:
+            actions.append(action)
+    return actions
 
 
 def scrub_nul(row: Row) -> Row:
