@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.fleet import newest_check_id
 from storage.models import CheckResult, CheckRollup, Device, DeviceHealth
 
 __all__ = ["PublicDevice", "public_device", "public_devices", "uptime_percent"]
@@ -53,14 +54,6 @@ def _state_of(
 
 async def public_devices(conn: AsyncConnection, device_id: int | None = None) -> list[PublicDevice]:
     """Public devices (or the one public device ``device_id``), by name."""
-    latest_id = (
-        select(_checks.c.id)
-        .where(_checks.c.device_id == _devices.c.id)
-        .order_by(_checks.c.checked_at.desc(), _checks.c.id.desc())
-        .limit(1)
-        .correlate(_devices)
-        .scalar_subquery()
-    )
     stmt = (
         select(
             _devices.c.id,
@@ -74,7 +67,7 @@ async def public_devices(conn: AsyncConnection, device_id: int | None = None) ->
         )
         .select_from(_devices)
         .outerjoin(_health, _health.c.device_id == _devices.c.id)
-        .outerjoin(_checks, _checks.c.id == latest_id)
+        .outerjoin(_checks, _checks.c.id == newest_check_id())
         .where(_devices.c.public.is_(True))
         .order_by(_devices.c.name, _devices.c.id)
     )
