@@ -21,13 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Device, DeviceHealth, StateChange
 from storage.types import utcnow
-from storage.writer import RetryBatch
+from storage.writer import RetryBatch, insert_ignore
 
 DEVICES: Table = Device.__table__  # type: ignore[attr-defined]
 HEALTH: Table = DeviceHealth.__table__  # type: ignore[attr-defined]
@@ -90,7 +88,6 @@ async def ensure_rows(conn: AsyncConnection, initial: Mapping[int, HealthWrite])
     another writer's row wins).  One statement per chunk."""
     if not initial:
         return
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     values = [
         {
@@ -103,8 +100,8 @@ async def ensure_rows(conn: AsyncConnection, initial: Mapping[int, HealthWrite])
         }
         for w in initial.values()
     ]
+    stmt = insert_ignore(conn, HEALTH, "device_id")
     for start in range(0, len(values), CHUNK):
-        stmt = ins(HEALTH).on_conflict_do_nothing(index_elements=["device_id"])
         await conn.execute(stmt, values[start : start + CHUNK])
 
 

@@ -45,10 +45,10 @@ class RetryBatch(Exception):
     missed): the batch's transaction is rolled back and the batch written again."""
 
 
-def insert_ignore(engine: AsyncEngine, table: Table, key: str) -> Any:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the engine's dialect."""
-    ins = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    return ins(table).on_conflict_do_nothing(index_elements=[key])
+def insert_ignore(bind: AsyncEngine | AsyncConnection, table: Table, *key: str) -> Any:
+    """``INSERT ... ON CONFLICT (key...) DO NOTHING`` for the dialect of ``bind``."""
+    ins = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    return ins(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 class BatchWriter:
