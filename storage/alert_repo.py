@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel import select as orm_select
@@ -22,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.alert_models import Channel, MaintenanceWindow, Notification
 from storage.models import CheckResult, Device, StateChange
 from storage.types import utcnow
+from storage.writer import insert_ignore
 
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 STATE_CHANGES: Table = StateChange.__table__  # type: ignore[attr-defined]
@@ -68,10 +67,6 @@ async def list_notifications(
     return (await session.exec(stmt)).all()
 
 
-def _insert(dialect: str, table: Table) -> Any:
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-
-
 async def record_notifications(engine: AsyncEngine, rows: Sequence[dict[str, Any]]) -> int:
     """Insert ledger rows, skipping those whose (state change, channel, reminder) is
     there already; returns how many landed."""
@@ -79,10 +74,8 @@ async def record_notifications(engine: AsyncEngine, rows: Sequence[dict[str, Any
         return 0
     now = utcnow()
     values = [{"created_at": now, "updated_at": now, **r} for r in rows]
-    stmt = _insert(engine.dialect.name, NOTIFICATIONS).values(values)
-    stmt = stmt.on_conflict_do_nothing(
-        index_elements=["state_change_id", "channel_id", "reminder"]
-    ).returning(NOTIFICATIONS.c.id)
+    key = ("state_change_id", "channel_id", "reminder")
+    stmt = insert_ignore(engine, NOTIFICATIONS, *key).values(values).returning(NOTIFICATIONS.c.id)
     async with engine.begin() as conn:
         return len((await conn.execute(stmt)).all())
 

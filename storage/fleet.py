@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, case, or_, select, type_coerce
+from sqlalchemy import ScalarSelect, Table, case, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import CheckResult, Device, DeviceHealth
@@ -49,15 +49,22 @@ def device_state(is_active: bool, health_state: str | None) -> str:
     return health_state or UNKNOWN
 
 
-def _fleet_query() -> Any:
-    latest = _checks.alias("latest")
-    latency = (
-        select(latest.c.latency_ms)
-        .where(latest.c.device_id == _devices.c.id)
-        .order_by(latest.c.checked_at.desc())
+def newest_check_id() -> ScalarSelect[int]:
+    """The id of the newest result (by checked_at, then id) of the device of the
+    enclosing query (correlated to ``devices``): one walk down the index per device."""
+    newest = _checks.alias("newest")
+    return (
+        select(newest.c.id)
+        .where(newest.c.device_id == _devices.c.id)
+        .order_by(newest.c.checked_at.desc(), newest.c.id.desc())
         .limit(1)
+        .correlate(_devices)
         .scalar_subquery()
     )
+
+
+def _fleet_query() -> Any:
+    latest = _checks.alias("latest")
     cert = _checks.alias("cert")
     expiry = (
         select(cert.c.certificate_expires_at)
@@ -74,13 +81,17 @@ def _fleet_query() -> Any:
             _devices.c.name,
             _devices.c.is_active,
             _health.c.state,
-            latency.label("latency_ms"),
+            latest.c.latency_ms,
             # CASE loses the column's type: coerced back, SQLite's text is read as UTC.
             type_coerce(case((carries_cert, expiry), else_=None), UTCDateTime()).label(
                 "certificate_expires_at"
             ),
         )
-        .select_from(_devices.outerjoin(_health, _health.c.device_id == _devices.c.id))
+        .select_from(
+            _devices.outerjoin(_health, _health.c.device_id == _devices.c.id).outerjoin(
+                latest, latest.c.id == newest_check_id()
+            )
+        )
         .order_by(_devices.c.id)
     )
 

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, Select, Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Device, DeviceHealth, StateChange
 from storage.types import utcnow
-from storage.writer import RetryBatch
+from storage.writer import RetryBatch, insert_ignore
 
 DEVICES: Table = Device.__table__  # type: ignore[attr-defined]
 HEALTH: Table = DeviceHealth.__table__  # type: ignore[attr-defined]
@@ -85,12 +83,24 @@ def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
         yield ids[start : start + CHUNK]
 
 
+async def _rows_among(
+    conn: AsyncConnection, stmt: Select[Any], device_ids: Sequence[int] | None
+) -> list[Row[Any]]:
+    """``stmt``'s rows (a select of devices) for the devices among ``device_ids`` (all
+    when None), a chunk of ids per statement."""
+    if device_ids is None:
+        return list((await conn.execute(stmt)).all())
+    found: list[Row[Any]] = []
+    for chunk in _chunks(sorted(set(device_ids))):
+        found.extend((await conn.execute(stmt.where(DEVICES.c.id.in_(chunk)))).all())
+    return found
+
+
 async def ensure_rows(conn: AsyncConnection, initial: Mapping[int, HealthWrite]) -> None:
     """Insert the health row of each device that has none (``ON CONFLICT DO NOTHING``:
     another writer's row wins).  One statement per chunk."""
     if not initial:
         return
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     values = [
         {
@@ -103,8 +113,8 @@ async def ensure_rows(conn: AsyncConnection, initial: Mapping[int, HealthWrite])
         }
         for w in initial.values()
     ]
+    stmt = insert_ignore(conn, HEALTH, "device_id")
     for start in range(0, len(values), CHUNK):
-        stmt = ins(HEALTH).on_conflict_do_nothing(index_elements=["device_id"])
         await conn.execute(stmt, values[start : start + CHUNK])
 
 
@@ -151,15 +161,10 @@ async def read_rows(
         # Lock the health rows only (the device rows are the API's), in id order: two
         # writers of overlapping batches queue instead of deadlocking.
         stmt = stmt.with_for_update(of=HEALTH)
-    found: dict[int, HealthRow] = {}
-    batches: list[Sequence[int] | None] = (
-        [None] if device_ids is None else list(_chunks(sorted(set(device_ids))))
-    )
-    for chunk in batches:
-        part = stmt if chunk is None else stmt.where(d.id.in_(chunk))
-        for r in (await conn.execute(part)).all():
-            found[r.id] = HealthRow(*r)  # type: ignore[call-arg]  # the columns, in order
-    return found
+    return {
+        r.id: HealthRow(*r)  # type: ignore[call-arg]  # the columns, in order
+        for r in await _rows_among(conn, stmt, device_ids)
+    }
 
 
 async def retry_rows(
@@ -173,13 +178,7 @@ async def retry_rows(
         .select_from(DEVICES.join(HEALTH, h.device_id == d.id))
         .where(d.retry_interval_seconds.is_not(None))
     )
-    if device_ids is None:
-        return [tuple(r) for r in (await conn.execute(stmt)).all()]  # type: ignore[misc]
-    found: list[tuple[int, int, dict[str, Any]]] = []
-    for chunk in _chunks(sorted(set(device_ids))):
-        rows = (await conn.execute(stmt.where(d.id.in_(chunk)))).all()
-        found.extend(tuple(r) for r in rows)  # type: ignore[misc]
-    return found
+    return [tuple(r) for r in await _rows_among(conn, stmt, device_ids)]  # type: ignore[misc]
 
 
 async def swap(conn: AsyncConnection, writes: Sequence[HealthWrite]) -> None:

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.fleet import device_state, newest_check_id
 from storage.models import CheckResult, CheckRollup, Device, DeviceHealth
+from storage.uptime_maths import outcome_of
 
 __all__ = ["PublicDevice", "public_device", "public_devices", "uptime_percent"]
 
@@ -37,30 +39,8 @@ class PublicDevice:
     since: datetime | None
 
 
-def _state_of(
-    is_active: bool, health_state: str | None, outcome: str | None, status_up: bool | None
-) -> str:
-    if not is_active:
-        return "paused"
-    if health_state is not None:
-        return health_state
-    if outcome is not None:
-        return outcome
-    if status_up is None:
-        return "unknown"
-    return "up" if status_up else "down"
-
-
 async def public_devices(conn: AsyncConnection, device_id: int | None = None) -> list[PublicDevice]:
     """Public devices (or the one public device ``device_id``), by name."""
-    latest_id = (
-        select(_checks.c.id)
-        .where(_checks.c.device_id == _devices.c.id)
-        .order_by(_checks.c.checked_at.desc(), _checks.c.id.desc())
-        .limit(1)
-        .correlate(_devices)
-        .scalar_subquery()
-    )
     stmt = (
         select(
             _devices.c.id,
@@ -74,7 +54,7 @@ async def public_devices(conn: AsyncConnection, device_id: int | None = None) ->
         )
         .select_from(_devices)
         .outerjoin(_health, _health.c.device_id == _devices.c.id)
-        .outerjoin(_checks, _checks.c.id == latest_id)
+        .outerjoin(_checks, _checks.c.id == newest_check_id())
         .where(_devices.c.public.is_(True))
         .order_by(_devices.c.name, _devices.c.id)
     )
@@ -83,22 +63,20 @@ async def public_devices(conn: AsyncConnection, device_id: int | None = None) ->
     rows = (await conn.execute(stmt)).all()
     found = []
     for row in rows:
+        latest = None if row.checked_at is None else outcome_of(dict(row._mapping))
         since = row.since
-        if row.state is None and row.checked_at is not None:
-            since = await _streak_start(conn, row.id, _not_down(row.outcome, row.status_up))
+        if row.state is None and latest is not None:
+            since = await _streak_start(conn, row.id, latest != "down")
         found.append(
             PublicDevice(
                 id=row.id,
                 name=row.name,
-                state=_state_of(row.is_active, row.state, row.outcome, row.status_up),
+                # Without a health row (a database from before them), the latest result.
+                state=device_state(row.is_active, row.state or latest),
                 since=since,
             )
         )
     return found
-
-
-def _not_down(outcome: str | None, status_up: bool | None) -> bool:
-    return outcome != "down" if outcome is not None else bool(status_up)
 
 
 _NOT_DOWN = case(

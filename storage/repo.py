@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, func, insert, literal
+from sqlalchemy import Row, Table, delete, func, insert, literal
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import CheckResult, CheckRollup, Device, DeviceHealth, StateChange
-from storage.rollups import add_to_rollups
+from storage.rollups import rollups_hook
 from storage.types import utcnow
-from storage.writer import AfterInsert, PostCommit
+from storage.writer import AfterInsert, run_hooks
 
 
 async def list_devices(
@@ -68,20 +68,24 @@ async def update_device(session: AsyncSession, device: Device, **changes: Any) -
 
 
 async def delete_device(session: AsyncSession, device: Device) -> None:
-    """Delete a device and its history (checks, health, state changes) in one transaction.
+    """Delete a device and its history (checks, rollups, health, state changes) in one
+    transaction: all of it, since SQLite may give the id to the next new device.
 
     The device row goes first: on PostgreSQL that locks it, so an
     :func:`insert_device_check` under way either waits and then finds no device, or
     commits first and its check is deleted here with the rest."""
     await session.delete(device)
     await session.flush()
-    await session.exec(delete(CheckResult).where(col(CheckResult.device_id) == device.id))  # type: ignore[call-overload]
-    # Its rollups too: SQLite may give a later device the same id.
-    await session.exec(delete(CheckRollup).where(col(CheckRollup.device_id) == device.id))  # type: ignore[call-overload]
-    # Its health and state changes too: SQLite may give the id to the next new device.
-    await session.exec(delete(DeviceHealth).where(col(DeviceHealth.device_id) == device.id))  # type: ignore[call-overload]
-    await session.exec(delete(StateChange).where(col(StateChange.device_id) == device.id))  # type: ignore[call-overload]
+    for history in _DEVICE_HISTORY:
+        await session.exec(delete(history).where(history.c.device_id == device.id))  # type: ignore[call-overload]
     await session.commit()
+
+
+# The tables whose rows belong to one device (``device_id``), deleted with it.
+_DEVICE_HISTORY: tuple[Table, ...] = tuple(
+    m.__table__  # type: ignore[union-attr]
+    for m in (CheckResult, CheckRollup, DeviceHealth, StateChange)
+)
 
 
 async def list_checks(
@@ -104,8 +108,6 @@ async def list_checks(
         .offset(offset)
         .limit(limit)
     )
-    if since is not None:
-        stmt = stmt.where(col(CheckResult.checked_at) >= since)
     return (await session.exec(stmt)).all()
 
 
@@ -135,20 +137,17 @@ async def insert_device_check(
         .with_for_update(read=True, key_share=True)
     )
     stmt = insert(table).from_select(list(row), values).returning(*table.c)
-    actions: list[PostCommit] = []
     async with engine.begin() as conn:
-        stored = (await conn.execute(stmt)).mappings().first()
+        found = (await conn.execute(stmt)).mappings().first()
+        if found is None:
+            return None
+        stored = dict(found)
         # What follows from the row (its rollups, its device's health) lands with it, as in
         # BatchWriter.
-        if stored is not None:
-            await add_to_rollups(conn, [dict(stored)])
-            for hook in after_insert:
-                action = await hook(conn, [dict(stored)])
-                if action is not None:
-                    actions.append(action)
+        actions = await run_hooks(conn, (rollups_hook, *after_insert), [stored])
     for action in actions:
         await action()
-    return None if stored is None else dict(stored)
+    return stored
 
 
 async def get_check_by_run_key(session: AsyncSession, run_key: str) -> CheckResult | None:

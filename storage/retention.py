@@ -14,8 +14,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Delete, Table, delete, select, tuple_
+from sqlalchemy import ColumnElement, Delete, Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import CheckResult, CheckRollup, Device
@@ -54,21 +55,32 @@ async def _delete_batches(engine: AsyncEngine, stmt: Delete, batch: int) -> tupl
             return rows, batches
 
 
+async def _prune_slices(
+    engine: AsyncEngine,
+    table: Table,
+    key: Sequence[ColumnElement[Any]],
+    old: Sequence[ColumnElement[bool]],
+    batch: int,
+    device_ids: Sequence[int],
+) -> tuple[int, int]:
+    """Delete ``table``'s rows that are ``old``, a slice of devices at a time, each batch
+    found through ``key`` (an index that leads with device_id); (rows, transactions)."""
+    rows = batches = 0
+    for i in range(0, len(device_ids), DEVICE_SLICE):
+        ids = device_ids[i : i + DEVICE_SLICE]
+        found = select(*key).where(table.c.device_id.in_(ids), *old).limit(batch)
+        target = key[0].in_(found) if len(key) == 1 else tuple_(*key).in_(found)
+        n, b = await _delete_batches(engine, delete(table).where(target), batch)
+        rows, batches = rows + n, batches + b
+    return rows, batches
+
+
 async def prune_checks(
     engine: AsyncEngine, older_than: datetime, batch: int, device_ids: Sequence[int]
 ) -> tuple[int, int]:
     """Delete results with ``checked_at`` before ``older_than``; (rows, transactions)."""
-    rows = batches = 0
-    for i in range(0, len(device_ids), DEVICE_SLICE):
-        ids = device_ids[i : i + DEVICE_SLICE]
-        old = (
-            select(CHECKS.c.id)
-            .where(CHECKS.c.device_id.in_(ids), CHECKS.c.checked_at < older_than)
-            .limit(batch)
-        )
-        n, b = await _delete_batches(engine, delete(CHECKS).where(CHECKS.c.id.in_(old)), batch)
-        rows, batches = rows + n, batches + b
-    return rows, batches
+    old = [CHECKS.c.checked_at < older_than]
+    return await _prune_slices(engine, CHECKS, [CHECKS.c.id], old, batch, device_ids)
 
 
 async def prune_rollups(
@@ -76,21 +88,9 @@ async def prune_rollups(
 ) -> tuple[int, int]:
     """Delete rollups (hourly and daily) that start before ``older_than``, found through
     the primary key (device_id, period, start)."""
-    key = (ROLLUPS.c.device_id, ROLLUPS.c.period, ROLLUPS.c.start)
-    rows = batches = 0
-    for i in range(0, len(device_ids), DEVICE_SLICE):
-        old = (
-            select(*key)
-            .where(
-                ROLLUPS.c.device_id.in_(device_ids[i : i + DEVICE_SLICE]),
-                ROLLUPS.c.period.in_(("h", "d")),
-                ROLLUPS.c.start < older_than,
-            )
-            .limit(batch)
-        )
-        n, b = await _delete_batches(engine, delete(ROLLUPS).where(tuple_(*key).in_(old)), batch)
-        rows, batches = rows + n, batches + b
-    return rows, batches
+    key = [ROLLUPS.c.device_id, ROLLUPS.c.period, ROLLUPS.c.start]
+    old = [ROLLUPS.c.period.in_(("h", "d")), ROLLUPS.c.start < older_than]
+    return await _prune_slices(engine, ROLLUPS, key, old, batch, device_ids)
 
 
 async def prune(

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage.fleet import newest_check_id
 from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.rollups import histogram, summed_rollups_per_window
 from storage.uptime_maths import (
@@ -160,15 +161,7 @@ async def device_uptime(
 
 async def _latest_checks(conn: AsyncConnection, device_ids: Sequence[int]) -> dict[int, Any]:
     """Each device's newest result (by checked_at), one indexed lookup per device."""
-    inner = CHECKS.alias("newest")
-    newest = (
-        select(inner.c.id)
-        .where(inner.c.device_id == DEVICES.c.id)
-        .order_by(inner.c.checked_at.desc(), inner.c.id.desc())
-        .limit(1)
-        .correlate(DEVICES)
-        .scalar_subquery()
-    )
+    newest = newest_check_id()
     stmt = select(
         CHECKS.c.device_id,
         CHECKS.c.checked_at,

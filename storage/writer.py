@@ -45,10 +45,10 @@ class RetryBatch(Exception):
     missed): the batch's transaction is rolled back and the batch written again."""
 
 
-def insert_ignore(engine: AsyncEngine, table: Table, key: str) -> Any:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` for the engine's dialect."""
-    ins = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    return ins(table).on_conflict_do_nothing(index_elements=[key])
+def insert_ignore(bind: AsyncEngine | AsyncConnection, table: Table, *key: str) -> Any:
+    """``INSERT ... ON CONFLICT (key...) DO NOTHING`` for the dialect of ``bind``."""
+    ins = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    return ins(table).on_conflict_do_nothing(index_elements=list(key))
 
 
 class BatchWriter:
@@ -200,12 +200,20 @@ class BatchWriter:
             if key in inserted:
                 inserted.discard(key)
                 landed.append(row)
-        actions = []
-        for hook in self._after_insert:
-            action = await hook(conn, landed)
-            if action is not None:
-                actions.append(action)
-        return actions
+        return await run_hooks(conn, self._after_insert, landed)
+
+
+async def run_hooks(
+    conn: AsyncConnection, hooks: Sequence[AfterInsert], rows: Sequence[Row]
+) -> list[PostCommit]:
+    """Each hook on ``rows`` in ``conn``'s transaction, in order; the actions they
+    returned, to run once it committed."""
+    actions = []
+    for hook in hooks:
+        action = await hook(conn, rows)
+        if action is not None:
+            actions.append(action)
+    return actions
 
 
 def scrub_nul(row: Row) -> Row:

@@ -15,10 +15,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import storage.installation
-import storage.models
-import storage.recorder_models  # noqa: F401  (the tables autogenerate compares against)
 from core.settings import Settings
+
+# storage.db registers every table (the ones autogenerate compares against): a list of
+# model modules here had already missed storage.alert_models.
+from storage.db import make_engine
+from storage.migrate import locked_connection
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -50,9 +52,6 @@ def run_offline() -> None:
 
 
 async def run_from_cli() -> None:
-    from storage.db import make_engine
-    from storage.migrate import locked_connection
-
     engine = make_engine(Settings())
     try:
         async with locked_connection(engine) as conn:
