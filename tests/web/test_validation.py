@@ -65,12 +65,3 @@ async def test_validate_a_recorder_device_with_no_recorder_running(web: WebApp) 
     )
     assert r.status_code == 200
     assert (r.json()["outcome"], r.json()["error_kind"]) == ("down", "no_responder")
-
-
-async def test_a_method_validate_lacks_is_a_405_not_a_device_id_422(web: WebApp) -> None:
-    # /devices/{device_id} has PATCH; the literal /devices/validate must not be taken for it
-    for method in ("PATCH", "DELETE", "GET"):
-        r = await web.client.request(method, "/devices/validate", json={})
-        assert r.status_code == 405, (method, r.text)
-    r = await web.client.patch("/devices/abc", json={})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "device_id"]
