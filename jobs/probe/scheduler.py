@@ -111,8 +111,8 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             replace_existing=True,
         )
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def stop(self, drain_seconds: float = 5.0) -> None:
+        await super().stop(drain_seconds)
         if self.lease is not None:
             await self.lease.release()
         log.info(
@@ -197,6 +197,10 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         return self.lease is None or self.lease.is_leader
 
     async def _fire(self, device_id: int) -> None:
+        with self.in_flight():
+            await self._fire_slot(device_id)
+
+    async def _fire_slot(self, device_id: int) -> None:
         spec = self.registered.get(device_id)
         if spec is None:
             return

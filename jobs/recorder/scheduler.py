@@ -121,7 +121,8 @@ class RecorderScheduler(TableMirror[ScheduleSpec]):
             self.held_back += 1
             log.info("recorder command held back id=%d task_id=%s", schedule_id, spec.task_id)
             return
-        await self.kick(spec, slot)
+        with self.in_flight():
+            await self.kick(spec, slot)
 
     async def in_maintenance(self, task_id: str, at: datetime) -> bool:
         """Whether a skip_probes window covers a device ``recorder://<task_id>`` (or every

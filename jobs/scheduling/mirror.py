@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -69,6 +70,8 @@ class TableMirror(ABC, Generic[Spec]):
         self._unlisten: Callable[[], Awaitable[None]] | None = None
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
+        # Job runs under way (see ``in_flight``): stop() lets them finish.
+        self._in_flight: set[asyncio.Task[Any]] = set()
 
     # What a subclass provides.
 
@@ -108,11 +111,31 @@ class TableMirror(ABC, Generic[Spec]):
             self.settings.scheduler_resync_seconds,
         )
 
-    async def stop(self) -> None:
+    @contextmanager
+    def in_flight(self) -> Iterator[None]:
+        """Wrap a job run whose side effect must not be cut in half (a kick published but
+        not yet counted): stop() waits for it instead of cancelling it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def stop(self, drain_seconds: float = 5.0) -> None:
         if self._unlisten is not None:
             await self._unlisten()
             self._unlisten = None
         if self.scheduler.running:
+            # No new runs; those under way finish (APScheduler's shutdown cancels them).
+            self.scheduler.pause()
+            running = [t for t in self._in_flight if t is not asyncio.current_task()]
+            if running:
+                _, late = await asyncio.wait(running, timeout=drain_seconds)
+                if late:
+                    log.warning("%s scheduler stopping with %d runs cut", self.kind, len(late))
             self.scheduler.shutdown(wait=False)
         for task in list(self._background):
             task.cancel()
