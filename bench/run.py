@@ -29,13 +29,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import scenarios
+from bench import conditions, scenarios, storepath
 from bench.procs import Proc, Sampler, on_stop, python, stop_all
 from bench.stats import fmt, table
 from bench.uptime import run_uptime
 from core.natsserver import EmbeddedNats, free_port, start_nats_server
 
-ALL = ("raw", "saturation", "steady", "footprint", "uptime")
+ALL = ("raw", "saturation", "steady", "footprint", "uptime", "storepath", "conditions")
 ENGINES = ("aiohttp", "httpx", "httpx2", "aiohttp-raw")
 
 # Targets of issue 6 (2 cores, embedded NATS, SQLite).
@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--uptime-days", type=int, help="days of results per device (30)")
     p.add_argument("--uptime-calls", type=int, help="timed uptime queries (500; quick: 50)")
     p.add_argument(
+        "--storepath-devices",
+        type=int,
+        help="devices of the store-path scenario (1000; quick: 200)",
+    )
+    p.add_argument("--storepath-rounds", type=int, help="its rounds (20)")
+    p.add_argument(
         "--target-procs",
         type=int,
         default=1,
@@ -135,6 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.uptime_devices = args.uptime_devices or (10 if quick else 1000)
     args.uptime_days = args.uptime_days or 30
     args.uptime_calls = args.uptime_calls or (50 if quick else 500)
+    args.storepath_devices = args.storepath_devices or (200 if quick else 1000)
+    args.storepath_rounds = args.storepath_rounds or 20
     args.env = dict(item.split("=", 1) for item in args.env)
     args.command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     return args
@@ -279,6 +287,16 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 workdir, args.uptime_devices, args.uptime_days, args.uptime_calls
             )
             _say(uptime_table(result["uptime"]))
+        if "storepath" in args.only:
+            result["storepath"] = await storepath.run_storepath(
+                workdir, args.storepath_devices, args.storepath_rounds
+            )
+            _say(storepath.table_of(result["storepath"]))
+        if "conditions" in args.only:
+            result["conditions"] = await conditions.run_scenario(
+                args, workdir, nats.url, url, sampler
+            )
+            _say(conditions.table_of(result["conditions"]))
     finally:
         sampler.close()
         stop_all()
@@ -526,6 +544,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     if uptime and uptime["devices"] >= 1000:
         check("uptime query p99, 1,000 devices x 30 days (ms)", uptime["uptime_ms"]["p99"],
               TARGET_UPTIME_MS, False)  # fmt: skip
+    out.extend(conditions.targets_of(result))
     fp = result.get("footprint", {}).get("10000")
     if fp:
         check("scheduler RSS, 10,000 devices (MB)", fp["rss_mb"], TARGET_RSS_10K, False)

@@ -244,9 +244,14 @@ async def steady(
     interval: int,
     seconds: float,
     env: dict[str, str],
+    prepared: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
-    """Scenario 3: ``devices`` probed every ``interval`` s for ``seconds``."""
-    url = await prepare_db(workdir / "steady.db", devices, target, interval, 5.0)
+    """Scenario 3: ``devices`` probed every ``interval`` s for ``seconds``; ``prepared``
+    changes the fresh database (its path) before fleetprobe starts on it."""
+    path = workdir / ("steady.db" if prepared is None else "steady-prepared.db")
+    url = await prepare_db(path, devices, target, interval, 5.0)
+    if prepared is not None:
+        prepared(path)
     system = System(workdir, nats_url, url, sampler, extra_env=env)
     try:
         system.start()
