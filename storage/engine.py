@@ -3,10 +3,17 @@ for many hosts; and the session factory over it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
@@ -43,3 +50,14 @@ def make_engine(settings: Settings) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def connected(bind: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """``bind`` itself when it is a connection (several reads on one), else a connection
+    of the engine for the block."""
+    if isinstance(bind, AsyncConnection):
+        yield bind
+        return
+    async with bind.connect() as conn:
+        yield conn

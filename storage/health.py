@@ -2,29 +2,35 @@
 
 Each device's health is one row whose ``revision`` is compared and swapped on every
 write, so each change of state is decided once, at the database.  The health itself is
-JSON here (``jobs.probe.health`` turns it into the pure machine's ``Health``): storage
-knows nothing of states.
+JSON text here (``jobs.probe.health`` encodes and decodes the pure machine's ``Health``):
+storage knows nothing of states.
 
 A write takes the rows it changes first: on SQLite the write lock of the database
 (:func:`take_write_lock`; in the check writer's transaction its INSERT already holds
-it), on PostgreSQL the health rows (:func:`read_rows` with ``lock``, ``FOR UPDATE``);
-so no other writer can move a revision between the read and the compare-and-swap.  The
-compare-and-swap stays as the guard: a miss raises :class:`storage.writer.RetryBatch`,
-the transaction is rolled back and the whole unit of work done again from fresh reads.
+it, so the hook skips it), on PostgreSQL the health rows (:func:`read_rows` with
+``lock``, ``FOR UPDATE``); so no other writer can move a revision between the read and
+the compare-and-swap.  The compare-and-swap stays as the guard: a miss raises
+:class:`storage.writer.RetryBatch`, the transaction is rolled back and the whole unit of
+work done again from fresh reads.  A batch costs a few statements whatever its size:
+one read (chunks of :data:`CHUNK` devices), one executemany of the compare-and-swap,
+and, when something changed, one insert of the state changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, Table, bindparam, insert, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Device, DeviceHealth, StateChange
-from storage.types import utcnow
+from storage.types import driver_time, utcnow
 from storage.writer import RetryBatch, insert_ignore
 
 DEVICES: Table = Device.__table__  # type: ignore[attr-defined]
@@ -49,19 +55,19 @@ class HealthRow:
     failure_threshold: int
     success_threshold: int
     revision: int | None
-    health: dict[str, Any] | None
+    health: str | None  # JSON text
 
 
 @dataclass(frozen=True, slots=True)
 class HealthWrite:
-    """A new health for a device whose row had ``old_revision``."""
+    """A new health (JSON text) for a device whose row had ``old_revision``."""
 
     device_id: int
     old_revision: int
     revision: int
     state: str
     since: datetime
-    health: dict[str, Any]
+    health: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +175,7 @@ async def read_rows(
 
 async def retry_rows(
     conn: AsyncConnection, device_ids: Sequence[int] | None = None
-) -> list[tuple[int, int, dict[str, Any]]]:
+) -> list[tuple[int, int, str]]:
     """``(device_id, retry_interval_seconds, health)`` of the devices that have a retry
     interval and a health row (among ``device_ids``, or all)."""
     d, h = DEVICES.c, HEALTH.c
@@ -181,6 +187,36 @@ async def retry_rows(
     return [tuple(r) for r in await _rows_among(conn, stmt, device_ids)]  # type: ignore[misc]
 
 
+# The compare-and-swap's parameters, in the order of HealthWrite's fields, then the time.
+_SWAP_KEYS = ("device_id", "old_revision", "revision", "state", "since", "health", "now")
+
+
+@functools.cache
+def _swap_statement(dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
+    """The compare-and-swap compiled once for ``dialect``, and a getter of its positional
+    parameters from a dict of :data:`_SWAP_KEYS`: run as the driver's executemany of
+    tuples, without SQLAlchemy's per-row parameter processing."""
+    h = HEALTH.c
+    stmt = (
+        update(HEALTH)
+        .where(
+            h.device_id == bindparam("device_id", type_=h.device_id.type),
+            h.revision == bindparam("old_revision", type_=h.revision.type),
+        )
+        .values(
+            revision=bindparam("revision", type_=h.revision.type),
+            state=bindparam("state", type_=h.state.type),
+            since=bindparam("since", type_=h.since.type),
+            health=bindparam("health", type_=h.health.type),
+            updated_at=bindparam("now", type_=h.updated_at.type),
+        )
+    )
+    compiled = stmt.compile(dialect=dialect)
+    order = compiled.positiontup or ()
+    assert set(order) == set(_SWAP_KEYS), order
+    return str(compiled), operator.itemgetter(*order)
+
+
 async def swap(conn: AsyncConnection, writes: Sequence[HealthWrite]) -> None:
     """Compare-and-swap each device's health (``WHERE revision = old``), one executemany.
 
@@ -188,35 +224,25 @@ async def swap(conn: AsyncConnection, writes: Sequence[HealthWrite]) -> None:
     asked (another writer moved a revision; cannot happen under the locks taken above)."""
     if not writes:
         return
-    stmt = (
-        update(HEALTH)
-        .where(
-            HEALTH.c.device_id == bindparam("b_device_id"),
-            HEALTH.c.revision == bindparam("b_old_revision"),
-        )
-        .values(
-            revision=bindparam("b_revision"),
-            state=bindparam("b_state"),
-            since=bindparam("b_since"),
-            health=bindparam("b_health"),
-            updated_at=bindparam("b_updated_at"),
-        )
-    )
-    now = utcnow()
+    dialect = conn.dialect
+    sql, values = _swap_statement(dialect)
+    now = driver_time(dialect, utcnow())
     params = [
-        {
-            "b_device_id": w.device_id,
-            "b_old_revision": w.old_revision,
-            "b_revision": w.revision,
-            "b_state": w.state,
-            "b_since": w.since,
-            "b_health": w.health,
-            "b_updated_at": now,
-        }
+        values(
+            {
+                "device_id": w.device_id,
+                "old_revision": w.old_revision,
+                "revision": w.revision,
+                "state": w.state,
+                "since": driver_time(dialect, w.since),
+                "health": w.health,
+                "now": now,
+            }
+        )
         for w in writes
     ]
-    result = await conn.execute(stmt, params)
-    sane = len(params) == 1 or conn.dialect.supports_sane_multi_rowcount
+    result = await conn.exec_driver_sql(sql, params)
+    sane = len(params) == 1 or dialect.supports_sane_multi_rowcount
     if sane and result.rowcount != len(params):
         raise RetryBatch(
             f"device_health compare-and-swap missed: {result.rowcount} of {len(params)} rows"

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from storage.types import UTCDateTime, utcnow
+from storage.types import JSONText, UTCDateTime, utcnow
 
 
 class Device(SQLModel, table=True):
@@ -121,8 +121,9 @@ class CheckResult(SQLModel, table=True):
 
 class DeviceHealth(SQLModel, table=True):
     """A device's current health, one row per device: ``health`` is the pure state
-    machine's record (jobs.probe.state.Health as JSON); ``revision`` is compared and
-    swapped on every update, so each change of state is decided once, at the database."""
+    machine's record (jobs.probe.state.Health as JSON text, encoded and decoded by
+    jobs.probe.health); ``revision`` is compared and swapped on every update, so each
+    change of state is decided once, at the database."""
 
     __tablename__ = "device_health"
 
@@ -130,7 +131,7 @@ class DeviceHealth(SQLModel, table=True):
     state: str = Field(max_length=10)
     since: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     revision: int = Field(default=0)
-    health: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    health: str = Field(sa_column=Column(JSONText, nullable=False))
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

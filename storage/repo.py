@@ -9,10 +9,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, delete, func, insert, literal
 from sqlalchemy import select as core_select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.engine import connected
 from storage.models import CheckResult, CheckRollup, Device, DeviceHealth, StateChange
 from storage.rollups import rollups_hook
 from storage.types import utcnow
@@ -172,7 +173,10 @@ PROBE_FIELDS = (
 
 
 async def probe_fields(
-    engine: AsyncEngine, *, ids: Sequence[int] | None = None, active_only: bool = False
+    bind: AsyncEngine | AsyncConnection,
+    *,
+    ids: Sequence[int] | None = None,
+    active_only: bool = False,
 ) -> list[Row[Any]]:
     """:data:`PROBE_FIELDS` of the devices among ``ids`` (all
     when None), by id, through Core: what a probe job needs, without building an ORM
@@ -182,7 +186,7 @@ async def probe_fields(
     stmt = core_select(*(table.c[name] for name in PROBE_FIELDS)).order_by(table.c.id)
     if active_only:
         stmt = stmt.where(table.c.is_active.is_(True))
-    async with engine.connect() as conn:
+    async with connected(bind) as conn:
         if ids is None:
             return list((await conn.execute(stmt)).all())
         rows: list[Row[Any]] = []

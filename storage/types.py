@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 # The largest id a row can have (a signed 64-bit integer, PostgreSQL's BIGINT).
 MAX_ID = 2**63 - 1
+
+
+# How SQLAlchemy's SQLite DateTime stores a (UTC, naive) time.
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def utcnow() -> datetime:
@@ -56,3 +61,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
         return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def driver_time(dialect: Dialect, value: datetime) -> Any:
+    """An aware datetime as :class:`UTCDateTime` hands it to the driver (SQLite: UTC text;
+    PostgreSQL: the aware datetime), for statements run with ``exec_driver_sql``."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime refused: {value!r}")
+    if dialect.name == "sqlite":
+        return value.astimezone(UTC).strftime(SQLITE_TIME)
+    return value
+
+
+class JSONText(TypeDecorator[str]):
+    """A JSON document kept as text that its owner encodes and decodes (e.g. with
+    msgspec, straight to and from its own types): text in, text out.  A dict or list
+    given is encoded with ``json.dumps``, as SQLAlchemy's JSON type would have stored it."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.settings import Settings
 from storage.repo import probe_fields
@@ -172,12 +172,13 @@ def check_settings(row: Any) -> CheckSettings:
 
 
 async def load_specs(
-    engine: AsyncEngine,
+    bind: AsyncEngine | AsyncConnection,
     settings: Settings,
     *,
     ids: Sequence[int] | None = None,
     active_only: bool = False,
 ) -> dict[int, ProbeJobSpec]:
-    """The probe jobs of the devices among ``ids`` (all when None), by device id."""
-    rows = await probe_fields(engine, ids=ids, active_only=active_only)
+    """The probe jobs of the devices among ``ids`` (all when None), by device id; ``bind``
+    an engine or a connection already open."""
+    rows = await probe_fields(bind, ids=ids, active_only=active_only)
     return {row.id: spec_for(row, settings) for row in rows}

@@ -133,8 +133,10 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
     async def _load(self, ids: list[int] | None) -> dict[int, ProbeJobSpec]:
         """The specs, each at its retry interval while its health says so (the slots of
         that interval: every scheduler reads the same health, so their slots agree)."""
-        specs = await load_specs(self.engine, self.settings, ids=ids, active_only=True)
-        for device_id, retry in (await retry_intervals(self.engine, ids)).items():
+        async with self.engine.connect() as conn:  # one connection for both reads
+            specs = await load_specs(conn, self.settings, ids=ids, active_only=True)
+            retrying = await retry_intervals(conn, ids)
+        for device_id, retry in retrying.items():
             if device_id in specs:
                 specs[device_id] = replace(specs[device_id], interval=retry)
         return specs

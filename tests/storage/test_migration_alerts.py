@@ -44,7 +44,8 @@ async def test_0004_keeps_the_rows_of_0003_and_adds_the_alert_tables(tmp_path: P
         before = await schema_state(engine)
         assert before.current == ("0003",)
         await init_db(engine)
-        assert (await schema_state(engine)).current == ("0004",)
+        after = await schema_state(engine)
+        assert after.current == (after.head,)  # 0004, and what came after it
         async with session_factory(engine)() as session:
             device = await session.get(Device, 3)
             change = await session.get(StateChange, 8)

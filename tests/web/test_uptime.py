@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, event, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobs.probe.health import HEALTH
+from jobs.probe.health import encode_health
 from jobs.probe.state import Health, State
 from storage.models import DeviceHealth, StateChange
 from storage.types import utcnow
@@ -57,7 +57,7 @@ async def add_changes(
             update(DeviceHealth.__table__)  # type: ignore[attr-defined]
             .where(DeviceHealth.device_id == device_id)
             .values(state=last, since=now - last_ago, revision=len(changes),
-                    health=HEALTH.dump_python(health, mode="json"))
+                    health=encode_health(health))
         )  # fmt: skip
 
 

@@ -380,3 +380,72 @@ async def test_a_failing_device_is_scheduled_at_its_retry_interval_until_down(
         finally:
             await scheduler.stop()
             await nc.close()
+
+
+async def statements_of_a_batch(engine: AsyncEngine, devices: int) -> list[str]:
+    """The SQL statements (their first words) of one batch of results, one per device,
+    for devices that have their health row already, through the writer with both hooks
+    (the health hook and the rollups hook, as jobs/worker.py builds it)."""
+    from sqlalchemy import event
+
+    from storage.rollups import rollups_hook
+
+    ids = [await add_device(engine) for _ in range(devices)]
+    tracker = HealthTracker()
+    table = CheckResult.__table__  # type: ignore[attr-defined]
+    writer = BatchWriter(
+        engine, table, "run_key", flush_ms=20, after_insert=[tracker.after_insert, rollups_hook]
+    )
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()[:3]))
+
+    try:
+        # Every device's first result (their health rows made, unknown -> up) ...
+        await asyncio.gather(*(writer.write(check(i, 0, True)) for i in ids))
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        # ... then one batch that changes no state: what every later batch costs.
+        await asyncio.gather(*(writer.write(check(i, 1, True)) for i in ids))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        await writer.close()
+    assert writer.batches_written == 2 and writer.rows_written == 2 * devices
+    async with engine.connect() as conn:
+        revisions = (
+            await conn.execute(select(DeviceHealth.__table__.c.revision))  # type: ignore[attr-defined]
+        ).scalars()
+        assert set(revisions) == {2}  # both results folded into every device's health
+    return seen
+
+
+async def test_a_batch_costs_a_few_statements_whatever_its_size(engine: AsyncEngine) -> None:
+    """SQLite: the results' insert (its write lock held from there on), one read of the
+    batch's health rows, one executemany of the compare-and-swap, one of the rollups: no
+    statement per row, and none to take the write lock the insert already holds."""
+    seen = await statements_of_a_batch(engine, 150)
+    assert seen == [
+        "INSERT INTO check_results",
+        "SELECT devices.id, devices.is_active,",
+        "UPDATE device_health SET",
+        "INSERT INTO check_rollups",
+    ]
+
+
+@pytest.mark.postgres
+async def test_a_batch_on_postgresql_reads_its_health_rows_once() -> None:
+    """PostgreSQL: the health rows are read once, locked (FOR UPDATE), when every device
+    of the batch has its row."""
+    async with empty_database() as url:
+        pg = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
+        try:
+            await init_db(pg)
+            seen = await statements_of_a_batch(pg, 150)
+        finally:
+            await pg.dispose()
+    assert seen == [
+        "INSERT INTO check_results",
+        "SELECT devices.id, devices.is_active,",
+        "UPDATE device_health SET",
+        "INSERT INTO check_rollups",
+    ]
