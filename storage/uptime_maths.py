@@ -85,15 +85,16 @@ def outcome_of(row: Mapping[str, Any]) -> str:
     return "up" if row["status_up"] else "down"
 
 
+# A rollup row before anything is added (copied: cheaper than building it per key).
+_ZEROS: dict[str, Any] = {
+    **dict.fromkeys(SUM_COLUMNS, 0),
+    "latency_sum_ms": 0.0,
+    "latency_max_ms": 0.0,
+}
+
+
 def _empty(device_id: int, period: str, start: datetime) -> dict[str, Any]:
-    return {
-        "device_id": device_id,
-        "period": period,
-        "start": start,
-        **dict.fromkeys(SUM_COLUMNS, 0),
-        "latency_sum_ms": 0.0,
-        "latency_max_ms": 0.0,
-    }
+    return {"device_id": device_id, "period": period, "start": start, **_ZEROS}
 
 
 def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -104,7 +105,8 @@ def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ``in_maintenance`` (left out of up/degraded/down and of latency), any other in its
     outcome and, when it has a latency, in the histogram."""
     # Hours first (one dict lookup per row: this runs for every stored result), then
-    # each day as the sum of its hours.
+    # each day as the sum of its hours (a copy of the first: a batch mostly holds one
+    # hour of a device).
     hours: dict[tuple[int, float], dict[str, Any]] = {}
     for row in rows:
         ts = row["checked_at"].timestamp()
@@ -123,7 +125,7 @@ def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             acc["latency_count"] += 1
             acc["latency_sum_ms"] += latency
             acc["latency_max_ms"] = max(acc["latency_max_ms"], latency)
-            acc[bucket_column(latency)] += 1
+            acc[BUCKET_COLUMNS[bisect.bisect_left(LATENCY_BUCKETS_MS, latency)]] += 1
     sums: dict[tuple[int, str, datetime], dict[str, Any]] = {}
     for (device_id, hour_ts), acc in hours.items():
         acc["start"] = start = datetime.fromtimestamp(hour_ts, UTC)
@@ -131,7 +133,8 @@ def rollup_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         day_key = (device_id, "d", start.replace(hour=0))
         day = sums.get(day_key)
         if day is None:
-            day = sums[day_key] = _empty(device_id, "d", day_key[2])
+            sums[day_key] = {**acc, "period": "d", "start": day_key[2]}
+            continue
         for column in SUM_COLUMNS:
             day[column] += acc[column]
         day["latency_max_ms"] = max(day["latency_max_ms"], acc["latency_max_ms"])
