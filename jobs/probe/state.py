@@ -109,7 +109,7 @@ class Health:
     """A device's stored health (one row): the current tally, the window of recent
     results with the tally before it (``base``), and ``revision`` for compare-and-swap.
     ``floor``: results at or before it no longer count (folded out, or before a reset).
-    ``pydantic.TypeAdapter(Health)`` turns it into JSON and back."""
+    It is stored as JSON text by :mod:`jobs.probe.health` (msgspec, ``encode_health``)."""
 
     state: State
     since: datetime

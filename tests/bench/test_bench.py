@@ -15,7 +15,7 @@ from tests.processes import ROOT
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) -> None:
     pytest.importorskip("psutil", reason="the bench extra is not installed")
     out = subprocess.run(
@@ -23,7 +23,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=220,
+        timeout=400,
         check=False,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -36,6 +36,8 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
         "steady",
         "footprint",
         "uptime",
+        "storepath",
+        "conditions",
         "targets",
     }
     assert {"rps", "p99_ms"} <= set(result["raw"][result["http_engine"]])
@@ -52,4 +54,17 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     uptime = result["uptime"]
     assert uptime["results"] == uptime["devices"] * uptime["days"] * 288
     assert {"p50", "p99", "max"} <= set(uptime["uptime_ms"]) and uptime["rollup_rows"] > 0
+    storepath = result["storepath"]
+    assert set(storepath["configs"]) == {"none", "rollups", "health", "health+rollups"}
+    for config in storepath["configs"].values():  # every result stored once, in every config
+        assert config["stored"] == storepath["devices"] * storepath["rounds"]
+        assert {"first_cpu_us_per_row", "cpu_us_per_row"} <= set(config)
+    ab = result["conditions"]
+    for name in ("plain", "conditions"):
+        assert ab[name]["stored"] == ab[name]["events"] == ab[name]["devices"] == ab["devices"]
+    assert {"ratio", "runs_ratio"} <= set(ab)
+    assert {"missed", "duplicates", "lateness_ms"} <= set(ab["steady"])
+    assert ab["steady"]["device_fields"]["conditions"]
     assert all({"target", "value", "met"} <= set(t) for t in result["targets"])
+    names = {t["target"] for t in result["targets"]}
+    assert "saturation with conditions and thresholds / plain devices (%)" in names
