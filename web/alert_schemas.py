@@ -26,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from jobs.alerts.senders import MASK, check_apprise_url, mask_url
+from core.secrets import MASK
+from jobs.alerts.senders import check_apprise_url, mask_url
 from jobs.alerts.templates import SAMPLE, TemplateProblem, render_template
 from jobs.scheduling.cron import ScheduleError, cron_trigger
 from jobs.scheduling.windows import MODES, zone

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import apprise
 import httpx
 
+from core.secrets import MASK
 from storage.alert_models import Channel
 
 # Apprise logs the URLs it cannot parse, tokens and passwords included: its records are
@@ -25,7 +26,6 @@ logging.getLogger("apprise").addFilter(lambda record: False)
 
 SIGNATURE_HEADER = "X-Fleetprobe-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-MASK = "***"
 ANSWER_MAX = 500
 
 
