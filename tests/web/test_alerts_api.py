@@ -75,6 +75,11 @@ async def test_a_channel_is_created_read_changed_and_deleted_with_secrets_masked
         ("/maintenance", {"name": "w", "start": "2026-12-01T00:00:00Z", "duration": 60,
                           "mode": "nap"}, ["body", "mode"]),
         ("/maintenance", {"name": "w", "duration": 60}, ["body"]),
+        # its end would be past the last time there is: a 422, not a 500 later
+        ("/maintenance", {"name": "w", "start": "9999-12-31T00:00:00Z", "duration": 60},
+         ["body", "start"]),
+        ("/maintenance", {"name": "w", "start": "9999-12-31T23:59:00-23:59", "duration": 60},
+         ["body", "start"]),
     ],
 )  # fmt: skip
 async def test_bad_input_is_a_422_naming_the_field(
