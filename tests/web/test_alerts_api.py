@@ -144,6 +144,22 @@ async def test_the_channel_test_answers_what_the_receiver_said(web: WebApp) -> N
     assert got.headers["authorization"] == "Bearer tok"
 
 
+async def test_the_channel_test_of_an_apprise_channel_goes_the_delivery_way(web: WebApp) -> None:
+    # Apprise's json:// POSTs {"title", "message", ...} to a host: the local receiver.
+    with receiver(plan=[200, 500]) as rx:
+        url = "json://" + rx.url.removeprefix("http://")
+        created = await web.client.post("/channels", json={"name": "j", "kind": "apprise",
+                                                           "url": url})  # fmt: skip
+        assert created.status_code == 201, created.text
+        test = f"/channels/{created.json()['id']}/test"
+        ok = (await web.client.post(test)).json()
+        refused = (await web.client.post(test)).json()
+    assert (ok["ok"], ok["error"]) == (True, None)
+    assert (refused["ok"], refused["error"]) == (False, "Apprise reported a failed send")
+    first = rx.requests[0].body
+    assert "test message" in first["message"] and first["title"]
+
+
 async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngine) -> None:
     from storage.alert_repo import record_notifications
 
