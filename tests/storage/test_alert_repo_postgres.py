@@ -22,7 +22,7 @@ from jobs.alerts.job import NotifyJob
 from jobs.alerts.task import AlertParts, deliver
 from jobs.scheduling.calendar import load_windows
 from jobs.worker import runtime_of
-from storage import alert_repo
+from storage import alert_repo, repo
 from storage.alert_models import MaintenanceWindow
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult
@@ -231,3 +231,29 @@ async def test_a_redelivered_notification_is_sent_and_recorded_once_on_postgresq
                 assert sum(e["type"] == "notification.sent" for e in events) == 1
         finally:
             await engine.dispose()
+
+
+async def test_deleting_a_device_takes_its_notifications_and_window_entries_on_postgresql(
+    pg: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    engine, _ = pg
+    kept, doomed = await add_device(engine, name="kept"), await add_device(engine, name="doomed")
+    channel = await add_channel(engine, "https://hooks.example.org/x")
+    rows = []
+    for device in (kept, doomed):
+        change = await add_change(engine, device, 1, "up", "down")
+        rows.append(ledger_row(device, channel, change.id))
+    assert await alert_repo.record_notifications(engine, rows) == 2
+    async with session_factory(engine)() as session:
+        session.add(MaintenanceWindow(name="both", device_ids=[kept, doomed], cron="0 2 * * 0",
+                                      duration_seconds=60, mode="suppress_alerts"))  # fmt: skip
+        await session.commit()
+        device = await repo.get_device(session, doomed)
+        assert device is not None
+        await repo.delete_device(session, device)
+    async with session_factory(engine)() as session:
+        left = await alert_repo.list_notifications(
+            session, device_id=None, channel_id=None, status=None, limit=10, before_id=None
+        )
+        [window] = await alert_repo.list_windows(session)
+    assert [r.device_id for r in left] == [kept] and window.device_ids == [kept]

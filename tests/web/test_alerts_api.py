@@ -183,6 +183,44 @@ async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngi
     )
 
 
+async def test_a_deleted_device_takes_its_notifications_and_leaves_its_windows(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    from storage.alert_repo import record_notifications
+
+    kept = await add_device(engine, name="kept")
+    doomed = await add_device(engine, name="doomed")  # the highest id: SQLite reuses it
+    channel = (await web.client.post("/channels", json=HOOK)).json()["id"]
+    rows = []
+    for device in (kept, doomed):
+        change = await add_change(engine, device, 1, "up", "down")
+        rows.append({"device_id": device, "channel_id": channel, "state_change_id": change.id,
+                     "reminder": 0, "status": "sent"})  # fmt: skip
+    await record_notifications(engine, rows)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await web.client.post(f"/devices/{doomed}/snooze", json={"until": until})).is_success
+    windows = []
+    for ids in ([kept, doomed], [doomed], None):
+        body = {"name": "w", "cron": "0 2 * * 0", "duration": 60, "device_ids": ids}
+        windows.append((await web.client.post("/maintenance", json=body)).json()["id"])
+
+    assert (await web.client.delete(f"/devices/{doomed}")).status_code == 204
+    notes = (await web.client.get("/notifications")).json()
+    assert [n["device_id"] for n in notes] == [kept]  # the other device's history stays
+    assert (await web.client.get(f"/devices/{doomed}/state-changes")).status_code == 404
+    devices_of = {w["id"]: w["device_ids"] for w in (await web.client.get("/maintenance")).json()}
+    # Left with no device, a window covers none (not every device, which null means).
+    assert [devices_of[w] for w in windows] == [[kept], [], None]
+
+    # A new device given the same id starts clean: no history, no window, no snooze.
+    reborn = await web.client.post(
+        "/devices", json={"name": "new", "address": "http://127.0.0.1:9/"}
+    )
+    assert reborn.json()["id"] == doomed and reborn.json()["snoozed_until"] is None
+    mine = (await web.client.get("/notifications", params={"device_id": doomed})).json()
+    assert mine == []
+
+
 async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: AsyncEngine) -> None:
     from web.errors import RequestInvalid
 
