@@ -142,6 +142,8 @@ async def test_the_channel_test_answers_what_the_receiver_said(web: WebApp) -> N
         "sha256="
     )
     assert got.headers["authorization"] == "Bearer tok"
+    # The test message names no address (it has none), rather than "None".
+    assert got.body["text"].startswith("test is down since ") and "None" not in got.body["text"]
 
 
 async def test_the_channel_test_of_an_apprise_channel_goes_the_delivery_way(web: WebApp) -> None:
