@@ -110,12 +110,12 @@ async def update_channel(call: Call[ChannelUpdate, NoQuery]) -> Response:
 
 
 async def delete_channel(call: Call[NoBody, NoQuery]) -> Response:
-    """Delete the channel (its notifications stay in the history)."""
+    """Delete the channel (its notifications stay in the history); devices that named it
+    in ``channel_ids`` no longer do."""
     async with session_factory(services_of(call.request).engine)() as session:
         row = await channel_or_404(session, call.path["channel_id"])
-        await session.delete(row)
-        await session.commit()
-    log.info("channel deleted id=%d", call.path["channel_id"])
+        devices = await alert_repo.delete_channel(session, row)
+    log.info("channel deleted id=%d devices=%d", call.path["channel_id"], devices)
     return respond(None, 204)
 
 

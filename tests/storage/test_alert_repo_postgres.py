@@ -23,7 +23,7 @@ from jobs.alerts.task import AlertParts, deliver
 from jobs.scheduling.calendar import load_windows
 from jobs.worker import runtime_of
 from storage import alert_repo, repo
-from storage.alert_models import MaintenanceWindow
+from storage.alert_models import Channel, MaintenanceWindow
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult
 from storage.types import utcnow
@@ -257,3 +257,22 @@ async def test_deleting_a_device_takes_its_notifications_and_window_entries_on_p
         )
         [window] = await alert_repo.list_windows(session)
     assert [r.device_id for r in left] == [kept] and window.device_ids == [kept]
+
+
+async def test_deleting_a_channel_takes_it_out_of_devices_channel_ids_on_postgresql(
+    pg: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    engine, _ = pg
+    kept = await add_channel(engine, "https://hooks.example.org/x")
+    doomed = await add_channel(engine, "https://hooks.example.org/y")
+    both = await add_device(engine, name="both", channel_ids=[kept, doomed])
+    only = await add_device(engine, name="only", channel_ids=[doomed])
+    default = await add_device(engine, name="default")
+    async with session_factory(engine)() as session:
+        channel = await session.get(Channel, doomed)
+        assert channel is not None
+        assert await alert_repo.delete_channel(session, channel) == 2
+    async with session_factory(engine)() as session:
+        left = {d: (await repo.get_device(session, d)) for d in (both, only, default)}
+    assert {d: row.channel_ids for d, row in left.items() if row} == {
+        both: [kept], only: [], default: None}  # fmt: skip

@@ -223,6 +223,26 @@ async def test_a_deleted_device_takes_its_notifications_and_leaves_its_windows(
     assert mine == []
 
 
+async def test_a_deleted_channel_leaves_the_devices_that_named_it(web: WebApp) -> None:
+    kept = (await web.client.post("/channels", json=HOOK)).json()["id"]
+    doomed = (await web.client.post("/channels", json=HOOK)).json()["id"]  # the highest id
+    both, only = [
+        (await web.client.post("/devices", json={"name": name, "address": "http://127.0.0.1:9/",
+                                                 "channel_ids": ids})).json()["id"]
+        for name, ids in (("both", [kept, doomed]), ("only", [doomed]))
+    ]  # fmt: skip
+    assert (await web.client.delete(f"/channels/{doomed}")).status_code == 204
+
+    async def channel_ids(device: int) -> Any:
+        return (await web.client.get(f"/devices/{device}")).json()["channel_ids"]
+
+    # Left with none, a device notifies no channel (null would mean the default ones).
+    assert (await channel_ids(both), await channel_ids(only)) == ([kept], [])
+    # A new channel given the same id (SQLite reuses it) is not chosen by either device.
+    assert (await web.client.post("/channels", json=HOOK)).json()["id"] == doomed
+    assert (await channel_ids(both), await channel_ids(only)) == ([kept], [])
+
+
 async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: AsyncEngine) -> None:
     from web.errors import RequestInvalid
 
