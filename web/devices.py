@@ -195,7 +195,8 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
 
 
 async def delete_device(call: Call[NoBody, NoQuery]) -> Response:
-    """Delete the device and its check history."""
+    """Delete the device and all its history (checks, uptime, state changes,
+    notifications); it leaves the maintenance windows that named it."""
     services = services_of(call.request)
     async with session_factory(services.engine)() as session:
         row = await device_or_404(session, call.path["device_id"])
