@@ -125,7 +125,7 @@ def summarise_tree(path: Path, top: int = 12) -> str:
         total += count
         frames = stack.split(";")
         process = "?"
-        if frames[0].startswith("process "):
+        while frames and frames[0].startswith("process "):  # parent;child;grandchild
             process = _process_label(frames.pop(0))
         short = [_short(f) for f in frames]
         main = not any(f.startswith("Thread._bootstrap ") for f in short)
@@ -151,7 +151,7 @@ def _process_label(frame: str) -> str:
     pid = frame.split(":", 1)[0].removeprefix("process ")
     command = frame.partition(":")[2]
     if "taskiq" in command:
-        return f"taskiq worker (pid {pid})"
+        return f"taskiq worker (pid {pid})"  # the worker child (its parent only waits)
     if "scheduler.py" in command:
         return f"scheduler.py (pid {pid})"
     return f"pid {pid}"
