@@ -98,6 +98,11 @@ BUCKETS = (
 )
 
 
+# Leaf frames that are a thread blocked in a C wait py-spy does not see as idle:
+# aiosqlite's connection thread in ``tx.get()`` between statements.
+IDLE_LEAVES = ("_connection_worker_thread (aiosqlite/core.py)",)
+
+
 def _bucket(frame: str) -> str:
     where = frame.rpartition(" (")[2]
     for name, prefixes in BUCKETS:
@@ -109,8 +114,9 @@ def _bucket(frame: str) -> str:
 def summarise_tree(path: Path, top: int = 12) -> str:
     """A py-spy ``--subprocesses`` recording, per process and thread: the share of samples
     of each, where the event-loop threads' own samples go (by library), and their hottest
-    frames.  Threads other than the main one (aiosqlite's, which runs every statement and
-    waits for SQLite's fsync) are shown apart: their samples include waiting on I/O."""
+    frames.  Threads other than the main one are shown apart: aiosqlite's runs every
+    statement (and waits for SQLite's fsync there) and otherwise waits for work, which
+    py-spy counts as running (told apart here by its leaf frame)."""
     if not path.exists():
         return f"(no profile at {path})"
     threads: Counter[tuple[str, str]] = Counter()
@@ -129,7 +135,13 @@ def summarise_tree(path: Path, top: int = 12) -> str:
             process = _process_label(frames.pop(0))
         short = [_short(f) for f in frames]
         main = not any(f.startswith("Thread._bootstrap ") for f in short)
-        threads[(process, "main thread" if main else "other threads")] += count
+        if main:
+            kind = "main thread"
+        elif short and short[-1].startswith(IDLE_LEAVES):
+            kind = "aiosqlite's thread (mostly waiting for work, which py-spy counts)"
+        else:
+            kind = "other threads (SQLite statements, ...)"
+        threads[(process, kind)] += count
         if main and short:
             buckets.setdefault(process, Counter())[_bucket(short[-1])] += count
             own.setdefault(process, Counter())[short[-1]] += count
