@@ -1,6 +1,6 @@
 """``/devices/{id}/uptime`` (uptime, latency over trailing windows) and ``/status`` (every
-device's state, newest result and 24-hour uptime: what dashboards poll), both read from
-state changes and rollups (:mod:`storage.uptime`)."""
+device's state, newest result, 24-hour and 30-day uptime: what dashboards poll), both read
+from state changes and rollups (:mod:`storage.uptime`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from web.errors import ApiError
 from web.services import services_of
 from web.uptime_schemas import DeviceStatus, DeviceUptime, StatusQuery, UptimeQuery, WindowUptime
 
-DAY = parse_windows("24h")[0]
+DAY, MONTH = parse_windows("24h,30d")
 
 
 async def get_uptime(call: Call[NoBody, UptimeQuery]) -> Response:
@@ -38,13 +38,14 @@ async def get_uptime(call: Call[NoBody, UptimeQuery]) -> Response:
 
 async def get_status(call: Call[NoBody, StatusQuery]) -> Response:
     """Every device (by id; ``limit``/``offset`` page): state, since, newest result and
-    uptime over the last 24 hours."""
+    uptime over the last 24 hours and the last 30 days."""
     rows = await device_statuses(
         services_of(call.request).engine,
         utcnow(),
         limit=call.query.limit,
         offset=call.query.offset,
         day=DAY,
+        month=MONTH,
     )
     return respond([DeviceStatus.model_validate(r) for r in rows])
 
@@ -65,7 +66,7 @@ ENDPOINTS: list[AnyEndpoint] = [
         get_status,
         query=StatusQuery,
         tags=("uptime",),
-        summary="Every device's state, newest result and 24-hour uptime",
+        summary="Every device's state, newest result, 24-hour and 30-day uptime",
         responses={200: Reply("One item per device, by id", list[DeviceStatus])},
     ),
 ]

@@ -72,3 +72,4 @@ class DeviceStatus(BaseModel):
     since: datetime | None = Field(description="when the device entered its state")
     last_check: LastCheck | None = Field(description="the newest stored result")
     uptime_24h: float | None = Field(description="uptime percent over the last 24 hours")
+    uptime_30d: float | None = Field(description="uptime percent over the last 30 days")

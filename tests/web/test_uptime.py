@@ -164,6 +164,8 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
     assert first["last_check"]["outcome"] == "up" and first["last_check"]["latency_ms"] == 7.5
     assert first["last_check"]["status_up"] is True and first["last_check"]["checked_at"]
     assert abs(first["uptime_24h"] - 25.0) < 0.01  # down until 6 hours ago
+    # over 30 days: unknown until the first change 30 hours ago, down 24 h, up 6 h
+    assert abs(first["uptime_30d"] - 20.0) < 0.01
     # unknown since it was created (its health row; one failure is below the threshold)
     assert second["state"] == "unknown" and second["since"] is not None
     assert second["last_check"] == {
@@ -172,7 +174,7 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
         "status_up": False,
         "latency_ms": None,
     }
-    assert second["uptime_24h"] is None
+    assert second["uptime_24h"] is None and second["uptime_30d"] is None
     assert third["last_check"] is None and third["state"] == "unknown"
     assert fourth["state"] == "paused"
 
