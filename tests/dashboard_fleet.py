@@ -1,0 +1,236 @@
+"""A dashboard with 1,000 devices: the devices written straight into the database, a burst
+of live events published on the events subject, and a MutationObserver that says which
+rows of the table the burst wrote to.  Used by ``tests/system/test_dashboard_fleet.py``
+and, as a script, to measure the page: ``python -m tests.dashboard_fleet`` (prints the
+figures written into docs/performance.md; needs ``chromium`` on PATH)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+from playwright.sync_api import Page, expect
+
+from jobs.events import CHECK_CREATED, DEVICE_STATE_CHANGED, EventPublisher
+from tests.browser import chromium
+from tests.processes import Fleetprobe
+
+FLEET = 1000
+CHECKS = re.compile(r"/devices/\d+/checks\?")
+FINAL_MS = 777.0  # the latency of each touched device's last event in a burst
+
+# Installs the observer: every <tr> remembered, every mutation under the table body
+# mapped to its row; the body's own child list changing means rows came or went.
+OBSERVE = """() => {
+  const tbody = document.querySelector("#devices tbody");
+  const seen = { rows: [...tbody.children], touched: new Set(), bodyChanges: 0, mutations: 0,
+                 last: 0 };
+  const note = (list) => {
+    for (const m of list) {
+      seen.mutations += 1;
+      if (m.target === tbody) { seen.bodyChanges += 1; continue; }
+      const node = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+      const row = node && node.closest("tr");
+      if (row) seen.touched.add(Number(row.dataset.id));
+    }
+    seen.last = performance.now();
+  };
+  seen.observer = new MutationObserver(note);
+  seen.observer.observe(tbody, { subtree: true, childList: true, attributes: true,
+                                 characterData: true });
+  seen.flush = () => note(seen.observer.takeRecords());
+  window.__fleet = seen;
+}"""
+
+REPORT = """() => {
+  const seen = window.__fleet;
+  seen.flush();
+  seen.observer.disconnect();
+  const now = [...document.querySelector("#devices tbody").children];
+  return { touched: [...seen.touched].sort((a, b) => a - b), bodyChanges: seen.bodyChanges,
+           mutations: seen.mutations, rows: now.length,
+           sameRows: now.length === seen.rows.length && now.every((r, i) => r === seen.rows[i]),
+           last: seen.last };
+}"""
+
+# Every touched row shows its last event's latency (and the burst is drawn).
+APPLIED = """([ids, text]) => ids.every((id) => {
+  const cell = document.querySelector(`#devices tr[data-id="${id}"] [data-cell="latency"]`);
+  return cell && cell.textContent === text;
+})"""
+
+
+def _db_time(t: datetime) -> str:
+    # storage.types.UTCDateTime stores naive UTC in SQLite
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def insert_devices(db: Path, n: int = FLEET) -> list[int]:
+    """``n`` active devices (never probed: the server runs with --no-scheduler), created two
+    days ago, in one transaction; returns their ids."""
+    then = _db_time(datetime.now(UTC) - timedelta(days=2))
+    rows = [
+        (f"dev-{i:04d}", f"http://127.0.0.1:9/{i}", 1, 60, then, then, 3, 1, 1, 1, 0, 0)
+        for i in range(n)
+    ]
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO devices (name, address, is_active, interval_seconds, created_at,"
+            " updated_at, failure_threshold, success_threshold, follow_redirects, verify_tls,"
+            " reminder_every_minutes, public) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return [r[0] for r in conn.execute("SELECT id FROM devices ORDER BY id")]
+
+
+def insert_history(db: Path, device_id: int) -> None:
+    """Up since 10 days, down 12 hours ago, up again 6 hours ago: 75 % over 24 h,
+    97.5 % over 30 days (the 20 days before are unknown, not counted)."""
+    now = datetime.now(UTC)
+    changes = [("unknown", "up", timedelta(days=10)), ("up", "down", timedelta(hours=12)),
+               ("down", "up", timedelta(hours=6))]  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO state_changes (device_id, revision, from_state, to_state, at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                (device_id, i + 1, f, t, _db_time(now - ago))
+                for i, (f, t, ago) in enumerate(changes)
+            ],
+        )
+        conn.execute(
+            "INSERT INTO device_health (device_id, state, since, revision, health, updated_at)"
+            " VALUES (?, 'up', ?, 3, '{}', ?)",
+            (device_id, _db_time(now - timedelta(hours=6)), _db_time(now)),
+        )
+
+
+def burst(ids: list[int], per_device: int, down: list[int]) -> list[tuple[str, dict[str, Any]]]:
+    """``per_device`` check.created events for each of ``ids``, interleaved (the last one
+    of each at FINAL_MS), and a state change to down for each of ``down``."""
+    start = datetime.now(UTC)
+    events: list[tuple[str, dict[str, Any]]] = []
+    for k in range(per_device):
+        for device_id in ids:
+            at = start + timedelta(milliseconds=k)
+            latency = FINAL_MS if k == per_device - 1 else 10.0 + k
+            events.append(
+                (CHECK_CREATED, {
+                    "id": None, "device_id": device_id, "status_up": True, "outcome": "up",
+                    "latency_ms": latency, "checked_at": at.isoformat().replace("+00:00", "Z"),
+                    "run_key": f"burst-{start.timestamp()}-{device_id}-{k}",
+                })
+            )  # fmt: skip
+    for device_id in down:
+        events.append(
+            (DEVICE_STATE_CHANGED, {
+                "device_id": device_id, "from": "unknown", "to": "down",
+                "since": start.isoformat().replace("+00:00", "Z"), "cause": "burst",
+            })
+        )  # fmt: skip
+    return events
+
+
+def publish(nats_url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """The events on the events subject, as fleetprobe publishes them, back to back."""
+
+    async def run() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            publisher = EventPublisher(nc, "items.updates", "test-burst")
+            for kind, payload in events:
+                await publisher.publish(kind, payload)
+            await nc.flush()
+        finally:
+            await nc.drain()
+
+    # In a thread of its own: Playwright's sync API keeps an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(run())).result(timeout=60)
+
+
+def open_fleet(page: Page, fp: Fleetprobe, n: int) -> list[str]:
+    """The dashboard loaded with ``n`` rows, live, every device's recent checks answered;
+    returns the paths of the requests the page made."""
+    paths: list[str] = []
+    answered: list[str] = []
+    page.on("request", lambda r: paths.append(r.url.removeprefix(fp.url)))
+    page.on("requestfinished", lambda r: answered.append(r.url))
+    page.goto(fp.url + "/")
+    expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+    expect(page.locator("#devices tbody tr")).to_have_count(n, timeout=60_000)
+    deadline = time.monotonic() + 180
+    while sum(bool(CHECKS.search(url)) for url in answered) < n:
+        assert time.monotonic() < deadline, "the page did not load every device's checks"
+        page.wait_for_timeout(100)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    return paths
+
+
+def main() -> int:
+    """Figures: the first load of 1,000 devices, and bursts of live events."""
+    with tempfile.TemporaryDirectory(prefix="fleetprobe-fleet-") as tmp:
+        fp = Fleetprobe(Path(tmp), "--no-scheduler")
+        fp.start()
+        try:
+            ids = insert_devices(Path(tmp) / "monitoring.db")
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                # The moment each WebSocket message arrives, before the page handles it.
+                page.add_init_script(
+                    """(() => { const W = window.WebSocket; window.__arrivals = [];
+                    window.WebSocket = class extends W { constructor(...a) { super(...a);
+                      this.addEventListener("message", () => window.__arrivals.push(
+                        performance.now())); } }; })()"""
+                )
+                page.add_init_script(
+                    """(() => { window.__long = []; new PerformanceObserver((l) => {
+                      for (const e of l.getEntries()) window.__long.push(e.duration); })
+                      .observe({ type: "longtask", buffered: true }); })()"""
+                )
+                began = time.monotonic()
+                open_fleet(page, fp, len(ids))
+                load_s = time.monotonic() - began
+                print(f"first load, {len(ids)} devices (rows, /status, every sparkline): "
+                      f"{load_s:.1f} s")  # fmt: skip
+                for label, touched, per in (("100 devices x 10", ids[:100], 10),
+                                            ("1,000 devices x 1", ids, 1)):  # fmt: skip
+                    spans, longs = [], []
+                    for round_ in range(3):
+                        page.evaluate("() => { window.__arrivals = []; window.__long = []; }")
+                        page.evaluate(OBSERVE)
+                        events = burst(touched, per, [])
+                        # a new final latency each round, so that every round writes
+                        text = f"{FINAL_MS + round_:.0f} ms"
+                        for _, payload in events:
+                            if payload["latency_ms"] == FINAL_MS:
+                                payload["latency_ms"] = FINAL_MS + round_
+                        publish(fp.env["NATS_URL"], events)
+                        page.wait_for_function(APPLIED, arg=[touched, text], timeout=60_000)
+                        report = page.evaluate(REPORT)
+                        first = page.evaluate("() => window.__arrivals[0]")
+                        spans.append(report["last"] - first)
+                        longs.append(sum(page.evaluate("() => window.__long")))
+                    print(json.dumps({
+                        "burst": label, "events": len(touched) * per,
+                        "first_event_to_last_row_write_ms": round(statistics.median(spans)),
+                        "long_tasks_ms": round(statistics.median(longs)),
+                    }))  # fmt: skip
+        finally:
+            fp.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
