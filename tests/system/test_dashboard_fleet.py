@@ -16,7 +16,6 @@ from playwright.sync_api import expect
 
 from tests.browser import chromium, chromium_path
 from tests.dashboard_fleet import (
-    APPLIED,
     FINAL_MS,
     FLEET,
     OBSERVE,
@@ -26,6 +25,7 @@ from tests.dashboard_fleet import (
     insert_history,
     open_fleet,
     publish,
+    wait_applied,
 )
 from tests.processes import Fleetprobe
 
@@ -67,7 +67,7 @@ def test_a_burst_of_events_writes_only_the_rows_it_names_among_1000(
         down = touched[:20]
         page.evaluate(OBSERVE)
         publish(fleetprobe.env["NATS_URL"], burst(touched, 10, down))
-        page.wait_for_function(APPLIED, arg=[touched, f"{FINAL_MS:.0f} ms"], timeout=60_000)
+        wait_applied(page, touched, f"{FINAL_MS:.0f} ms")
         for device_id in down:
             expect(page.locator(f'#devices tr[data-id="{device_id}"] .state')).to_have_text("down")
         report = page.evaluate(REPORT)

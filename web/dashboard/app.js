@@ -27,24 +27,11 @@ const SPARK_POINTS = 30;
 const PAGE = 1000;
 // device id -> {device, checks (oldest first), health, uptime, uptimeKnown, drawn}
 const models = new Map();
-const rows = new Map(); // device id -> <tr>
+const rows = new Map(); // device id -> Row
 let windows = []; // the maintenance windows in force now: [{id, name, deviceIds, until}]
 let feats = null;
 
 const $ = (id) => document.getElementById(id);
-
-// Writes only what changed: a cell written with the text it already shows is not touched.
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
-
-function setAttr(node, name, value) {
-  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
-}
-
-function cell(row, name) {
-  return row.querySelector(`[data-cell="${name}"]`);
-}
 
 function stateOf(model) {
   if (!model.device.is_active) return { state: "paused", since: model.health?.since ?? model.device.updated_at };
@@ -57,79 +44,106 @@ function stateOf(model) {
   return { state, since };
 }
 
-function newRow(id) {
-  const row = document.createElement("tr");
-  row.dataset.id = String(id);
-  row.innerHTML = `
-    <td data-cell="name"><a class="name"></a><small class="address"></small></td>
-    <td data-cell="state"><span class="state"></span><small class="flags"></small></td>
-    <td data-cell="since"></td>
-    <td data-cell="latency"></td>
-    <td data-cell="spark"><svg class="spark" role="img" aria-label="recent latency"></svg></td>
-    <td data-cell="up24"></td>
-    <td data-cell="up30"></td>
-    <td data-cell="actions">
-      <button type="button" data-action="probe">Probe now</button>
-      <button type="button" data-action="edit">Edit</button>
-      <button type="button" data-action="pause"></button>
-      <button type="button" data-action="delete" class="danger">Delete</button>
-      <output class="probe-result"></output>
-    </td>`;
-  return row;
+// One row: its <tr>, the elements it writes to (found once) and what each last got, so
+// that a value written again is not written, and not even read back from the DOM.
+class Row {
+  constructor(id) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = String(id);
+    tr.innerHTML = `
+      <td data-cell="name"><a class="name"></a><small class="address"></small></td>
+      <td data-cell="state"><span class="state"></span><small class="flags"></small></td>
+      <td data-cell="since"></td>
+      <td data-cell="latency"></td>
+      <td data-cell="spark"><svg class="spark" role="img" aria-label="recent latency"></svg></td>
+      <td data-cell="up24"></td>
+      <td data-cell="up30"></td>
+      <td data-cell="actions">
+        <button type="button" data-action="probe">Probe now</button>
+        <button type="button" data-action="edit">Edit</button>
+        <button type="button" data-action="pause"></button>
+        <button type="button" data-action="delete" class="danger">Delete</button>
+        <output class="probe-result"></output>
+      </td>`;
+    const q = (selector) => tr.querySelector(selector);
+    this.tr = tr;
+    this.el = {
+      row: tr,
+      name: q(".name"),
+      address: q(".address"),
+      badge: q(".state"),
+      flags: q(".flags"),
+      since: q('[data-cell="since"]'),
+      latency: q('[data-cell="latency"]'),
+      spark: q("svg.spark"),
+      up24: q('[data-cell="up24"]'),
+      up30: q('[data-cell="up30"]'),
+      pause: q('[data-action="pause"]'),
+    };
+    this.last = {};
+  }
+
+  text(key, value) {
+    if (this.last[key] === value) return;
+    this.last[key] = value;
+    this.el[key].textContent = value;
+  }
+
+  attr(key, name, value) {
+    const k = `${key}@${name}`;
+    if (this.last[k] === value) return;
+    this.last[k] = value;
+    this.el[key].setAttribute(name, value);
+  }
 }
 
-function uptimeCell(td, value, available) {
+function uptimeCell(r, key, value, available) {
   const text = formatUptime(value);
-  setText(td, text ?? (available ? "—" : "n/a"));
-  if (td.classList.contains("muted") !== (text === null)) td.classList.toggle("muted", text === null);
-  setAttr(td, "title", available ? "" : "not available on this server");
+  r.text(key, text ?? (available ? "—" : "n/a"));
+  r.attr(key, "class", text === null ? "muted" : "");
+  r.attr(key, "title", available ? "" : "not available on this server");
 }
 
 function renderRow(id) {
   const model = models.get(id);
   if (!model) return;
-  let row = rows.get(id);
-  if (!row) {
-    row = newRow(id);
-    rows.set(id, row);
-    $("devices").tBodies[0].append(row);
+  let r = rows.get(id);
+  if (!r) {
+    r = new Row(id);
+    rows.set(id, r);
+    $("devices").tBodies[0].append(r.tr);
   }
   const { device } = model;
-  const name = cell(row, "name").querySelector("a");
-  setText(name, device.name);
-  setAttr(name, "href", `#/devices/${id}`);
-  setText(cell(row, "name").querySelector(".address"), device.address);
+  r.text("name", device.name);
+  r.attr("name", "href", `#/devices/${id}`);
+  r.text("address", device.address);
   const { state, since } = stateOf(model);
-  const badge = cell(row, "state").querySelector(".state");
-  setAttr(badge, "class", `state state-${state}`);
-  setText(badge, state);
-  setAttr(row, "data-state", state);
+  r.attr("badge", "class", `state state-${state}`);
+  r.text("badge", state);
+  r.attr("row", "data-state", state);
   const flags = deviceFlags(device, windows, Date.now());
-  const flagCell = cell(row, "state").querySelector(".flags");
-  setText(flagCell, flags.map((f) => f.word).join(" · "));
-  setAttr(flagCell, "title", flags.map((f) => f.title).join("; "));
-  setAttr(row, "data-flags", flags.map((f) => f.word).join(","));
-  setText(cell(row, "since"), formatSince(since));
-  setAttr(cell(row, "since"), "title", since || "");
+  r.text("flags", flags.map((f) => f.word).join(" · "));
+  r.attr("flags", "title", flags.map((f) => f.title).join("; "));
+  r.attr("row", "data-flags", flags.map((f) => f.word).join(","));
+  r.text("since", formatSince(since));
+  r.attr("since", "title", since || "");
   const last = model.checks[model.checks.length - 1];
-  setText(cell(row, "latency"), last && last.latency_ms != null ? `${Math.round(last.latency_ms)} ms` : "—");
+  r.text("latency", last && last.latency_ms != null ? `${Math.round(last.latency_ms)} ms` : "—");
   // The sparkline is redrawn only when the checks it draws changed.
   const drawn = model.checks.map((c) => `${c.checked_at}:${c.latency_ms}:${checkOutcome(c)}`).join("|");
-  if (model.drawn !== drawn) {
-    model.drawn = drawn;
-    sparkline(
-      cell(row, "spark").querySelector("svg"),
-      model.checks.map((c) => c.latency_ms ?? null),
-      model.checks.map(checkOutcome),
-    );
+  if (r.last.spark !== drawn) {
+    r.last.spark = drawn;
+    sparkline(r.el.spark, model.checks.map((c) => c.latency_ms ?? null), model.checks.map(checkOutcome));
   }
-  uptimeCell(cell(row, "up24"), model.uptime["24h"], model.uptimeKnown);
-  uptimeCell(cell(row, "up30"), model.uptime["30d"], model.uptimeKnown);
-  setText(row.querySelector('[data-action="pause"]'), device.is_active ? "Pause" : "Resume");
-  applyFilter(row);
+  uptimeCell(r, "up24", model.uptime["24h"], model.uptimeKnown);
+  uptimeCell(r, "up30", model.uptime["30d"], model.uptimeKnown);
+  r.text("pause", device.is_active ? "Pause" : "Resume");
+  applyFilter(r);
 }
 
-// Rows to draw at the next frame, and whether the counts need summing again.
+// Rows to draw at the next frame, all in that frame: the table is laid out once per frame
+// whatever the number of rows written (drawing a burst over several frames, a few rows
+// each, was measured slower: one layout of the whole table per frame).
 const dirty = new Set();
 let frame = 0;
 
@@ -152,29 +166,33 @@ function touchAll() {
 function removeRow(id) {
   models.delete(id);
   dirty.delete(id);
-  rows.get(id)?.remove();
+  rows.get(id)?.tr.remove();
   rows.delete(id);
   updateCounts();
 }
 
-function applyFilter(row) {
+function applyFilter(r) {
   const text = $("filter").value.trim().toLowerCase();
   const state = $("state-filter").value;
-  const model = models.get(Number(row.dataset.id));
+  const model = models.get(Number(r.tr.dataset.id));
   const hay = model ? `${model.device.name} ${model.device.address}`.toLowerCase() : "";
-  const hidden = Boolean((text && !hay.includes(text)) || (state && row.dataset.state !== state));
-  if (row.hidden !== hidden) row.hidden = hidden;
+  const hidden = Boolean((text && !hay.includes(text)) || (state && r.last["row@data-state"] !== state));
+  if (r.last.hidden !== hidden) {
+    r.last.hidden = hidden;
+    r.tr.hidden = hidden;
+  }
 }
 
 function updateCounts() {
   const counts = {};
-  for (const row of rows.values()) counts[row.dataset.state] = (counts[row.dataset.state] || 0) + 1;
-  setText(
-    $("counts"),
-    Object.entries(counts)
-      .map(([s, n]) => `${n} ${s}`)
-      .join(" · "),
-  );
+  for (const r of rows.values()) {
+    const state = r.last["row@data-state"];
+    counts[state] = (counts[state] || 0) + 1;
+  }
+  const text = Object.entries(counts)
+    .map(([s, n]) => `${n} ${s}`)
+    .join(" · ");
+  if ($("counts").textContent !== text) $("counts").textContent = text;
   const empty = rows.size > 0;
   if ($("empty").hidden !== empty) $("empty").hidden = empty;
 }
