@@ -39,7 +39,8 @@ function taskCard(taskId) {
       status.textContent = `${cmd}: ${detail}`;
     }
   };
-  for (const [label, method, cmd] of [["Start", "POST", "start"], ["Stop", "POST", "stop"], ["Status", "GET", "status"]]) {
+  // "Status" asks the recorder now (POST); its last known status is shown from the start.
+  for (const [label, method, cmd] of [["Start", "POST", "start"], ["Stop", "POST", "stop"], ["Status", "POST", "status"]]) {
     const b = h("button", { type: "button", "data-cmd": cmd }, label);
     b.addEventListener("click", () => run(method, cmd));
     card.append(b);
