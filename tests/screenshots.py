@@ -1,9 +1,9 @@
 """Regenerate ``docs/dashboard.png`` and ``docs/status-page.png``: ``python -m tests.screenshots``.
 
 Starts ``python scheduler.py`` in a temporary folder (its own NATS, SQLite and ports) and
-a local HTTP target, adds a few devices (some slow, one failing, one paused, three on the
-status page), lets them be probed for a while, then photographs both pages in Chromium
-(Debian's ``chromium`` on PATH, driven by Playwright)."""
+a local HTTP target, adds a few devices (some slow, one failing, one paused, one snoozed,
+one in maintenance, three on the status page), lets them be probed for a while, then
+photographs both pages in Chromium (Debian's ``chromium`` on PATH, driven by Playwright)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -39,8 +40,9 @@ def main() -> int:
         fp = Fleetprobe(Path(tmp))
         fp.start()
         try:
+            ids = {}
             for name, path, _, active in DEVICES:
-                fp.post(
+                created = fp.post(
                     "/devices",
                     {
                         "name": name,
@@ -49,6 +51,18 @@ def main() -> int:
                         "is_active": active,
                     },
                 )
+                ids[name] = created["id"]
+            # The alert marks: one device snoozed, one in a maintenance window.
+            now = datetime.now(UTC)
+            fp.post(
+                f"/devices/{ids['search']}/snooze",
+                {"until": (now + timedelta(hours=2)).isoformat()},
+            )
+            fp.post(
+                "/maintenance",
+                {"name": "db upgrade", "device_ids": [ids["checkout"]], "duration": "PT2H",
+                 "start": (now - timedelta(minutes=5)).isoformat()},
+            )  # fmt: skip
             with sqlite3.connect(Path(tmp) / "monitoring.db") as db:
                 public = [name for name, _, is_public, _ in DEVICES if is_public]
                 db.executemany(
