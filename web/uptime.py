@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from storage.recent import recent_checks
 from storage.types import utcnow
 from storage.uptime import device_statuses, device_uptime
 from storage.uptime_maths import Window, parse_windows
@@ -13,7 +14,14 @@ from web.devices import NOT_FOUND
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, Reply, respond
 from web.errors import ApiError
 from web.services import services_of
-from web.uptime_schemas import DeviceStatus, DeviceUptime, StatusQuery, UptimeQuery, WindowUptime
+from web.uptime_schemas import (
+    DeviceStatus,
+    DeviceUptime,
+    RecentCheck,
+    StatusQuery,
+    UptimeQuery,
+    WindowUptime,
+)
 
 DAY, MONTH = parse_windows("24h,30d")
 
@@ -38,16 +46,26 @@ async def get_uptime(call: Call[NoBody, UptimeQuery]) -> Response:
 
 async def get_status(call: Call[NoBody, StatusQuery]) -> Response:
     """Every device (by id; ``limit``/``offset`` page): state, since, newest result and
-    uptime over the last 24 hours and the last 30 days."""
+    uptime over the last 24 hours and the last 30 days; with ``recent=N``, its N newest
+    results too (one more query)."""
+    engine = services_of(call.request).engine
     rows = await device_statuses(
-        services_of(call.request).engine,
+        engine,
         utcnow(),
         limit=call.query.limit,
         offset=call.query.offset,
         day=DAY,
         month=MONTH,
     )
-    return respond([DeviceStatus.model_validate(r) for r in rows])
+    items = [DeviceStatus.model_validate(r) for r in rows]
+    if call.query.recent and items:
+        async with engine.connect() as conn:
+            recent = await recent_checks(conn, [i.device_id for i in items], call.query.recent)
+        items = [
+            i.model_copy(update={"recent": [RecentCheck(**c) for c in recent[i.device_id]]})
+            for i in items
+        ]
+    return respond(items)
 
 
 ENDPOINTS: list[AnyEndpoint] = [

@@ -21,6 +21,7 @@ from tests.dashboard_fleet import (
     OBSERVE,
     REPORT,
     burst,
+    insert_checks,
     insert_devices,
     insert_history,
     open_fleet,
@@ -49,18 +50,26 @@ def test_a_burst_of_events_writes_only_the_rows_it_names_among_1000(
     db = fleetprobe.tmp / "monitoring.db"
     ids = insert_devices(db, FLEET)
     insert_history(db, ids[0])
+    insert_checks(db, ids[0], [10.0, 20.0, 30.0, 40.0])
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         paths = open_fleet(page, fleetprobe, FLEET)
 
-        # State and uptimes came from /status, a page of 1,000 devices per request.
+        # State, uptimes and sparklines came from /status, 1,000 devices a request, and
+        # nothing was asked device by device.
         status = [p for p in paths if p.startswith("/status")]
-        assert status == ["/status?limit=1000&offset=0", "/status?limit=1000&offset=1000"]
-        assert not [p for p in paths if re.search(r"/devices/\d+/uptime", p)]
+        assert status == [
+            "/status?recent=30&limit=1000&offset=0",
+            "/status?recent=30&limit=1000&offset=1000",
+        ]
+        assert not [p for p in paths if re.search(r"/devices/\d+", p)]
         first = page.locator(f'#devices tr[data-id="{ids[0]}"]')
         expect(first.locator('[data-cell="up24"]')).to_have_text("75.00%")
         expect(first.locator('[data-cell="up30"]')).to_have_text("97.50%")
         expect(first.locator(".state")).to_have_text("up")
+        expect(first.locator('[data-cell="latency"]')).to_have_text("40 ms")  # the newest
+        points = first.locator("svg.spark polyline").get_attribute("points") or ""
+        assert len(points.split()) == 4  # one point per seeded result
 
         # 100 devices get 10 results each, 20 of them go down: 1,020 events at once.
         touched = ids[100:300:2]

@@ -77,8 +77,16 @@ def test_status_answers_are_read_by_device(page: Page, body: Any) -> None:
             "lastCheck": {"status_up": False},
             "uptime24h": 99.5,
             "uptime30d": 98.0,
+            "recent": [],
         }
     }
+
+
+def test_status_answers_carry_the_recent_results_when_asked(page: Page) -> None:
+    recent = [{"checked_at": "2026-12-01T00:00:00Z", "run_key": "k", "outcome": "up",
+               "status_up": True, "latency_ms": 3.0}]  # fmt: skip
+    parsed = call(page, "parse.js", "parseStatus", [{"device_id": 1, "recent": recent}])
+    assert parsed["1"]["recent"] == recent
 
 
 @pytest.mark.parametrize(

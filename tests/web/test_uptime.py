@@ -194,3 +194,24 @@ async def test_status_takes_the_same_few_queries_for_many_devices(
     with counted_statements(engine) as many:
         assert len((await web.client.get("/status")).json()) == 30
     assert len(many) == len(few) <= 5
+
+
+async def test_status_with_recent_carries_each_devices_newest_results(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    a, b = await new_device(web, "a"), await new_device(web, "b")  # b: no result yet
+    for minutes, up in ((30, True), (20, False), (10, True)):
+        await manual_check(web, a, timedelta(minutes=minutes), status_up=up, latency_ms=minutes)
+    with counted_statements(engine) as statements:
+        items = (await web.client.get("/status?recent=2")).json()
+    assert len(statements) <= 6  # /status's four or five, and one for every device's results
+    first, second = items
+    assert (first["device_id"], second["device_id"]) == (a, b)
+    assert [(c["outcome"], c["latency_ms"]) for c in first["recent"]] == [("down", 20), ("up", 10)]
+    assert first["recent"][-1]["checked_at"] == first["last_check"]["checked_at"]
+    assert first["recent"][0]["run_key"] and second["recent"] == []
+    assert (await web.client.get("/status")).json()[0]["recent"] is None
+    bad = await web.client.get("/status?recent=101")
+    assert bad.status_code == 422 and ["query", "recent"] in [
+        i["loc"] for i in bad.json()["detail"]
+    ]

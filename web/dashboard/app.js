@@ -197,8 +197,15 @@ function updateCounts() {
   if ($("empty").hidden !== empty) $("empty").hidden = empty;
 }
 
+// The same result may come from /status (no run_key on its last_check), its recent list and
+// the feed: known by its run_key, else by its time.
+function sameCheck(a, b) {
+  if (a.run_key && b.run_key) return a.run_key === b.run_key;
+  return Date.parse(a.checked_at) === Date.parse(b.checked_at);
+}
+
 function addCheck(model, check) {
-  if (model.checks.some((c) => (c.id != null && c.id === check.id) || (c.run_key && c.run_key === check.run_key))) return;
+  if (model.checks.some((c) => sameCheck(c, check))) return;
   model.checks.push(check);
   model.checks.sort((a, b) => Date.parse(a.checked_at) - Date.parse(b.checked_at));
   if (model.checks.length > SPARK_POINTS) model.checks.splice(0, model.checks.length - SPARK_POINTS);
@@ -215,28 +222,6 @@ function modelFor(device) {
   return model;
 }
 
-async function pool(items, size, work) {
-  const queue = [...items];
-  const runners = Array.from({ length: Math.min(size, queue.length) }, async () => {
-    while (queue.length) await work(queue.shift());
-  });
-  await Promise.all(runners);
-}
-
-// A device's recent checks, for its sparkline (its uptime comes from /status, for every
-// device at once).
-async function loadChecks(id) {
-  const model = models.get(id);
-  if (!model) return;
-  try {
-    const checks = await api("GET", `/devices/${id}/checks?limit=${SPARK_POINTS}`);
-    for (const check of checks) addCheck(model, check);
-  } catch (err) {
-    if (err.status !== 404) console.warn("device", id, err.message);
-  }
-  touch(id);
-}
-
 async function pages(path) {
   const all = [];
   for (let offset = 0; ; offset += PAGE) {
@@ -246,15 +231,17 @@ async function pages(path) {
   }
 }
 
-// Every device's state, newest result and uptime (24 h, 30 d), PAGE devices a request.
+// Every device's state, recent results (its sparkline), uptime (24 h, 30 d): PAGE devices
+// a request, never a request per device.
 async function loadStatus() {
   if (!feats.has("GET", "/status")) return;
   const asked = seq;
-  const status = parseStatus(await pages("/status"));
+  const status = parseStatus(await pages(`/status?recent=${SPARK_POINTS}`));
   for (const [id, item] of status) {
     const model = models.get(id);
     if (!model) continue;
     if (item.state && !(model.stateSeq > asked)) model.health = { state: item.state, since: item.since };
+    for (const check of item.recent) addCheck(model, { ...check, device_id: id });
     if (item.lastCheck) addCheck(model, { ...item.lastCheck, device_id: id });
     model.uptime = { "24h": item.uptime24h, "30d": item.uptime30d };
     model.uptimeKnown = true;
@@ -282,7 +269,6 @@ export async function loadAll() {
   }
   await Promise.all([loadStatus(), loadWindows().catch((err) => console.warn("maintenance", err.message))]);
   updateCounts(); // with no device at all no row is drawn: the counts and "no devices" still are
-  await pool(devices.map((d) => d.id), 6, loadChecks);
 }
 
 // Events counted as they arrive: an answer of /devices or /status asked before a device's
@@ -296,7 +282,6 @@ function onEvent({ type, deviceId, payload }) {
   if (type === "device.created" || type === "device.updated") {
     modelFor(payload).deviceSeq = seq;
     touch(payload.id);
-    if (type === "device.created") loadChecks(payload.id);
   } else if (type === "device.deleted") {
     deletedAt.set(payload.id, seq);
     removeRow(payload.id);
@@ -378,7 +363,6 @@ function start() {
   window.addEventListener("fleetprobe:saved", (event) => {
     modelFor(event.detail);
     touch(event.detail.id);
-    loadChecks(event.detail.id);
   });
   // A device changed by the device page (its snooze).
   window.addEventListener("fleetprobe:device", (event) => {

@@ -22,8 +22,10 @@ export function checkSummary(check) {
   return parts.join(" · ");
 }
 
-// GET /status: [{device_id, name, state, since, last_check: {...}, uptime_24h, uptime_30d}]
-// (or {items: [...]}). Returns Map(device_id -> {state, since, lastCheck, uptime24h, uptime30d}).
+// GET /status?recent=N: [{device_id, name, state, since, last_check: {...}, uptime_24h,
+// uptime_30d, recent: [{checked_at, run_key, outcome, status_up, latency_ms}]}] (or
+// {items: [...]}). Returns Map(device_id -> {state, since, lastCheck, uptime24h, uptime30d,
+// recent (oldest first)}).
 export function parseStatus(body) {
   const items = Array.isArray(body) ? body : (body && (body.items || body.devices)) || [];
   const out = new Map();
@@ -36,6 +38,7 @@ export function parseStatus(body) {
       lastCheck: item.last_check || null,
       uptime24h: item.uptime_24h ?? null,
       uptime30d: item.uptime_30d ?? null,
+      recent: Array.isArray(item.recent) ? item.recent : [],
     });
   }
   return out;
