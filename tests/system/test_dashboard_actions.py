@@ -188,3 +188,31 @@ def test_the_recorder_page_lists_schedules_and_starts_and_stops_a_task(
         assert [c["cmd"] for c in commands] == ["status", "stop", "start"]
     finally:
         simulator.stop()
+
+
+def test_devices_changed_elsewhere_appear_and_the_filters_narrow_the_table(
+    page: Page, fleetprobe: Fleetprobe
+) -> None:
+    # Created, changed and deleted through the API: the feed brings each to the table.
+    alpha = new_device(fleetprobe, "filter-alpha", "http://127.0.0.1:9/a", is_active=False)
+    beta = new_device(fleetprobe, "filter-beta", "http://127.0.0.1:9/b", is_active=False)
+    expect(row_of(page, alpha)).to_have_count(1)
+    expect(row_of(page, beta).locator(".state")).to_have_text("paused")
+    fleetprobe.call("PATCH", f"/devices/{beta}", {"name": "filter-beta-2"})
+    expect(row_of(page, beta).locator("a.name")).to_have_text("filter-beta-2")
+
+    rows = page.locator("#devices tbody tr:visible")
+    page.locator("#filter").fill("FILTER-")  # name or address, any case
+    expect(rows).to_have_count(2)
+    page.locator("#filter").fill("127.0.0.1:9/b")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-id", str(beta))
+    page.locator("#filter").fill("filter")
+    page.locator("#state-filter").select_option("up")
+    expect(rows).to_have_count(0)
+    page.locator("#state-filter").select_option("paused")
+    expect(rows).to_have_count(2)
+
+    fleetprobe.call("DELETE", f"/devices/{alpha}")
+    expect(row_of(page, alpha)).to_have_count(0)
+    expect(rows).to_have_count(1)
