@@ -249,9 +249,14 @@ async function loadStatus() {
   }
 }
 
+let windowsAsked = 0;
+
 async function loadWindows() {
-  if (!feats.has("GET", "/maintenance")) return;
-  windows = parseWindows(await api("GET", "/maintenance"));
+  if (!feats?.has("GET", "/maintenance")) return; // not loaded yet: the first load reads them
+  const mine = ++windowsAsked;
+  const answer = parseWindows(await api("GET", "/maintenance"));
+  if (mine !== windowsAsked) return; // a later ask is under way: its answer is newer
+  windows = answer;
   touchAll();
 }
 

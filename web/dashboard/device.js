@@ -90,7 +90,10 @@ function when(iso) {
 
 // The alerts panel: snoozed or not (with the buttons to change it), the maintenance windows
 // in force over it, its latest notifications. Drawn again by the live feed.
+let alertsDrawn = 0; // the latest drawAlerts call: an older one answered later is dropped
+
 async function drawAlerts(box, device, feats) {
+  const mine = ++alertsDrawn;
   const parts = [h("h3", {}, "Alerts")];
   const now = Date.now();
   let windows = [];
@@ -165,7 +168,7 @@ async function drawAlerts(box, device, feats) {
       parts.push(h("p", { class: "error" }, err.message));
     }
   }
-  box.replaceChildren(...parts);
+  if (mine === alertsDrawn) box.replaceChildren(...parts);
 }
 
 // The live feed, while a device page is open: its notifications, snooze and maintenance.
