@@ -231,7 +231,7 @@ export async function showDevice(id, root) {
     items.length
       ? table(
           ["Started", "Ended", "Cause"],
-          items.map((i) => [i.started_at || i.start || i.since || "", i.ended_at || i.end || "open", i.cause || ""]),
+          items.map((i) => [when(i.started_at || i.start || i.since), i.ended_at || i.end ? when(i.ended_at || i.end) : "open", i.cause || ""]),
         )
       : h("p", { class: "muted" }, "No incidents."),
   );
@@ -239,7 +239,7 @@ export async function showDevice(id, root) {
     items.length
       ? table(
           ["At", "From", "To", "Cause"],
-          items.map((c) => [c.at || "", stateWord(c.from_state || c.from || "?"), stateWord(c.to_state || c.to || "?"), c.cause || ""]),
+          items.map((c) => [when(c.at), stateWord(c.from_state || c.from || "?"), stateWord(c.to_state || c.to || "?"), c.cause || ""]),
         )
       : h("p", { class: "muted" }, "No state changes yet."),
   );
@@ -252,7 +252,7 @@ export async function showDevice(id, root) {
         ? table(
             ["Checked", "Outcome", "Latency", "Code", "Conditions"],
             checks.map((c) => [
-              c.checked_at,
+              when(c.checked_at),
               stateWord(checkOutcome(c)),
               c.latency_ms != null ? `${Math.round(c.latency_ms)} ms` : "—",
               c.status_code != null ? String(c.status_code) : "—",
