@@ -186,6 +186,15 @@ def test_the_recorder_page_lists_schedules_and_starts_and_stops_a_task(
         expect(card.locator(".recorder-status")).to_contain_text("status · success · stopped")
         commands = fleetprobe.call("GET", "/recorder/cam7/commands?limit=5")
         assert [c["cmd"] for c in commands] == ["status", "stop", "start"]
+
+        # Sent by someone else, and a schedule added: the page follows both live.
+        fleetprobe.post("/recorder/cam7/start", {})
+        expect(card.locator(".recorder-status")).to_contain_text("start · success · started")
+        fleetprobe.post(
+            "/recorder/schedules", {"task_id": "cam8", "cmd": "status", "cron": "0 3 * * *"}
+        )
+        expect(schedules.locator("tr", has_text="cam8")).to_contain_text("cron 0 3 * * *")
+        expect(page.locator('#recorder-tasks [data-task="cam8"]')).to_have_count(1)
     finally:
         simulator.stop()
 

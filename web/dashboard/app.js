@@ -300,7 +300,7 @@ function onEvent({ type, deviceId, payload }) {
   } else if (type === "maintenance.started" || type === "maintenance.ended") {
     loadWindows().catch((err) => console.warn("maintenance", err.message));
   }
-  // The device page follows the same feed (device.js).
+  // The device and recorder pages follow the same feed (device.js, recorder.js).
   window.dispatchEvent(new CustomEvent("fleetprobe:event", { detail: { type, deviceId, payload } }));
 }
 
