@@ -2,11 +2,13 @@
 ``state_changes`` (time in each state), ``check_rollups`` (counts and latency) and
 ``device_health``, never from the raw results: both stay right after retention pruned
 them, and answer in a few small queries (the maths is :mod:`storage.uptime_maths`).
+The periods of maintenance windows, left out of uptime, are handed in by the caller
+(the windows are scheduling's: :class:`jobs.scheduling.windows.MaintenancePeriods`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +21,7 @@ from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.rollups import histogram, summed_rollups_per_window
 from storage.uptime_maths import (
     Change,
+    Period,
     Window,
     histogram_percentile,
     outcome_of,
@@ -41,6 +44,7 @@ class WindowUptime:
     down_percent: float | None
     unknown_seconds: float
     paused_seconds: float
+    maintenance_seconds: float
     checks: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
@@ -116,10 +120,15 @@ async def _changes(
 
 
 async def device_uptime(
-    engine: AsyncEngine, device_id: int, windows: Sequence[Window], now: datetime
+    engine: AsyncEngine,
+    device_id: int,
+    windows: Sequence[Window],
+    now: datetime,
+    maintenance: Sequence[Period] = (),
 ) -> list[WindowUptime] | None:
-    """The device's uptime over each trailing window ending at ``now``; None when no
-    device has this id."""
+    """The device's uptime over each trailing window ending at ``now``, the time in
+    ``maintenance`` (its maintenance windows' periods) left out; None when no device has
+    this id."""
     async with engine.connect() as conn:
         device = (
             await conn.execute(
@@ -139,7 +148,7 @@ async def device_uptime(
         )
     out = []
     for window, start, sums in zip(windows, starts, summed, strict=True):
-        share = shares(state_seconds(start, now, changes, fallback))
+        share = shares(state_seconds(start, now, changes, fallback, maintenance))
         counts = histogram(sums)
         top = float(sums.get("latency_max_ms") or 0.0)
         has_latency = int(sums.get("latency_count") or 0) > 0
@@ -151,6 +160,7 @@ async def device_uptime(
                 down_percent=share.down_percent,
                 unknown_seconds=share.unknown_seconds,
                 paused_seconds=share.paused_seconds,
+                maintenance_seconds=share.maintenance_seconds,
                 checks=int(sums.get("checks") or 0),
                 latency_p50_ms=histogram_percentile(counts, 50, top),
                 latency_p95_ms=histogram_percentile(counts, 95, top),
@@ -181,10 +191,11 @@ async def device_statuses(
     offset: int,
     day: Window,
     month: Window | None = None,
+    maintenance: Callable[[int], Sequence[Period]] | None = None,
 ) -> list[DeviceStatus]:
     """Devices ordered by id (``limit``/``offset``): state, since, the newest result and
-    the uptime over ``day`` (and over ``month``, if given), in four queries whatever the
-    page size."""
+    the uptime over ``day`` (and over ``month``, if given; ``maintenance(device_id)``: the
+    periods left out of both), in four queries whatever the page size."""
     async with engine.connect() as conn:
         devices = (
             await conn.execute(
@@ -211,10 +222,12 @@ async def device_statuses(
     out = []
     for d in devices:
         fallback = _fallback(d.state, d.since)
-        uptime = shares(state_seconds(start, now, changes[d.id], fallback)).uptime_percent
+        left_out = () if maintenance is None else maintenance(d.id)
+        seconds = state_seconds(start, now, changes[d.id], fallback, left_out)
+        uptime = shares(seconds).uptime_percent
         uptime_30d = None
         if month_start is not None:
-            month_seconds = state_seconds(month_start, now, changes[d.id], fallback)
+            month_seconds = state_seconds(month_start, now, changes[d.id], fallback, left_out)
             uptime_30d = shares(month_seconds).uptime_percent
         check = latest.get(d.id)
         out.append(

@@ -26,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from jobs.alerts.senders import MASK, check_apprise_url, mask_url
+from core.secrets import MASK
+from jobs.alerts.senders import check_apprise_url, mask_url
 from jobs.alerts.templates import SAMPLE, TemplateProblem, render_template
 from jobs.scheduling.cron import ScheduleError, cron_trigger
 from jobs.scheduling.windows import MODES, occurrence, window_of, zone
@@ -197,6 +198,21 @@ def _duration_positive(value: timedelta) -> timedelta:
     return value
 
 
+# The latest start accepted: the longest duration after it still has a time (year 9999).
+LAST_START = datetime.max.replace(tzinfo=UTC) - timedelta(days=32)
+
+
+def _start_in_range(value: datetime | None) -> datetime | None:
+    if value is not None:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time out of range once converted to UTC") from None
+        if utc > LAST_START:
+            raise ValueError(f"start must be at most {LAST_START.date().isoformat()}")
+    return value
+
+
 def _zone_exists(value: str) -> str:
     try:
         zone(value)
@@ -261,6 +277,7 @@ class MaintenanceCreate(BaseModel):
     is_active: bool = True
 
     _duration = field_validator("duration")(_duration_positive)
+    _start = field_validator("start")(_start_in_range)
     _zone = field_validator("timezone")(_zone_exists)
     _cron = field_validator("cron")(_cron_parses)
 

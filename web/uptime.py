@@ -1,11 +1,14 @@
 """``/devices/{id}/uptime`` (uptime, latency over trailing windows) and ``/status`` (every
 device's state, newest result, 24-hour and 30-day uptime: what dashboards poll), both read
-from state changes and rollups (:mod:`storage.uptime`)."""
+from state changes and rollups (:mod:`storage.uptime`), the time of the active maintenance
+windows covering a device left out (:class:`jobs.scheduling.windows.MaintenancePeriods`)."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
+from jobs.scheduling.calendar import load_windows
+from jobs.scheduling.windows import MaintenancePeriods
 from storage.recent import recent_checks
 from storage.types import utcnow
 from storage.uptime import device_statuses, device_uptime
@@ -27,12 +30,16 @@ DAY, MONTH = parse_windows("24h,30d")
 
 
 async def get_uptime(call: Call[NoBody, UptimeQuery]) -> Response:
-    """Per window: uptime, degraded and down percent of the known time, unknown and
-    paused time (from state changes), checks and p50/p95/max latency (from rollups)."""
+    """Per window: uptime, degraded and down percent of the known time, unknown, paused
+    and maintenance time (from state changes and maintenance windows), checks and
+    p50/p95/max latency (from rollups)."""
     device_id: int = call.path["device_id"]
     windows: list[Window] = parse_windows(call.query.windows)
     now = utcnow()
-    found = await device_uptime(services_of(call.request).engine, device_id, windows, now)
+    engine = services_of(call.request).engine
+    since = now - max(w.length for w in windows)
+    periods = MaintenancePeriods(await load_windows(engine), since, now).of(device_id)
+    found = await device_uptime(engine, device_id, windows, now, periods)
     if found is None:
         raise ApiError(404, f"device {device_id} not found")
     return respond(
@@ -46,16 +53,19 @@ async def get_uptime(call: Call[NoBody, UptimeQuery]) -> Response:
 
 async def get_status(call: Call[NoBody, StatusQuery]) -> Response:
     """Every device (by id; ``limit``/``offset`` page): state, since, newest result and
-    uptime over the last 24 hours and the last 30 days; with ``recent=N``, its N newest
-    results too (one more query)."""
+    uptime over the last 24 hours and the last 30 days (maintenance time left out); with
+    ``recent=N``, its N newest results too (one more query)."""
     engine = services_of(call.request).engine
+    now = utcnow()
+    periods = MaintenancePeriods(await load_windows(engine), now - MONTH.length, now)
     rows = await device_statuses(
         engine,
-        utcnow(),
+        now,
         limit=call.query.limit,
         offset=call.query.offset,
         day=DAY,
         month=MONTH,
+        maintenance=periods.of,
     )
     items = [DeviceStatus.model_validate(r) for r in rows]
     if call.query.recent and items:

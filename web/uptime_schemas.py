@@ -45,6 +45,10 @@ class WindowUptime(BaseModel):
     down_percent: float | None = Field(description="time down over the time known")
     unknown_seconds: float = Field(description="time in no known state (no result yet, stale)")
     paused_seconds: float = Field(description="time paused (is_active false): not counted")
+    maintenance_seconds: float = Field(
+        description="time in the device's maintenance windows (either mode), whatever its "
+        "state: not counted"
+    )
     checks: int = Field(description="results stored in the window (whole hours at its start)")
     latency_p50_ms: float | None = Field(description="median latency, from the histogram")
     latency_p95_ms: float | None = Field(description="95th percentile latency")
@@ -82,8 +86,12 @@ class DeviceStatus(BaseModel):
     state: str = Field(description="up, degraded, down, unknown or paused")
     since: datetime | None = Field(description="when the device entered its state")
     last_check: LastCheck | None = Field(description="the newest stored result")
-    uptime_24h: float | None = Field(description="uptime percent over the last 24 hours")
-    uptime_30d: float | None = Field(description="uptime percent over the last 30 days")
+    uptime_24h: float | None = Field(
+        description="uptime percent over the last 24 hours, maintenance time left out"
+    )
+    uptime_30d: float | None = Field(
+        description="uptime percent over the last 30 days, maintenance time left out"
+    )
     recent: list[RecentCheck] | None = Field(
         None, description="with ?recent=N: the newest N results, oldest first"
     )

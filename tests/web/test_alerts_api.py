@@ -75,6 +75,11 @@ async def test_a_channel_is_created_read_changed_and_deleted_with_secrets_masked
         ("/maintenance", {"name": "w", "start": "2026-12-01T00:00:00Z", "duration": 60,
                           "mode": "nap"}, ["body", "mode"]),
         ("/maintenance", {"name": "w", "duration": 60}, ["body"]),
+        # its end would be past the last time there is: a 422, not a 500 later
+        ("/maintenance", {"name": "w", "start": "9999-12-31T00:00:00Z", "duration": 60},
+         ["body", "start"]),
+        ("/maintenance", {"name": "w", "start": "9999-12-31T23:59:00-23:59", "duration": 60},
+         ["body", "start"]),
     ],
 )  # fmt: skip
 async def test_bad_input_is_a_422_naming_the_field(
@@ -137,6 +142,24 @@ async def test_the_channel_test_answers_what_the_receiver_said(web: WebApp) -> N
         "sha256="
     )
     assert got.headers["authorization"] == "Bearer tok"
+    # The test message names no address (it has none), rather than "None".
+    assert got.body["text"].startswith("test is down since ") and "None" not in got.body["text"]
+
+
+async def test_the_channel_test_of_an_apprise_channel_goes_the_delivery_way(web: WebApp) -> None:
+    # Apprise's json:// POSTs {"title", "message", ...} to a host: the local receiver.
+    with receiver(plan=[200, 500]) as rx:
+        url = "json://" + rx.url.removeprefix("http://")
+        created = await web.client.post("/channels", json={"name": "j", "kind": "apprise",
+                                                           "url": url})  # fmt: skip
+        assert created.status_code == 201, created.text
+        test = f"/channels/{created.json()['id']}/test"
+        ok = (await web.client.post(test)).json()
+        refused = (await web.client.post(test)).json()
+    assert (ok["ok"], ok["error"]) == (True, None)
+    assert (refused["ok"], refused["error"]) == (False, "Apprise reported a failed send")
+    first = rx.requests[0].body
+    assert "test message" in first["message"] and first["title"]
 
 
 async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngine) -> None:
@@ -160,6 +183,64 @@ async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngi
     assert ["query", "status"] in _loc(
         await web.client.get("/notifications", params={"status": "lost"})
     )
+
+
+async def test_a_deleted_device_takes_its_notifications_and_leaves_its_windows(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    from storage.alert_repo import record_notifications
+
+    kept = await add_device(engine, name="kept")
+    doomed = await add_device(engine, name="doomed")  # the highest id: SQLite reuses it
+    channel = (await web.client.post("/channels", json=HOOK)).json()["id"]
+    rows = []
+    for device in (kept, doomed):
+        change = await add_change(engine, device, 1, "up", "down")
+        rows.append({"device_id": device, "channel_id": channel, "state_change_id": change.id,
+                     "reminder": 0, "status": "sent"})  # fmt: skip
+    await record_notifications(engine, rows)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await web.client.post(f"/devices/{doomed}/snooze", json={"until": until})).is_success
+    windows = []
+    for ids in ([kept, doomed], [doomed], None):
+        body = {"name": "w", "cron": "0 2 * * 0", "duration": 60, "device_ids": ids}
+        windows.append((await web.client.post("/maintenance", json=body)).json()["id"])
+
+    assert (await web.client.delete(f"/devices/{doomed}")).status_code == 204
+    notes = (await web.client.get("/notifications")).json()
+    assert [n["device_id"] for n in notes] == [kept]  # the other device's history stays
+    assert (await web.client.get(f"/devices/{doomed}/state-changes")).status_code == 404
+    devices_of = {w["id"]: w["device_ids"] for w in (await web.client.get("/maintenance")).json()}
+    # Left with no device, a window covers none (not every device, which null means).
+    assert [devices_of[w] for w in windows] == [[kept], [], None]
+
+    # A new device given the same id starts clean: no history, no window, no snooze.
+    reborn = await web.client.post(
+        "/devices", json={"name": "new", "address": "http://127.0.0.1:9/"}
+    )
+    assert reborn.json()["id"] == doomed and reborn.json()["snoozed_until"] is None
+    mine = (await web.client.get("/notifications", params={"device_id": doomed})).json()
+    assert mine == []
+
+
+async def test_a_deleted_channel_leaves_the_devices_that_named_it(web: WebApp) -> None:
+    kept = (await web.client.post("/channels", json=HOOK)).json()["id"]
+    doomed = (await web.client.post("/channels", json=HOOK)).json()["id"]  # the highest id
+    both, only = [
+        (await web.client.post("/devices", json={"name": name, "address": "http://127.0.0.1:9/",
+                                                 "channel_ids": ids})).json()["id"]
+        for name, ids in (("both", [kept, doomed]), ("only", [doomed]))
+    ]  # fmt: skip
+    assert (await web.client.delete(f"/channels/{doomed}")).status_code == 204
+
+    async def channel_ids(device: int) -> Any:
+        return (await web.client.get(f"/devices/{device}")).json()["channel_ids"]
+
+    # Left with none, a device notifies no channel (null would mean the default ones).
+    assert (await channel_ids(both), await channel_ids(only)) == ([kept], [])
+    # A new channel given the same id (SQLite reuses it) is not chosen by either device.
+    assert (await web.client.post("/channels", json=HOOK)).json()["id"] == doomed
+    assert (await channel_ids(both), await channel_ids(only)) == ([kept], [])
 
 
 async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: AsyncEngine) -> None:

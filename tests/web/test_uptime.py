@@ -89,6 +89,7 @@ async def test_uptime_per_window_from_state_changes_and_rollups(
         "down_percent": 0.0,
         "unknown_seconds": 0.0,
         "paused_seconds": 0.0,
+        "maintenance_seconds": 0.0,
         "checks": 2,
         "latency_p50_ms": 25.0,  # two in (25, 50] and (10, 25]: halfway up the first
         "latency_p95_ms": day["latency_p95_ms"],
@@ -119,6 +120,67 @@ async def test_a_device_with_no_state_change_has_unknown_uptime(web: WebApp) -> 
 async def test_uptime_of_an_unknown_device_is_a_404(web: WebApp) -> None:
     r = await web.client.get("/devices/424242/uptime")
     assert r.status_code == 404 and "424242" in r.json()["detail"]
+
+
+async def uptime_24h(web: WebApp, device_id: int) -> dict[str, Any]:
+    r = await web.client.get(f"/devices/{device_id}/uptime?windows=24h")
+    assert r.status_code == 200, r.text
+    day: dict[str, Any] = r.json()["windows"][0]
+    return day
+
+
+async def status_uptime(web: WebApp, key: str = "uptime_24h") -> dict[int, float | None]:
+    return {i["device_id"]: i[key] for i in (await web.client.get("/status")).json()}
+
+
+async def test_an_outage_inside_a_maintenance_window_is_left_out_of_uptime(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    hours = timedelta(hours=1)
+    history = (("unknown", "up", 10 * hours), ("up", "down", 6 * hours), ("down", "up", 4 * hours))
+    patched, other = await new_device(web, "patched"), await new_device(web, "other")
+    for device_id in (patched, other):
+        await add_changes(engine, device_id, *history)
+    before = await uptime_24h(web, patched)
+    assert abs(before["uptime_percent"] - 80.0) < 0.01  # down 2 of 10 known hours
+    assert before["maintenance_seconds"] == 0.0
+
+    # The two hours of the outage, declared after the fact: a one-off window counts as given.
+    changes = (await web.client.get(f"/devices/{patched}/state-changes")).json()
+    start = next(c["at"] for c in changes if c["to"] == "down")
+    r = await web.client.post(
+        "/maintenance",
+        json={"name": "patch", "start": start, "duration": "PT2H", "device_ids": [patched]},
+    )
+    assert r.status_code == 201, r.text
+    window = r.json()["id"]
+    day = await uptime_24h(web, patched)
+    assert day["uptime_percent"] == 100.0 and day["down_percent"] == 0.0
+    assert day["maintenance_seconds"] == 7200.0
+    assert abs(day["unknown_seconds"] - 14 * 3600) < 5  # unknown time stays what it was
+    assert (await uptime_24h(web, other))["maintenance_seconds"] == 0.0  # not its window
+    statuses = await status_uptime(web)
+    assert statuses[patched] == 100.0 and abs((statuses[other] or 0) - 80.0) < 0.01
+    month = await status_uptime(web, "uptime_30d")  # the same hours: left out over 30 days too
+    assert month[patched] == 100.0 and abs((month[other] or 0) - 80.0) < 0.01
+
+    # A recurring window counts from its creation on: every hour for 59 minutes, made now,
+    # leaves the past (the outage included) as it was.
+    r = await web.client.post(
+        "/maintenance",
+        json={"name": "hourly", "cron": "0 * * * *", "duration": "PT59M", "device_ids": [other]},
+    )
+    assert r.status_code == 201, r.text
+    recurring = await uptime_24h(web, other)
+    assert recurring["maintenance_seconds"] < 5
+    assert abs(recurring["uptime_percent"] - 80.0) < 0.01
+
+    # A window switched off no longer leaves anything out.
+    r = await web.client.patch(f"/maintenance/{window}", json={"is_active": False})
+    assert r.status_code == 200, r.text
+    again = await uptime_24h(web, patched)
+    assert abs(again["uptime_percent"] - 80.0) < 0.01 and again["maintenance_seconds"] == 0.0
+    assert abs(((await status_uptime(web))[patched] or 0) - 80.0) < 0.01
 
 
 @contextmanager
