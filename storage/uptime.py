@@ -59,6 +59,7 @@ class DeviceStatus:
     since: datetime | None
     last_check: dict[str, Any] | None
     uptime_24h: float | None
+    uptime_30d: float | None = None  # over ``month``, when device_statuses is given one
 
 
 def _fallback(state: str | None, since: datetime | None) -> tuple[str, datetime] | None:
@@ -189,11 +190,12 @@ async def device_statuses(
     limit: int,
     offset: int,
     day: Window,
+    month: Window | None = None,
     maintenance: Callable[[int], Sequence[Period]] | None = None,
 ) -> list[DeviceStatus]:
     """Devices ordered by id (``limit``/``offset``): state, since, the newest result and
-    the uptime over ``day`` (``maintenance(device_id)``: the periods left out of it), in
-    four queries whatever the page size."""
+    the uptime over ``day`` (and over ``month``, if given; ``maintenance(device_id)``: the
+    periods left out of both), in four queries whatever the page size."""
     async with engine.connect() as conn:
         devices = (
             await conn.execute(
@@ -215,13 +217,18 @@ async def device_statuses(
             return []
         latest = await _latest_checks(conn, ids)
         start = now - day.length
-        changes = await _changes(conn, ids, start, now)
+        month_start = None if month is None else now - month.length
+        changes = await _changes(conn, ids, min(start, month_start or start), now)
     out = []
     for d in devices:
         fallback = _fallback(d.state, d.since)
         left_out = () if maintenance is None else maintenance(d.id)
         seconds = state_seconds(start, now, changes[d.id], fallback, left_out)
         uptime = shares(seconds).uptime_percent
+        uptime_30d = None
+        if month_start is not None:
+            month_seconds = state_seconds(month_start, now, changes[d.id], fallback, left_out)
+            uptime_30d = shares(month_seconds).uptime_percent
         check = latest.get(d.id)
         out.append(
             DeviceStatus(
@@ -238,6 +245,7 @@ async def device_statuses(
                     "latency_ms": check.latency_ms,
                 },
                 uptime_24h=uptime,
+                uptime_30d=uptime_30d,
             )
         )
     return out

@@ -28,6 +28,9 @@ class UptimeQuery(QueryModel):
 class StatusQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=2**31)
+    recent: int = Field(
+        0, ge=0, le=100, description="also each device's this many newest results (sparklines)"
+    )
 
 
 class WindowUptime(BaseModel):
@@ -67,6 +70,14 @@ class LastCheck(BaseModel):
     latency_ms: float | None
 
 
+class RecentCheck(BaseModel):
+    checked_at: datetime
+    run_key: str
+    outcome: str = Field(description="up, degraded or down")
+    status_up: bool
+    latency_ms: float | None
+
+
 class DeviceStatus(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -77,4 +88,10 @@ class DeviceStatus(BaseModel):
     last_check: LastCheck | None = Field(description="the newest stored result")
     uptime_24h: float | None = Field(
         description="uptime percent over the last 24 hours, maintenance time left out"
+    )
+    uptime_30d: float | None = Field(
+        description="uptime percent over the last 30 days, maintenance time left out"
+    )
+    recent: list[RecentCheck] | None = Field(
+        None, description="with ?recent=N: the newest N results, oldest first"
     )

@@ -13,7 +13,7 @@ from storage.db import session_factory
 from storage.models import Device
 from tests.jobs.alerts.helpers import add_change, add_device
 from tests.jobs.alerts.receiver import receiver
-from tests.webapp import WebApp
+from tests.webapp import WebApp, of_type, receive_until
 from web.channels import check_channel_ids
 
 HOOK = {
@@ -254,3 +254,35 @@ async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: As
             await check_channel_ids(session, [channel["id"], 4242])
     (issue,) = refused.value.detail
     assert issue.loc == ["body", "channel_ids"] and "4242" in issue.msg
+
+
+async def test_a_window_in_force_answers_until_when(web: WebApp) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    bodies = [
+        {"name": "now", "start": (now - timedelta(minutes=10)).isoformat(), "duration": "PT1H"},
+        {"name": "later", "start": (now + timedelta(hours=5)).isoformat(), "duration": "PT1H"},
+        {"name": "over", "start": (now - timedelta(hours=5)).isoformat(), "duration": "PT1H"},
+        {"name": "off", "start": (now - timedelta(minutes=10)).isoformat(), "duration": "PT1H",
+         "is_active": False},
+        {"name": "every minute", "cron": "* * * * *", "duration": "PT2M"},
+    ]  # fmt: skip
+    for body in bodies:
+        assert (await web.client.post("/maintenance", json=body)).status_code == 201
+    answer = {w["name"]: w["open_until"] for w in (await web.client.get("/maintenance")).json()}
+    assert answer["now"] == (now + timedelta(minutes=50)).isoformat().replace("+00:00", "Z")
+    assert answer["later"] is None and answer["over"] is None and answer["off"] is None
+    # a cron window whose occurrences overlap is always in force: until its current one ends
+    until = datetime.fromisoformat(answer["every minute"])
+    assert now < until <= now + timedelta(minutes=2, seconds=5)
+
+
+async def test_a_snooze_is_announced_as_a_device_change(web: WebApp, engine: AsyncEngine) -> None:
+    device = await add_device(engine)
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    async with web.websocket("types=device.updated") as ws:
+        await web.client.post(f"/devices/{device}/snooze", json={"until": until.isoformat()})
+        event, _ = await receive_until(ws, of_type("device.updated", id=device))
+        assert datetime.fromisoformat(event["payload"]["snoozed_until"]) == until
+        await web.client.delete(f"/devices/{device}/snooze")
+        event, _ = await receive_until(ws, of_type("device.updated", id=device))
+        assert event["payload"]["snoozed_until"] is None

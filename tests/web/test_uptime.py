@@ -129,8 +129,8 @@ async def uptime_24h(web: WebApp, device_id: int) -> dict[str, Any]:
     return day
 
 
-async def status_uptime(web: WebApp) -> dict[int, float | None]:
-    return {i["device_id"]: i["uptime_24h"] for i in (await web.client.get("/status")).json()}
+async def status_uptime(web: WebApp, key: str = "uptime_24h") -> dict[int, float | None]:
+    return {i["device_id"]: i[key] for i in (await web.client.get("/status")).json()}
 
 
 async def test_an_outage_inside_a_maintenance_window_is_left_out_of_uptime(
@@ -161,6 +161,8 @@ async def test_an_outage_inside_a_maintenance_window_is_left_out_of_uptime(
     assert (await uptime_24h(web, other))["maintenance_seconds"] == 0.0  # not its window
     statuses = await status_uptime(web)
     assert statuses[patched] == 100.0 and abs((statuses[other] or 0) - 80.0) < 0.01
+    month = await status_uptime(web, "uptime_30d")  # the same hours: left out over 30 days too
+    assert month[patched] == 100.0 and abs((month[other] or 0) - 80.0) < 0.01
 
     # A recurring window counts from its creation on: every hour for 59 minutes, made now,
     # leaves the past (the outage included) as it was.
@@ -224,6 +226,8 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
     assert first["last_check"]["outcome"] == "up" and first["last_check"]["latency_ms"] == 7.5
     assert first["last_check"]["status_up"] is True and first["last_check"]["checked_at"]
     assert abs(first["uptime_24h"] - 25.0) < 0.01  # down until 6 hours ago
+    # over 30 days: unknown until the first change 30 hours ago, down 24 h, up 6 h
+    assert abs(first["uptime_30d"] - 20.0) < 0.01
     # unknown since it was created (its health row; one failure is below the threshold)
     assert second["state"] == "unknown" and second["since"] is not None
     assert second["last_check"] == {
@@ -232,7 +236,7 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
         "status_up": False,
         "latency_ms": None,
     }
-    assert second["uptime_24h"] is None
+    assert second["uptime_24h"] is None and second["uptime_30d"] is None
     assert third["last_check"] is None and third["state"] == "unknown"
     assert fourth["state"] == "paused"
 
@@ -252,3 +256,24 @@ async def test_status_takes_the_same_few_queries_for_many_devices(
     with counted_statements(engine) as many:
         assert len((await web.client.get("/status")).json()) == 30
     assert len(many) == len(few) <= 5
+
+
+async def test_status_with_recent_carries_each_devices_newest_results(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    a, b = await new_device(web, "a"), await new_device(web, "b")  # b: no result yet
+    for minutes, up in ((30, True), (20, False), (10, True)):
+        await manual_check(web, a, timedelta(minutes=minutes), status_up=up, latency_ms=minutes)
+    with counted_statements(engine) as statements:
+        items = (await web.client.get("/status?recent=2")).json()
+    assert len(statements) <= 6  # /status's four or five, and one for every device's results
+    first, second = items
+    assert (first["device_id"], second["device_id"]) == (a, b)
+    assert [(c["outcome"], c["latency_ms"]) for c in first["recent"]] == [("down", 20), ("up", 10)]
+    assert first["recent"][-1]["checked_at"] == first["last_check"]["checked_at"]
+    assert first["recent"][0]["run_key"] and second["recent"] == []
+    assert (await web.client.get("/status")).json()[0]["recent"] is None
+    bad = await web.client.get("/status?recent=101")
+    assert bad.status_code == 422 and ["query", "recent"] in [
+        i["loc"] for i in bad.json()["detail"]
+    ]
