@@ -171,8 +171,9 @@ async def test_the_page_the_badge_and_the_uptime_api_agree_over_an_outage_in_mai
     # results that, counted, would say 33 %: one up, two down (stored in no maintenance)
     for minutes, up in ((50, True), (40, False), (30, False)):
         await add_check(web, patched, up, now - timedelta(minutes=minutes))
-    # known for 10 hours, down for 2 of them (6 to 4 hours ago)
-    history = (("unknown", "up", 10 * hours), ("up", "down", 6 * hours), ("down", "up", 4 * hours))
+    # up for 10 days but for 2 hours (6 to 4 hours ago); long known, so the figures stay
+    # put while the window slides on between the requests
+    history = (("unknown", "up", 240 * hours), ("up", "down", 6 * hours), ("down", "up", 4 * hours))
     for device_id in (patched, steady):
         await add_changes(engine, device_id, *history)
     # the outage's second hour was maintenance of patched only, declared after the fact
@@ -203,24 +204,26 @@ async def test_the_page_the_badge_and_the_uptime_api_agree_over_an_outage_in_mai
 
     month = await api(patched, "30d")
     assert month["maintenance_seconds"] == 3600.0
-    # one hour down of the nine known outside maintenance (the window slides on meanwhile)
-    assert abs(month["uptime_percent"] - 800 / 9) < 0.01
+    # one hour down of the 239 known outside maintenance
+    assert abs(month["uptime_percent"] - 100 * 238 / 239) < 0.001
     page = rows_of((await web.client.get("/status-page")).text)
-    assert page["patched"][1] == await badge(patched, "30d") == "88.89%"
-    assert format_uptime(month["uptime_percent"]) == "88.89%"
-    # not patched's window: down 2 of 10 hours, the same on all three
-    assert page["steady"][1] == await badge(steady, "30d") == "80%"
-    assert abs((await api(steady, "30d"))["uptime_percent"] - 80.0) < 0.01
-    # another window, the same agreement
+    assert page["patched"][1] == await badge(patched, "30d") == "99.58%"
+    assert format_uptime(month["uptime_percent"]) == "99.58%"
+    # not patched's window: down 2 of 240 hours, the same on all three
+    assert page["steady"][1] == await badge(steady, "30d") == "99.17%"
+    assert format_uptime((await api(steady, "30d"))["uptime_percent"]) == "99.17%"
+    # another window, the same agreement: down 1 of the 23 known outside maintenance
     day = await api(patched, "24h")
-    assert format_uptime(day["uptime_percent"]) == await badge(patched, "24h") == "88.89%"
+    assert day["maintenance_seconds"] == 3600.0
+    assert format_uptime(day["uptime_percent"]) == await badge(patched, "24h") == "95.65%"
 
 
 async def test_the_status_page_takes_the_same_few_queries_for_many_devices(
     web: WebApp,
 ) -> None:
     engine = web.services.engine
-    history = (("unknown", "up", timedelta(hours=3)), ("up", "down", timedelta(hours=1)))
+    hours = timedelta(hours=1)
+    history = (("unknown", "up", 300 * hours), ("up", "down", 4 * hours), ("down", "up", hours))
     for i in range(20):
         device_id = await add_device(web, f"d{i:02}", public=True)
         await add_changes(engine, device_id, *history)
@@ -229,8 +232,9 @@ async def test_the_status_page_takes_the_same_few_queries_for_many_devices(
                 assert len(rows_of((await web.client.get("/status-page")).text)) == 2
     with counted_statements(engine) as many:
         rows = rows_of((await web.client.get("/status-page")).text)
-    assert len(rows) == 20 and rows["d19"] == ("down", "66.67%")
-    assert len(many) == len(few) <= 6, many
+    assert len(rows) == 20 and rows["d19"] == ("up", "99%")  # down 3 of 300 hours
+    # the public devices, the maintenance windows, health rows, state changes
+    assert len(many) == len(few) <= 4, many
 
 
 async def test_private_and_missing_devices_get_the_same_404(web: WebApp) -> None:
