@@ -8,8 +8,9 @@ of its latest check (``outcome``, or ``status_up`` on rows stored before outcome
 ``unknown``; an inactive device is ``paused``.  Uptime over a window is the figure of
 ``GET /devices/{id}/uptime`` (:func:`storage.uptime.uptime_percents`): the share of the
 known time spent up or degraded, from the device's state changes, with the time of its
-maintenance windows left out.  An open incident is a public
-device that is down now, since its state's ``since`` (or its latest check).
+maintenance windows left out (a device without a health row or state changes has none
+known: None, whatever results it has).  An open incident is a public device that is down
+now, since its state's ``since`` (or its latest check).
 """
 
 from __future__ import annotations
