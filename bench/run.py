@@ -477,6 +477,7 @@ def uptime_table(r: dict[str, Any]) -> str:
         for name, key in (
             ("GET /devices/{id}/uptime (24h,7d,30d)", "uptime_ms"),
             ("GET /status (a page of 100)", "status_100_ms"),
+            ("status page / badges uptime (100 devices, 30d)", "page_uptime_100_ms"),
         )
     ]
     return (

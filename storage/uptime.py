@@ -249,3 +249,37 @@ async def device_statuses(
             )
         )
     return out
+
+
+async def uptime_percents(
+    conn: AsyncConnection,
+    device_ids: Sequence[int],
+    window: Window,
+    now: datetime,
+    maintenance: Callable[[int], Sequence[Period]] | None = None,
+) -> dict[int, float | None]:
+    """Per device among ``device_ids``: its uptime over ``window`` ending at ``now``
+    (``maintenance(device_id)``: the periods left out), the same figure as
+    :func:`device_uptime`'s ``uptime_percent`` for that window; None with no known time or
+    no such device.  Two queries whatever the number of devices (their health rows, their
+    state changes), so a status page of many devices costs what one device does."""
+    if not device_ids:
+        return {}
+    health = (
+        await conn.execute(
+            select(DEVICES.c.id, HEALTH.c.state, HEALTH.c.since)
+            .select_from(DEVICES.outerjoin(HEALTH, HEALTH.c.device_id == DEVICES.c.id))
+            .where(DEVICES.c.id.in_(device_ids))
+        )
+    ).all()
+    found = [int(row.id) for row in health]
+    start = now - window.length
+    changes = await _changes(conn, found, start, now)
+    out: dict[int, float | None] = dict.fromkeys(device_ids)
+    for row in health:
+        left_out = () if maintenance is None else maintenance(row.id)
+        seconds = state_seconds(
+            start, now, changes[row.id], _fallback(row.state, row.since), left_out
+        )
+        out[row.id] = shares(seconds).uptime_percent
+    return out

@@ -2,7 +2,8 @@
 
 - :func:`rollup_rows`: stored check rows summed per (device, hour) and (device, day), the
   rows :mod:`storage.rollups` adds into ``check_rollups``.
-- :func:`parse_windows`: ``"24h,7d,30d"`` into :class:`Window` s.
+- :func:`parse_window`: ``"30d"`` into a :class:`Window` (the one window parser: the
+  uptime badge's ``?window=``), :func:`parse_windows`: ``"24h,7d,30d"`` into several.
 - :func:`rollup_ranges`: which hourly and daily rollup rows cover a window.
 - :func:`state_seconds`: how long a device spent in each state over a window, from its
   ``state_changes``, with the time of its maintenance windows (:func:`merge_periods`)
@@ -150,11 +151,31 @@ class Window:
 _WINDOW = re.compile(r"([1-9][0-9]{0,5})([hd])")
 
 
-def parse_windows(text: str) -> list[Window]:
-    """``"24h,7d,30d"``: comma-separated ``<n>h`` or ``<n>d``, each at most 400 days, at most
-    ten, no repeats.  Raises ValueError saying which entry is wrong::
+def parse_window(text: str) -> Window:
+    """One window, ``<n>h`` or ``<n>d`` (``n`` from 1), at most 400 days; its label is
+    ``text``.  Raises ValueError saying what is wrong::
 
-    >>> parse_windows("90m")
+    >>> parse_window("30d")
+    Window(label='30d', length=datetime.timedelta(days=30))
+    >>> parse_window("1w")
+    Traceback (most recent call last):
+    ValueError: '1w' is not a window: write <n>h or <n>d (24h, 7d, 30d)
+    """
+    match = _WINDOW.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a window: write <n>h or <n>d (24h, 7d, 30d)")
+    n, unit = int(match[1]), match[2]
+    length = timedelta(hours=n) if unit == "h" else timedelta(days=n)
+    if length > MAX_WINDOW:
+        raise ValueError(f"{text!r} is longer than the longest window, 400d")
+    return Window(text, length)
+
+
+def parse_windows(text: str) -> list[Window]:
+    """``"24h,7d,30d"``: comma-separated windows (:func:`parse_window`, spaces around each
+    ignored), at most ten, no repeats.  Raises ValueError saying which entry is wrong::
+
+    >>> parse_windows("24h,90m")
     Traceback (most recent call last):
     ValueError: '90m' is not a window: write <n>h or <n>d (24h, 7d, 30d)
     """
@@ -163,16 +184,10 @@ def parse_windows(text: str) -> list[Window]:
         raise ValueError("no window given: write e.g. 24h,7d,30d")
     windows: list[Window] = []
     for entry in entries:
-        match = _WINDOW.fullmatch(entry)
-        if match is None:
-            raise ValueError(f"{entry!r} is not a window: write <n>h or <n>d (24h, 7d, 30d)")
-        n, unit = int(match[1]), match[2]
-        length = timedelta(hours=n) if unit == "h" else timedelta(days=n)
-        if length > MAX_WINDOW:
-            raise ValueError(f"{entry!r} is longer than the longest window, 400d")
+        window = parse_window(entry)
         if any(w.label == entry for w in windows):
             raise ValueError(f"{entry!r} is given twice")
-        windows.append(Window(entry, length))
+        windows.append(window)
     if len(windows) > MAX_WINDOWS:
         raise ValueError(f"{len(windows)} windows: at most {MAX_WINDOWS}")
     return windows

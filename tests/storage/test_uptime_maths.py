@@ -20,6 +20,7 @@ from storage.uptime_maths import (
     histogram_percentile,
     merge_periods,
     outcome_of,
+    parse_window,
     parse_windows,
     rollup_ranges,
     rollup_rows,
@@ -127,6 +128,44 @@ def test_a_result_in_another_time_zone_lands_in_its_utc_hour_and_day() -> None:
     [day, hour] = [r["start"] for r in rollup_rows([result(1, local, "up", 1.0)])]
     assert hour == datetime(2026, 3, 10, 23, tzinfo=UTC)
     assert day == datetime(2026, 3, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("1h", H),
+        ("24h", 24 * H),
+        ("7d", 7 * D),
+        ("30d", 30 * D),
+        ("400d", 400 * D),
+        ("9600h", 400 * D),
+    ],
+)
+def test_one_window_is_hours_or_days_labelled_as_written(text: str, length: timedelta) -> None:
+    assert parse_window(text) == Window(text, length)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "'' is not a window"),
+        ("0h", "'0h' is not a window"),
+        ("1w", "'1w' is not a window"),
+        ("30", "'30' is not a window"),
+        ("d", "'d' is not a window"),
+        ("1.5d", "'1.5d' is not a window"),
+        ("-1h", "'-1h' is not a window"),
+        ("7D", "'7D' is not a window"),
+        (" 7d", "' 7d' is not a window"),  # one window is taken as written
+        ("24h,7d", "'24h,7d' is not a window"),
+        ("401d", "'401d' is longer than the longest window, 400d"),
+        ("9601h", "'9601h' is longer than the longest window"),
+    ],
+)
+def test_one_bad_window_is_refused_saying_what(text: str, says: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_window(text)
+    assert says in str(info.value)
 
 
 @pytest.mark.parametrize(

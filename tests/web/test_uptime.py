@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, insert, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobs.probe.health import HEALTH
-from jobs.probe.state import Health, State
-from storage.models import DeviceHealth, StateChange
+from storage.models import DeviceHealth
 from storage.types import utcnow
+from tests.web.history import add_changes, counted_statements
 from tests.webapp import WebApp
 
 ADDRESS = "http://127.0.0.1:9/"
@@ -31,34 +27,6 @@ async def manual_check(web: WebApp, device_id: int, ago: timedelta, **fields: An
     body = {"checked_at": (utcnow() - ago).isoformat()} | fields
     r = await web.client.post(f"/devices/{device_id}/checks", json=body)
     assert r.status_code == 201, r.text
-
-
-async def add_changes(
-    engine: AsyncEngine, device_id: int, *changes: tuple[str, str, timedelta]
-) -> None:
-    """A made-up history, and the device's health row where it leaves it (so the results
-    recorded after it fold on from there, as the health hook would have)."""
-    now = utcnow()
-    _frm, last, last_ago = changes[-1]
-    health = replace(Health.new(now - last_ago, State(last)), revision=len(changes))
-    async with engine.begin() as conn:
-        await conn.execute(
-            delete(StateChange.__table__).where(StateChange.device_id == device_id)  # type: ignore[attr-defined]
-        )
-        await conn.execute(
-            insert(StateChange.__table__),  # type: ignore[attr-defined]
-            [
-                {"device_id": device_id, "revision": i + 1, "from_state": frm,
-                 "to_state": to, "at": now - ago}
-                for i, (frm, to, ago) in enumerate(changes)
-            ],
-        )  # fmt: skip
-        await conn.execute(
-            update(DeviceHealth.__table__)  # type: ignore[attr-defined]
-            .where(DeviceHealth.device_id == device_id)
-            .values(state=last, since=now - last_ago, revision=len(changes),
-                    health=HEALTH.dump_python(health, mode="json"))
-        )  # fmt: skip
 
 
 async def test_uptime_per_window_from_state_changes_and_rollups(
@@ -181,20 +149,6 @@ async def test_an_outage_inside_a_maintenance_window_is_left_out_of_uptime(
     again = await uptime_24h(web, patched)
     assert abs(again["uptime_percent"] - 80.0) < 0.01 and again["maintenance_seconds"] == 0.0
     assert abs(((await status_uptime(web))[patched] or 0) - 80.0) < 0.01
-
-
-@contextmanager
-def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
 
 
 async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
