@@ -2,9 +2,11 @@
 
 Starts (each part can be turned off): an embedded nats-server when nothing answers at
 NATS_URL (supervised: reaped and restarted if it dies), the database (brought to the
-schema's head), the APScheduler probe scheduler, an in-process taskiq worker and the web
-app.  The web port is bound first, so a port in use stops everything before it starts.
-SIGINT/SIGTERM stop everything in reverse order, in every state, connecting included.
+schema's head), the APScheduler probe scheduler, an in-process taskiq worker, the web
+app and ``--workers N`` (``WORKERS``) ``taskiq worker worker:broker`` processes beside
+them (supervised: restarted with backoff if one dies).  The web port is bound first, so
+a port in use stops everything before it starts.  SIGINT/SIGTERM stop everything in
+reverse order, the worker processes first, in every state, connecting included.
 ``python scheduler.py db upgrade|current`` manages the schema only.
 """
 
@@ -18,6 +20,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
@@ -25,13 +28,14 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
+from core.children import ChildSupervisor
 from core.interrupt import unless_stopped
 from core.logs import setup_logging
 from core.loop import loop_name
 from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import start_supervised
-from core.settings import Settings, settings_error
+from core.settings import MAX_WORKERS, Settings, settings_error
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
@@ -79,9 +83,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="never start nats-server; wait for the one at NATS_URL",
     )
+    p.add_argument(
+        "--workers",
+        type=_worker_count,
+        metavar="N",
+        help="run N `taskiq worker worker:broker` processes beside this one (default "
+        "WORKERS, auto: the cores less one; 0 with --no-worker unless given)",
+    )
     p.add_argument("--host", help="web bind address (default WEB_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="web port (default WEB_PORT, 8002)")
     return p.parse_args(argv)
+
+
+def _worker_count(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"give a number from 0 to {MAX_WORKERS}, not {text!r}")
+    return int(text)
 
 
 class Refused(Exception):
@@ -107,8 +124,10 @@ class Parts:
         self._stack = stack
         self._timeout = timeout
 
-    def add(self, name: str, closer: Callable[[], Awaitable[object]]) -> None:
-        self._stack.push_async_callback(_stop, name, closer, self._timeout)
+    def add(
+        self, name: str, closer: Callable[[], Awaitable[object]], timeout: float | None = None
+    ) -> None:
+        self._stack.push_async_callback(_stop, name, closer, timeout or self._timeout)
 
 
 @contextlib.contextmanager
@@ -182,6 +201,42 @@ async def start_scheduler(
     return scheduler
 
 
+# A worker process's broker shutdown (the hand-back of what it fetched, the last flush of
+# results, closing NATS) after its running tasks had SHUTDOWN_GRACE_SECONDS.
+WORKER_SHUTDOWN_SECONDS = 3.0
+
+
+def worker_count(args: argparse.Namespace, settings: Settings) -> int:
+    """How many worker processes: ``--workers``, else none with ``--no-worker`` (workers
+    run elsewhere), else ``WORKERS``."""
+    if args.workers is not None:
+        return int(args.workers)
+    return 0 if args.no_worker else settings.worker_processes
+
+
+def worker_argv(settings: Settings) -> list[str]:
+    """One ``taskiq worker worker:broker`` with one worker child, as many tasks at once as
+    the in-process worker, stopping within the grace time plus its broker shutdown."""
+    return [
+        sys.executable, "-m", "taskiq", "worker", "worker:broker",
+        "--app-dir", str(Path(__file__).resolve().parent),
+        "--workers", "1",
+        "--max-async-tasks", str(settings.worker_concurrency),
+        "--wait-tasks-timeout", f"{settings.shutdown_grace_seconds:g}",
+        "--shutdown-timeout", f"{WORKER_SHUTDOWN_SECONDS:g}",
+        # A child dying again and again ends its taskiq parent: then ours backs off.
+        "--max-fails", "3",
+    ]  # fmt: skip
+
+
+def start_worker_processes(settings: Settings, parts: Parts, count: int) -> None:
+    # taskiq's parent polls its children once a second: allow it that on top.
+    stop_timeout = settings.shutdown_grace_seconds + WORKER_SHUTDOWN_SECONDS + 2.0
+    children = ChildSupervisor("worker process", worker_argv(settings), count, stop_timeout)
+    children.start()
+    parts.add("worker processes", children.stop, timeout=stop_timeout + 7.0)
+
+
 def start_worker(settings: Settings, parts: Parts, broker: FleetprobeBroker) -> None:
     worker = InProcessWorker(broker, settings.worker_concurrency, settings.shutdown_grace_seconds)
     worker.start()
@@ -247,6 +302,10 @@ async def start_parts(
                 "web",
                 await start_web(args, settings, sock, engine, broker, nc, scheduler, on_change),
             )
+    # Last, so the first to stop: they hand back what they fetched while the rest still runs.
+    workers = worker_count(args, settings)
+    if workers:
+        start_worker_processes(settings, parts, workers)
 
 
 def web_address(args: argparse.Namespace, settings: Settings) -> tuple[str, int]:
@@ -290,7 +349,12 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not started:
             log.info("stopped while starting")
             return exit_code
-        log.info("fleetprobe running loop=%s; Ctrl-C to stop", loop_name(settings.event_loop))
+        log.info(
+            "fleetprobe running loop=%s worker=%s worker_processes=%d; Ctrl-C to stop",
+            loop_name(settings.event_loop),
+            "off" if args.no_worker else "in-process",
+            worker_count(args, settings),
+        )
         await stop.wait()
         log.info("stopping")
         return exit_code

@@ -1,4 +1,4 @@
-"""Scenario (8), conditions A/B (issue 11, "Performance must not fall"): saturation with
+"""Scenario (10), conditions A/B (issue 11, "Performance must not fall"): saturation with
 conditions and thresholds on every device against plain devices, in one running system,
 and the steady schedule with conditions on.
 
@@ -243,7 +243,7 @@ def table_of(r: dict[str, Any]) -> str:
         ]
     ]
     return (
-        "(8) conditions A/B: saturation of N devices with conditions and thresholds against "
+        "(10) conditions A/B: saturation of N devices with conditions and thresholds against "
         f"N plain ones, alternated in one system (ratio of the medians: "
         f"{'-' if ratio is None else f'{ratio:.0%}'}; pairs: {each or '-'})\n"
         + table(

@@ -29,13 +29,23 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import conditions, scenarios, storepath
+from bench import conditions, outofbox, scenarios, storepath
 from bench.procs import Proc, Sampler, on_stop, python, stop_all
 from bench.stats import fmt, table
 from bench.uptime import run_uptime
 from core.natsserver import EmbeddedNats, free_port, start_nats_server
 
-ALL = ("raw", "saturation", "steady", "footprint", "uptime", "storepath", "conditions")
+ALL = (
+    "raw",
+    "saturation",
+    "steady",
+    "footprint",
+    "peer",
+    "outofbox",
+    "uptime",
+    "storepath",
+    "conditions",
+)
 ENGINES = ("aiohttp", "httpx", "httpx2", "aiohttp-raw")
 
 # Targets of issue 6 (2 cores, embedded NATS, SQLite).
@@ -78,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat",
         type=int,
         help="saturation runs per worker count; the median run is reported (3; quick: 1)",
+    )
+    p.add_argument(
+        "--oob-workers",
+        default="0",
+        help="out of the box: `--workers K` configurations measured beside the no-flags run "
+        "(comma-separated; default 0, the A/B of the default against the in-process worker)",
     )
     p.add_argument("--steady-devices", type=int, help="devices of the steady run (2000)")
     p.add_argument("--steady-interval", type=int, help="their interval, seconds (10)")
@@ -282,6 +298,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 workdir, nats.url, url, sampler, args.footprint, args.env
             )
             _say(footprint_table(result["footprint"]))
+        if {"peer", "outofbox"} & set(args.only):
+            await _peer_and_outofbox(args, workdir, url, sampler, result)
         if "uptime" in args.only:
             result["uptime"] = await run_uptime(
                 workdir, args.uptime_devices, args.uptime_days, args.uptime_calls
@@ -305,6 +323,28 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     result["targets"] = targets(result)
     _say(targets_table(result["targets"]))
     return result
+
+
+async def _peer_and_outofbox(
+    args: argparse.Namespace, workdir: Path, url: str, sampler: Sampler, result: dict[str, Any]
+) -> None:
+    """Issue 14: the peer (blackbox_exporter) and python scheduler.py out of the box, in
+    rounds (bench/outofbox.py)."""
+    configs = [(f"--workers {k}", ["--workers", k]) for k in args.oob_workers.split(",") if k]
+    configs.append(("no flags", []))
+    result.update(
+        await outofbox.outofbox_and_peer(
+            workdir, url, sampler, args.n, configs, args.env, args.repeat,
+            timeout=120 if args.quick else 300, run_peer="peer" in args.only,
+            run_outofbox="outofbox" in args.only, profile_runs=args.profile,
+        )
+    )  # fmt: skip
+    if "peer" in result:
+        _say(outofbox.peer_table(result["peer"]))
+    if "outofbox" in result:
+        _say(outofbox.outofbox_table(result["outofbox"]))
+    for name, text in result.get("outofbox_profile", {}).items():
+        _say(f"profile of python scheduler.py {name} (its process tree), the second POST:\n{text}")
 
 
 def _say(text: str) -> None:
@@ -465,6 +505,7 @@ def uptime_table(r: dict[str, Any]) -> str:
         for name, key in (
             ("GET /devices/{id}/uptime (24h,7d,30d)", "uptime_ms"),
             ("GET /status (a page of 100)", "status_100_ms"),
+            ("status page / badges uptime (100 devices, 30d)", "page_uptime_100_ms"),
         )
     ]
     return (
@@ -544,6 +585,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     if uptime and uptime["devices"] >= 1000:
         check("uptime query p99, 1,000 devices x 30 days (ms)", uptime["uptime_ms"]["p99"],
               TARGET_UPTIME_MS, False)  # fmt: skip
+    out += outofbox.peer_targets(result)
     out.extend(conditions.targets_of(result))
     fp = result.get("footprint", {}).get("10000")
     if fp:

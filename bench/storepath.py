@@ -1,4 +1,4 @@
-"""Scenario (7), the store path: what the check writer's hooks (device health, rollups)
+"""Scenario (9), the store path: what the check writer's hooks (device health, rollups)
 cost per stored result, on the writer alone.
 
 A fresh SQLite file per configuration with D devices; R rounds of one result per device
@@ -178,7 +178,7 @@ def table_of(r: dict[str, Any]) -> str:
         for config, c in r["configs"].items()
     ]
     return (
-        f"(7) store path: the check writer alone, {r['devices']:,} devices x {r['rounds']} "
+        f"(9) store path: the check writer alone, {r['devices']:,} devices x {r['rounds']} "
         f"rounds, batches of {r['batch_size']}, SQLite (CPU us per stored result; the hooks' "
         "share is the difference to 'none')\n"
         + table(

@@ -75,6 +75,8 @@ class System:
             "LEADER_BUCKET": f"bench_{self.tag}",
             "LOG_LEVEL": "INFO",
             "API_TOKEN": "",  # the bench's own client carries no token
+            # The in-process worker alone; scale-out adds `taskiq worker`s itself (+1, +2).
+            "WORKERS": "0",
         }
         env.update(self.extra_env)
         return env

@@ -2,8 +2,9 @@
 ~8.6 million rows) generated through SQLAlchemy Core executemany into a fresh SQLite file,
 their rollups built by the check writer's own code (``storage.rollups``, in bulk), state
 changes and health rows beside them; then ``storage.uptime.device_uptime`` (what ``GET
-/devices/{id}/uptime`` runs, windows 24h,7d,30d) and ``device_statuses`` (``GET
-/status``, a page of 100) timed over many calls on the async engine the app uses.
+/devices/{id}/uptime`` runs, windows 24h,7d,30d), ``device_statuses`` (``GET
+/status``, a page of 100) and ``uptime_percents`` (the 30-day uptime of the status page
+and badges, 100 devices) timed over many calls on the async engine the app uses.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from core.settings import Settings
 from storage.db import make_engine
 from storage.models import CheckResult, DeviceHealth, StateChange
 from storage.rollups import add_to_rollups_sync
-from storage.uptime import device_statuses, device_uptime
-from storage.uptime_maths import parse_windows
+from storage.uptime import device_statuses, device_uptime, uptime_percents
+from storage.uptime_maths import parse_window, parse_windows
 
 CHECKS = CheckResult.__table__  # type: ignore[attr-defined]
 CHANGES = StateChange.__table__  # type: ignore[attr-defined]
@@ -170,6 +171,17 @@ async def time_queries(path: Path, devices: int, end: datetime, calls: int) -> d
             page = await device_statuses(engine, end, limit=100, offset=offset, day=day)
             status_ms.append((time.perf_counter() - t0) * 1000)
             assert page
+        # The status page's uptime: 100 devices over 30 days in one call.
+        month = parse_window("30d")
+        page_ms = []
+        for _ in range(max(10, calls // 10)):
+            first = rnd.randint(1, max(1, devices - 99))
+            ids = list(range(first, min(devices, first + 99) + 1))
+            t0 = time.perf_counter()
+            async with engine.connect() as conn:
+                percents = await uptime_percents(conn, ids, month, end)
+            page_ms.append((time.perf_counter() - t0) * 1000)
+            assert len(percents) == len(ids) and any(v is not None for v in percents.values())
     finally:
         await engine.dispose()
 
@@ -185,6 +197,7 @@ async def time_queries(path: Path, devices: int, end: datetime, calls: int) -> d
         "uptime_ms": dist(uptime_ms),
         "uptime_cpu_ms_per_call": round(uptime_cpu_ms, 2),
         "status_100_ms": dist(status_ms),
+        "page_uptime_100_ms": dist(page_ms),
     }
 
 

@@ -154,7 +154,7 @@ def config_text(sync_interval: str) -> str:
     return f"jetstream {{\n  sync_interval: {value}\n}}\n"
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
+def die_with_parent_hook() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGTERM the child when its parent dies
     (``prctl(PR_SET_PDEATHSIG)``); None elsewhere.
 
@@ -166,7 +166,7 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     if threading.current_thread() is not threading.main_thread():
-        log.info("not the main thread: the embedded nats-server will not die with us")
+        log.info("not the main thread: a child started now will not die with us")
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -188,7 +188,7 @@ PR_SET_PDEATHSIG = 1
 
 def _spawn(cmd: list[str], log_file: Path | None, die_with_parent: bool) -> subprocess.Popen[bytes]:
     out = log_file.open("ab") if log_file else subprocess.DEVNULL
-    hook = _die_with_parent_hook() if die_with_parent else None
+    hook = die_with_parent_hook() if die_with_parent else None
     try:
         # A new session: Ctrl-C in the terminal reaches us, and we stop the child
         # ourselves in order (after our clients have closed).
@@ -197,7 +197,7 @@ def _spawn(cmd: list[str], log_file: Path | None, die_with_parent: bool) -> subp
             stdout=out,
             stderr=out,
             start_new_session=True,
-            preexec_fn=hook,  # noqa: PLW1509 (see _die_with_parent_hook)
+            preexec_fn=hook,  # noqa: PLW1509 (see die_with_parent_hook)
         )
     finally:
         if log_file and out is not subprocess.DEVNULL:
@@ -262,7 +262,7 @@ def start_nats_server(
     ``sync_interval``: JetStream's fsync (``always``, a duration such as ``10s``, or
     ``default``: the server's 2 minutes), through a config file beside the store (no
     flag has it).  ``die_with_parent``: on Linux the server gets SIGTERM when this process
-    dies, even by SIGKILL (see :func:`_die_with_parent_hook`)."""
+    dies, even by SIGKILL (see :func:`die_with_parent_hook`)."""
     server = spawn_nats_server(
         host,
         port,

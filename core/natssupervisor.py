@@ -6,7 +6,7 @@ watched while we run, restarted when it dies, never left behind, never adopted b
   on the same port and the same store (queued tasks survive: file storage), with backoff
   (0.5 s doubling to 30 s) while it keeps failing.  ``restarts`` and ``exits`` count it.
 - **Dies with us**: on Linux the child asks for SIGTERM when we die, even by SIGKILL
-  (``PR_SET_PDEATHSIG``, :func:`core.natsserver._die_with_parent_hook`).
+  (``PR_SET_PDEATHSIG``, :func:`core.natsserver.die_with_parent_hook`).
 - **Pid file** ``NATS_DATA_DIR/nats-server.pid``: where PDEATHSIG is not available (or
   the orphan predates it), the next start finds the server a dead run left behind,
   stops it and says so (:func:`reclaim_orphan`), instead of silently using it for ever.

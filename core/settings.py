@@ -10,6 +10,7 @@ fleetprobe's own.  Example::
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Literal
 
@@ -74,6 +75,10 @@ class Settings(BaseSettings):
     # Explicit ack_wait; refused when a task could outlive it (it would run twice).
     ack_wait_override: float | None = Field(None, alias="ACK_WAIT_SECONDS", gt=0)
     worker_concurrency: int = Field(200, alias="WORKER_CONCURRENCY", ge=1, le=10_000)
+    # `taskiq worker` processes python scheduler.py runs beside its in-process worker:
+    # a number, or `auto` (the cores less one, at most MAX_AUTO_WORKERS; chosen by
+    # measurement: docs/performance.md "Both cores by default").
+    workers: int | Literal["auto"] = Field("auto", alias="WORKERS")
     # On SIGINT/SIGTERM, running tasks get this long to finish before they are cancelled
     # (unacknowledged, so redelivered).
     shutdown_grace_seconds: float = Field(8.0, alias="SHUTDOWN_GRACE_SECONDS", ge=0, le=300)
@@ -181,6 +186,19 @@ class Settings(BaseSettings):
                 "(it becomes part of NATS stream, subject and bucket names)"
             )
         return value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_count(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit() and 0 <= int(text) <= MAX_WORKERS:
+            return int(text)
+        raise ValueError(
+            f"WORKERS: {value!r} is not a number of worker processes from 0 to {MAX_WORKERS}, "
+            "or auto (the cores less one)"
+        )
 
     @field_validator("nats_url")
     @classmethod
@@ -300,6 +318,15 @@ class Settings(BaseSettings):
         return max(0.5, self.ack_wait_seconds - self.alert_attempt_seconds - 2.0)
 
     @property
+    def worker_processes(self) -> int:
+        """``WORKERS`` as a number: ``auto`` is the cores this process may use, less one
+        (the scheduler process's own: kicking, the in-process worker, the web app), and
+        at most :data:`MAX_AUTO_WORKERS`."""
+        if self.workers != "auto":
+            return self.workers
+        return auto_workers(usable_cpus())
+
+    @property
     def nats_servers(self) -> list[str]:
         """The servers of ``NATS_URL`` (one, or a cluster's comma-separated list)."""
         return parse_servers(self.nats_url)
@@ -307,6 +334,29 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+# Measured on two cores only (+1 beats +0 and +2); more processes on more cores are
+# likelier to wait for SQLite's one writer than to add probes: set WORKERS to go past it.
+MAX_AUTO_WORKERS = 3
+MAX_WORKERS = 64
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def auto_workers(cpus: int) -> int:
+    """``WORKERS=auto`` on ``cpus`` cores::
+
+    >>> [auto_workers(n) for n in (1, 2, 4, 16)]
+    [0, 1, 3, 3]
+    """
+    return max(0, min(cpus - 1, MAX_AUTO_WORKERS))
 
 
 def _split(value: object) -> list[str] | None:

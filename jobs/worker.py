@@ -27,6 +27,7 @@ from core.natsconn import connect
 from core.settings import Settings
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.job import NotifyJob
+from jobs.alerts.senders import alert_client
 from jobs.alerts.task import AlertParts, deliver
 from jobs.events import EventPublisher
 from jobs.metrics import WORK, SnapshotPublisher
@@ -89,9 +90,7 @@ class WorkerRuntime:
         devices' TLS and redirect settings, and its pool is sized for probes), made at
         the first delivery: building its SSL context costs ~0.1 s of a worker's start."""
         if self._alert_http is None:
-            self._alert_http = httpx.AsyncClient(
-                follow_redirects=False, timeout=self.settings.alert_attempt_seconds
-            )
+            self._alert_http = alert_client(self.settings.alert_attempt_seconds)
         return self._alert_http
 
     @classmethod

@@ -38,6 +38,29 @@ async def existing_channel_ids(session: AsyncSession, ids: Sequence[int]) -> set
     return {i for i in (await session.exec(stmt)).all() if i is not None}
 
 
+async def delete_channel(session: AsyncSession, channel: Channel) -> int:
+    """Delete ``channel`` and take its id out of the devices' ``channel_ids`` (a device
+    left with none notifies no channel, as before: not the default ones), in one
+    transaction; returns how many devices named it.  SQLite may give the id to the next
+    new channel, which devices did not choose.  Its notifications stay (the history)."""
+    await session.delete(channel)
+    await session.flush()
+    devices: Table = Device.__table__  # type: ignore[attr-defined]
+    stmt: Any = select(devices.c.id, devices.c.channel_ids).where(
+        devices.c.channel_ids.is_not(None)
+    )
+    named = (await session.exec(stmt)).all()
+    changed = 0
+    for device_id, ids in named:
+        if ids and channel.id in ids:
+            kept = [i for i in ids if i != channel.id]
+            change: Any = update(devices).where(devices.c.id == device_id)
+            await session.exec(change.values(channel_ids=kept, updated_at=utcnow()))
+            changed += 1
+    await session.commit()
+    return changed
+
+
 async def list_windows(session: AsyncSession, *, active_only: bool = False) -> Sequence[Any]:
     stmt = orm_select(MaintenanceWindow).order_by(col(MaintenanceWindow.id))
     if active_only:

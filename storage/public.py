@@ -1,34 +1,37 @@
 """What the public status page and the badges may show: public devices only, and of them
 only the name, the state, since when, the uptime and open incidents (no address, no error
-text).
+text).  The public pages take device ids from :func:`public_devices` only, and
+:func:`uptime_percent` takes the :class:`PublicDevice` s it returned.
 
 The state is ``device_health.state`` when the device has a health row, else the outcome
 of its latest check (``outcome``, or ``status_up`` on rows stored before outcomes), else
-``unknown``; an inactive device is ``paused``.  Uptime over a window is read from the
-hourly ``check_rollups`` when the device has any, else from the raw results; results
-stored in a maintenance window count for neither side.  An open incident is a public
-device that is down now, since its state's ``since`` (or its latest check).
+``unknown``; an inactive device is ``paused``.  Uptime over a window is the figure of
+``GET /devices/{id}/uptime`` (:func:`storage.uptime.uptime_percents`): the share of the
+known time spent up or degraded, from the device's state changes, with the time of its
+maintenance windows left out (a device without a health row or state changes has none
+known: None, whatever results it has).  An open incident is a public device that is down
+now, since its state's ``since`` (or its latest check).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.fleet import device_state, newest_check_id
-from storage.models import CheckResult, CheckRollup, Device, DeviceHealth
-from storage.uptime_maths import outcome_of
+from storage.models import CheckResult, Device, DeviceHealth
+from storage.uptime import uptime_percents
+from storage.uptime_maths import Period, Window, outcome_of
 
 __all__ = ["PublicDevice", "public_device", "public_devices", "uptime_percent"]
 
 _devices = Device.__table__  # type: ignore[attr-defined]
 _checks = CheckResult.__table__  # type: ignore[attr-defined]
 _health = DeviceHealth.__table__  # type: ignore[attr-defined]
-_rollups = CheckRollup.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -107,55 +110,14 @@ async def public_device(conn: AsyncConnection, device_id: int) -> PublicDevice |
 
 
 async def uptime_percent(
-    conn: AsyncConnection, device_ids: Sequence[int], window: timedelta, now: datetime
+    conn: AsyncConnection,
+    devices: Sequence[PublicDevice],
+    window: Window,
+    now: datetime,
+    maintenance: Callable[[int], Sequence[Period]] | None = None,
 ) -> dict[int, float | None]:
-    """Per device: the share of results in ``(now - window, now]`` that were not down, in
-    percent; None for a device with no result in the window."""
-    if not device_ids:
-        return {}
-    start = now - window
-    counted: dict[int, tuple[int, int]] = {}
-    rolled = (
-        select(
-            _rollups.c.device_id,
-            func.sum(_rollups.c.checks - _rollups.c.in_maintenance),
-            func.sum(_rollups.c.up + _rollups.c.degraded),
-        )
-        .where(
-            _rollups.c.device_id.in_(device_ids),
-            _rollups.c.period == "h",
-            _rollups.c.start >= start - timedelta(hours=1),
-            _rollups.c.start <= now,
-        )
-        .group_by(_rollups.c.device_id)
-    )
-    for dev, checks, up in (await conn.execute(rolled)).all():
-        counted[dev] = (int(checks or 0), int(up or 0))
-    has_rollups = select(_rollups.c.device_id).where(_rollups.c.device_id.in_(device_ids))
-    with_rollups = {r[0] for r in (await conn.execute(has_rollups.distinct())).all()}
-    raw_ids = [d for d in device_ids if d not in with_rollups]
-    if raw_ids:
-        not_down = _NOT_DOWN
-        raw = (
-            select(
-                _checks.c.device_id,
-                func.count(),
-                func.sum(case((not_down, 1), else_=0)),
-            )
-            .where(
-                and_(
-                    _checks.c.device_id.in_(raw_ids),
-                    _checks.c.checked_at > start,
-                    _checks.c.checked_at <= now,
-                    _checks.c.in_maintenance.is_(False),
-                )
-            )
-            .group_by(_checks.c.device_id)
-        )
-        for dev, checks, up in (await conn.execute(raw)).all():
-            counted[dev] = (int(checks or 0), int(up or 0))
-    result: dict[int, float | None] = {}
-    for dev in device_ids:
-        checks, up = counted.get(dev, (0, 0))
-        result[dev] = None if checks <= 0 else round(100.0 * up / checks, 3)
-    return result
+    """Per public device: its uptime over ``window`` ending at ``now``, in percent, the
+    periods ``maintenance(device_id)`` left out; None when no time of it is known.  The
+    same figure as ``GET /devices/{id}/uptime`` gives for that window, in two queries for
+    all the devices."""
+    return await uptime_percents(conn, [d.id for d in devices], window, now, maintenance)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.alert_models import MaintenanceWindow, Notification
 from storage.engine import connected
 from storage.models import CheckResult, CheckRollup, Device, DeviceHealth, StateChange
 from storage.rollups import rollups_hook
@@ -69,23 +70,34 @@ async def update_device(session: AsyncSession, device: Device, **changes: Any) -
 
 
 async def delete_device(session: AsyncSession, device: Device) -> None:
-    """Delete a device and its history (checks, rollups, health, state changes) in one
-    transaction: all of it, since SQLite may give the id to the next new device.
+    """Delete a device and everything about it (checks, rollups, health, state changes,
+    its notifications; its snooze is a column of its row) and take its id out of the
+    maintenance windows that name it, in one transaction: all of it, since SQLite may give
+    the id to the next new device, which must not inherit a history, an entry in
+    ``GET /notifications?device_id=`` or a window.
 
     The device row goes first: on PostgreSQL that locks it, so an
     :func:`insert_device_check` under way either waits and then finds no device, or
-    commits first and its check is deleted here with the rest."""
+    commits first and its check is deleted here with the rest.  A delivery still queued
+    for it finds no ledger row and sends nothing."""
     await session.delete(device)
     await session.flush()
     for history in _DEVICE_HISTORY:
         await session.exec(delete(history).where(history.c.device_id == device.id))  # type: ignore[call-overload]
+    # A window's device_ids is a JSON list: read the few windows, rewrite those naming it
+    # (a window left with no device covers none; null would mean every device).
+    for window in (await session.exec(select(MaintenanceWindow))).all():
+        if window.device_ids is not None and device.id in window.device_ids:
+            window.device_ids = [i for i in window.device_ids if i != device.id]
+            window.updated_at = utcnow()
+            session.add(window)
     await session.commit()
 
 
 # The tables whose rows belong to one device (``device_id``), deleted with it.
 _DEVICE_HISTORY: tuple[Table, ...] = tuple(
     m.__table__  # type: ignore[union-attr]
-    for m in (CheckResult, CheckRollup, DeviceHealth, StateChange)
+    for m in (CheckResult, CheckRollup, DeviceHealth, StateChange, Notification)
 )
 
 

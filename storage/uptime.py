@@ -2,11 +2,13 @@
 ``state_changes`` (time in each state), ``check_rollups`` (counts and latency) and
 ``device_health``, never from the raw results: both stay right after retention pruned
 them, and answer in a few small queries (the maths is :mod:`storage.uptime_maths`).
+The periods of maintenance windows, left out of uptime, are handed in by the caller
+(the windows are scheduling's: :class:`jobs.scheduling.windows.MaintenancePeriods`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +21,7 @@ from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.rollups import histogram, summed_rollups_per_window
 from storage.uptime_maths import (
     Change,
+    Period,
     Window,
     histogram_percentile,
     outcome_of,
@@ -41,6 +44,7 @@ class WindowUptime:
     down_percent: float | None
     unknown_seconds: float
     paused_seconds: float
+    maintenance_seconds: float
     checks: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
@@ -55,6 +59,7 @@ class DeviceStatus:
     since: datetime | None
     last_check: dict[str, Any] | None
     uptime_24h: float | None
+    uptime_30d: float | None = None  # over ``month``, when device_statuses is given one
 
 
 def _fallback(state: str | None, since: datetime | None) -> tuple[str, datetime] | None:
@@ -115,10 +120,15 @@ async def _changes(
 
 
 async def device_uptime(
-    engine: AsyncEngine, device_id: int, windows: Sequence[Window], now: datetime
+    engine: AsyncEngine,
+    device_id: int,
+    windows: Sequence[Window],
+    now: datetime,
+    maintenance: Sequence[Period] = (),
 ) -> list[WindowUptime] | None:
-    """The device's uptime over each trailing window ending at ``now``; None when no
-    device has this id."""
+    """The device's uptime over each trailing window ending at ``now``, the time in
+    ``maintenance`` (its maintenance windows' periods) left out; None when no device has
+    this id."""
     async with engine.connect() as conn:
         device = (
             await conn.execute(
@@ -138,7 +148,7 @@ async def device_uptime(
         )
     out = []
     for window, start, sums in zip(windows, starts, summed, strict=True):
-        share = shares(state_seconds(start, now, changes, fallback))
+        share = shares(state_seconds(start, now, changes, fallback, maintenance))
         counts = histogram(sums)
         top = float(sums.get("latency_max_ms") or 0.0)
         has_latency = int(sums.get("latency_count") or 0) > 0
@@ -150,6 +160,7 @@ async def device_uptime(
                 down_percent=share.down_percent,
                 unknown_seconds=share.unknown_seconds,
                 paused_seconds=share.paused_seconds,
+                maintenance_seconds=share.maintenance_seconds,
                 checks=int(sums.get("checks") or 0),
                 latency_p50_ms=histogram_percentile(counts, 50, top),
                 latency_p95_ms=histogram_percentile(counts, 95, top),
@@ -173,10 +184,18 @@ async def _latest_checks(conn: AsyncConnection, device_ids: Sequence[int]) -> di
 
 
 async def device_statuses(
-    engine: AsyncEngine, now: datetime, *, limit: int, offset: int, day: Window
+    engine: AsyncEngine,
+    now: datetime,
+    *,
+    limit: int,
+    offset: int,
+    day: Window,
+    month: Window | None = None,
+    maintenance: Callable[[int], Sequence[Period]] | None = None,
 ) -> list[DeviceStatus]:
     """Devices ordered by id (``limit``/``offset``): state, since, the newest result and
-    the uptime over ``day``, in four queries whatever the page size."""
+    the uptime over ``day`` (and over ``month``, if given; ``maintenance(device_id)``: the
+    periods left out of both), in four queries whatever the page size."""
     async with engine.connect() as conn:
         devices = (
             await conn.execute(
@@ -198,11 +217,18 @@ async def device_statuses(
             return []
         latest = await _latest_checks(conn, ids)
         start = now - day.length
-        changes = await _changes(conn, ids, start, now)
+        month_start = None if month is None else now - month.length
+        changes = await _changes(conn, ids, min(start, month_start or start), now)
     out = []
     for d in devices:
         fallback = _fallback(d.state, d.since)
-        uptime = shares(state_seconds(start, now, changes[d.id], fallback)).uptime_percent
+        left_out = () if maintenance is None else maintenance(d.id)
+        seconds = state_seconds(start, now, changes[d.id], fallback, left_out)
+        uptime = shares(seconds).uptime_percent
+        uptime_30d = None
+        if month_start is not None:
+            month_seconds = state_seconds(month_start, now, changes[d.id], fallback, left_out)
+            uptime_30d = shares(month_seconds).uptime_percent
         check = latest.get(d.id)
         out.append(
             DeviceStatus(
@@ -219,6 +245,41 @@ async def device_statuses(
                     "latency_ms": check.latency_ms,
                 },
                 uptime_24h=uptime,
+                uptime_30d=uptime_30d,
             )
         )
+    return out
+
+
+async def uptime_percents(
+    conn: AsyncConnection,
+    device_ids: Sequence[int],
+    window: Window,
+    now: datetime,
+    maintenance: Callable[[int], Sequence[Period]] | None = None,
+) -> dict[int, float | None]:
+    """Per device among ``device_ids``: its uptime over ``window`` ending at ``now``
+    (``maintenance(device_id)``: the periods left out), the same figure as
+    :func:`device_uptime`'s ``uptime_percent`` for that window; None with no known time or
+    no such device.  Two queries whatever the number of devices (their health rows, their
+    state changes), so a status page of many devices costs what one device does."""
+    if not device_ids:
+        return {}
+    health = (
+        await conn.execute(
+            select(DEVICES.c.id, HEALTH.c.state, HEALTH.c.since)
+            .select_from(DEVICES.outerjoin(HEALTH, HEALTH.c.device_id == DEVICES.c.id))
+            .where(DEVICES.c.id.in_(device_ids))
+        )
+    ).all()
+    found = [int(row.id) for row in health]
+    start = now - window.length
+    changes = await _changes(conn, found, start, now)
+    out: dict[int, float | None] = dict.fromkeys(device_ids)
+    for row in health:
+        left_out = () if maintenance is None else maintenance(row.id)
+        seconds = state_seconds(
+            start, now, changes[row.id], _fallback(row.state, row.since), left_out
+        )
+        out[row.id] = shares(seconds).uptime_percent
     return out

@@ -2,10 +2,12 @@
 
 - :func:`rollup_rows`: stored check rows summed per (device, hour) and (device, day), the
   rows :mod:`storage.rollups` adds into ``check_rollups``.
-- :func:`parse_windows`: ``"24h,7d,30d"`` into :class:`Window` s.
+- :func:`parse_window`: ``"30d"`` into a :class:`Window` (the one window parser: the
+  uptime badge's ``?window=``), :func:`parse_windows`: ``"24h,7d,30d"`` into several.
 - :func:`rollup_ranges`: which hourly and daily rollup rows cover a window.
 - :func:`state_seconds`: how long a device spent in each state over a window, from its
-  ``state_changes``; :func:`shares` turns that into the percentages the API shows.
+  ``state_changes``, with the time of its maintenance windows (:func:`merge_periods`)
+  counted apart; :func:`shares` turns that into the percentages the API shows.
 - :func:`histogram_percentile`: p50/p95 from the summed latency histogram.
 
 Example::
@@ -152,11 +154,31 @@ class Window:
 _WINDOW = re.compile(r"([1-9][0-9]{0,5})([hd])")
 
 
-def parse_windows(text: str) -> list[Window]:
-    """``"24h,7d,30d"``: comma-separated ``<n>h`` or ``<n>d``, each at most 400 days, at most
-    ten, no repeats.  Raises ValueError saying which entry is wrong::
+def parse_window(text: str) -> Window:
+    """One window, ``<n>h`` or ``<n>d`` (``n`` from 1), at most 400 days; its label is
+    ``text``.  Raises ValueError saying what is wrong::
 
-    >>> parse_windows("90m")
+    >>> parse_window("30d")
+    Window(label='30d', length=datetime.timedelta(days=30))
+    >>> parse_window("1w")
+    Traceback (most recent call last):
+    ValueError: '1w' is not a window: write <n>h or <n>d (24h, 7d, 30d)
+    """
+    match = _WINDOW.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a window: write <n>h or <n>d (24h, 7d, 30d)")
+    n, unit = int(match[1]), match[2]
+    length = timedelta(hours=n) if unit == "h" else timedelta(days=n)
+    if length > MAX_WINDOW:
+        raise ValueError(f"{text!r} is longer than the longest window, 400d")
+    return Window(text, length)
+
+
+def parse_windows(text: str) -> list[Window]:
+    """``"24h,7d,30d"``: comma-separated windows (:func:`parse_window`, spaces around each
+    ignored), at most ten, no repeats.  Raises ValueError saying which entry is wrong::
+
+    >>> parse_windows("24h,90m")
     Traceback (most recent call last):
     ValueError: '90m' is not a window: write <n>h or <n>d (24h, 7d, 30d)
     """
@@ -165,16 +187,10 @@ def parse_windows(text: str) -> list[Window]:
         raise ValueError("no window given: write e.g. 24h,7d,30d")
     windows: list[Window] = []
     for entry in entries:
-        match = _WINDOW.fullmatch(entry)
-        if match is None:
-            raise ValueError(f"{entry!r} is not a window: write <n>h or <n>d (24h, 7d, 30d)")
-        n, unit = int(match[1]), match[2]
-        length = timedelta(hours=n) if unit == "h" else timedelta(days=n)
-        if length > MAX_WINDOW:
-            raise ValueError(f"{entry!r} is longer than the longest window, 400d")
+        window = parse_window(entry)
         if any(w.label == entry for w in windows):
             raise ValueError(f"{entry!r} is given twice")
-        windows.append(Window(entry, length))
+        windows.append(window)
     if len(windows) > MAX_WINDOWS:
         raise ValueError(f"{len(windows)} windows: at most {MAX_WINDOWS}")
     return windows
@@ -202,6 +218,49 @@ def rollup_ranges(start: datetime, end: datetime) -> list[Range]:
     return [r for r in ranges if r.since < r.until]
 
 
+# A period of time, [start, end).
+Period = tuple[datetime, datetime]
+MAINTENANCE = "maintenance"
+
+
+def merge_periods(periods: Iterable[Period]) -> list[Period]:
+    """The periods sorted and made disjoint: overlapping or touching ones joined, empty
+    ones dropped::
+
+    >>> t = [datetime(2026, 1, 1, h, tzinfo=UTC) for h in range(6)]
+    >>> [(a.hour, b.hour) for a, b in merge_periods([(t[3], t[5]), (t[0], t[1]), (t[1], t[2]),
+    ...                                               (t[4], t[4])])]
+    [(0, 2), (3, 5)]
+    """
+    merged: list[Period] = []
+    for since, until in sorted(p for p in periods if p[1] > p[0]):
+        if merged and since <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(until, merged[-1][1]))
+        else:
+            merged.append((since, until))
+    return merged
+
+
+class _Covered:
+    """How much of disjoint sorted ``periods`` lies before a time (one bisect)."""
+
+    def __init__(self, periods: Sequence[Period]) -> None:
+        self.starts = [p[0] for p in periods]
+        self.periods = periods
+        self.before: list[timedelta] = []  # the length of the periods before each
+        total = timedelta(0)
+        for since, until in periods:
+            self.before.append(total)
+            total += until - since
+
+    def until(self, t: datetime) -> timedelta:
+        i = bisect.bisect_right(self.starts, t) - 1
+        if i < 0:
+            return timedelta(0)
+        since, until = self.periods[i]
+        return self.before[i] + min(t, until) - since
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One ``state_changes`` row as the maths sees it."""
@@ -216,6 +275,7 @@ def state_seconds(
     end: datetime,
     changes: Sequence[Change],
     fallback: tuple[str, datetime] | None = None,
+    maintenance: Iterable[Period] = (),
 ) -> dict[str, float]:
     """Seconds spent in each state over ``[start, end)``.
 
@@ -223,12 +283,15 @@ def state_seconds(
     or before ``start``, if any).  The state at ``start`` is the last change's ``to`` at
     or before it, else the first later change's ``from``; with no change at all,
     ``fallback`` (the current state and since when, from device_health) holds from its
-    ``since`` on, and the time before is unknown.  Unknown without either."""
-    seconds: dict[str, float] = {}
+    ``since`` on, and the time before is unknown.  Unknown without either.
+
+    Time inside ``maintenance`` (the device's maintenance windows, in any order, may
+    overlap) counts as ``"maintenance"``, whatever the state was, and in no state."""
+    spans: list[tuple[str, datetime, datetime]] = []
 
     def add(state: str, since: datetime, until: datetime) -> None:
         if until > since:
-            seconds[state] = seconds.get(state, 0.0) + (until - since).total_seconds()
+            spans.append((state, since, until))
 
     if not changes:
         if fallback is None:
@@ -238,18 +301,27 @@ def state_seconds(
             begins = min(max(since, start), end)
             add("unknown", start, begins)
             add(state, begins, end)
-        return seconds
-    before = [c for c in changes if c.at <= start]
-    state = before[-1].to_state if before else changes[0].from_state
-    at = start
-    for change in changes:
-        if change.at <= start:
-            continue
-        if change.at >= end:
-            break
-        add(state, at, change.at)
-        state, at = change.to_state, change.at
-    add(state, at, end)
+    else:
+        before = [c for c in changes if c.at <= start]
+        state = before[-1].to_state if before else changes[0].from_state
+        at = start
+        for change in changes:
+            if change.at <= start:
+                continue
+            if change.at >= end:
+                break
+            add(state, at, change.at)
+            state, at = change.to_state, change.at
+        add(state, at, end)
+    inside = merge_periods((max(a, start), min(b, end)) for a, b in maintenance)
+    covered = _Covered(inside)
+    seconds: dict[str, float] = {}
+    for state, since, until in spans:
+        left = (until - since) - (covered.until(until) - covered.until(since))
+        if left > timedelta(0):
+            seconds[state] = seconds.get(state, 0.0) + left.total_seconds()
+    if inside:
+        seconds[MAINTENANCE] = covered.until(end).total_seconds()
     return seconds
 
 
@@ -260,11 +332,12 @@ class Shares:
     down_percent: float | None
     unknown_seconds: float
     paused_seconds: float
+    maintenance_seconds: float = 0.0
 
 
 def shares(seconds: Mapping[str, float]) -> Shares:
-    """Uptime % = (up + degraded) / known time, known = up + degraded + down (paused and
-    unknown time are left out); None when nothing is known::
+    """Uptime % = (up + degraded) / known time, known = up + degraded + down (paused,
+    unknown and maintenance time are left out); None when nothing is known::
 
     >>> shares({"up": 90.0, "down": 10.0, "paused": 50.0}).uptime_percent
     90.0
@@ -281,6 +354,7 @@ def shares(seconds: Mapping[str, float]) -> Shares:
         down_percent=pct(down),
         unknown_seconds=round(seconds.get("unknown", 0.0), 3),
         paused_seconds=round(seconds.get("paused", 0.0), 3),
+        maintenance_seconds=round(seconds.get(MAINTENANCE, 0.0), 3),
     )
 
 

@@ -217,7 +217,7 @@ async def run_hooks(
 
 
 def scrub_nul(row: Row) -> Row:
-    """The row with NUL characters removed from its text values (pure)::
+    r"""The row with NUL characters removed from its text values (pure)::
 
     >>> scrub_nul({"error": "bad\x00byte", "n": 1})
     {'error': 'badbyte', 'n': 1}

@@ -78,8 +78,11 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 def subprocess_env(env: dict[str, str]) -> dict[str, str]:
-    """The current environment plus ``env``, with the repo importable."""
+    """The current environment plus ``env``, with the repo importable.  A
+    ``python scheduler.py`` runs no worker processes unless ``env`` asks (``WORKERS``):
+    the tests of what one process does stay about one process."""
     full = dict(os.environ)
+    full["WORKERS"] = "0"
     full.update(env)
     root = str(Path(__file__).resolve().parent.parent)
     full["PYTHONPATH"] = root + os.pathsep + full.get("PYTHONPATH", "")

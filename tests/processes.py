@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.procs import worker_command
 from core.natsserver import free_port
@@ -92,7 +93,8 @@ class Fleetprobe:
     """``python scheduler.py`` that can be stopped and started again on the same ports,
     data dir and database."""
 
-    def __init__(self, tmp_path: Path, **extra: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, **extra: str) -> None:
+        self.args = args  # scheduler.py's flags (--no-scheduler, ...)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.tmp = tmp_path
@@ -111,7 +113,7 @@ class Fleetprobe:
 
     def start(self) -> None:
         self.runs += 1
-        self.proc = scheduler_cmd(self.env, self.tmp / f"scheduler-{self.runs}.log")
+        self.proc = scheduler_cmd(self.env, self.tmp / f"scheduler-{self.runs}.log", *self.args)
         proc = self.proc
         wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
 
@@ -121,12 +123,16 @@ class Fleetprobe:
             self.proc = None
 
     def post(self, path: str, body: object) -> dict[str, object]:
+        answer: dict[str, object] = self.call("POST", path, body)
+        return answer
+
+    def call(self, method: str, path: str, body: object = None) -> Any:
+        """The JSON answer of ``method path`` (None for a 204)."""
         headers = {"Content-Type": "application/json"}
         if "API_TOKEN" in self.env:
             headers["Authorization"] = f"Bearer {self.env['API_TOKEN']}"
-        req = urllib.request.Request(
-            self.url + path, json.dumps(body).encode(), headers, method="POST"
-        )
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data, headers, method=method)
         with urllib.request.urlopen(req, timeout=10) as resp:
-            answer: dict[str, object] = json.load(resp)
-            return answer
+            text = resp.read()
+            return json.loads(text) if text else None

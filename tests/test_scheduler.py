@@ -13,9 +13,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from core.natsserver import free_port, is_reachable
+from core.settings import Settings
 from tests.processes import ROOT, scheduler_cmd, wait_until
 
 pytestmark = pytest.mark.slow
@@ -34,6 +36,7 @@ def test_help_explains_every_flag() -> None:
         "--no-worker",
         "--no-scheduler",
         "--no-embedded-nats",
+        "--workers",
         "--host",
         "--port",
     ):
@@ -68,10 +71,21 @@ def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
 ) -> None:
     web_port = free_port()
     db = tmp_path / "monitoring.db"
-    env = embedded_env(tmp_path, db, web_port, SCHEDULER_RESYNC_SECONDS="1", RESULT_FLUSH_MS="2")
+    # WORKERS as a user has it (the tests' environment sets 0): auto, the cores less one.
+    env = embedded_env(
+        tmp_path, db, web_port, SCHEDULER_RESYNC_SECONDS="1", RESULT_FLUSH_MS="2", WORKERS="auto"
+    )
     proc = scheduler_cmd(env, tmp_path / "scheduler.log")
     try:
         wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
+        workers = Settings(WORKERS="auto").worker_processes  # type: ignore[call-arg]
+        assert f"worker_processes={workers}" in proc.output()
+        # The in-process worker and each worker process listen on the one consumer.
+        wait_until(
+            lambda: proc.output().count("listening stream=") == workers + 1, 60, "workers", proc
+        )
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 1 + 2 * workers  # nats-server; taskiq's parent and child each
         # uvloop is a dependency (on Linux and macOS): the default loop is uvloop.
         assert "fleetprobe running loop=uvloop" in proc.output()
         match = re.search(r"embedded nats-server started pid=(\d+)", proc.output())
@@ -105,6 +119,7 @@ def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
     assert code == 0, output[-3000:]
     assert "stopped scheduler" in output and "embedded nats-server stopped" in output
     assert not _alive(nats_pid)
+    assert not [c.pid for c in children if _alive(c.pid)]  # no worker process left either
     assert not is_reachable(env["NATS_URL"])
     assert (tmp_path / "data" / "nats").is_dir()  # JetStream store under NATS_DATA_DIR
 

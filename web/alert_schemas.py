@@ -26,12 +26,13 @@ from pydantic import (
     model_validator,
 )
 
-from jobs.alerts.senders import MASK, check_apprise_url, mask_url
+from core.secrets import MASK
+from jobs.alerts.senders import check_apprise_url, mask_url
 from jobs.alerts.templates import SAMPLE, TemplateProblem, render_template
 from jobs.scheduling.cron import ScheduleError, cron_trigger
-from jobs.scheduling.windows import MODES, zone
+from jobs.scheduling.windows import MODES, occurrence, window_of, zone
 from storage.alert_models import CHANNEL_KINDS, NOTIFICATION_STATUSES
-from storage.types import MAX_ID
+from storage.types import MAX_ID, utcnow
 
 _INPUT = ConfigDict(extra="forbid", strict=True)
 
@@ -197,6 +198,21 @@ def _duration_positive(value: timedelta) -> timedelta:
     return value
 
 
+# The latest start accepted: the longest duration after it still has a time (year 9999).
+LAST_START = datetime.max.replace(tzinfo=UTC) - timedelta(days=32)
+
+
+def _start_in_range(value: datetime | None) -> datetime | None:
+    if value is not None:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time out of range once converted to UTC") from None
+        if utc > LAST_START:
+            raise ValueError(f"start must be at most {LAST_START.date().isoformat()}")
+    return value
+
+
 def _zone_exists(value: str) -> str:
     try:
         zone(value)
@@ -261,6 +277,7 @@ class MaintenanceCreate(BaseModel):
     is_active: bool = True
 
     _duration = field_validator("duration")(_duration_positive)
+    _start = field_validator("start")(_start_in_range)
     _zone = field_validator("timezone")(_zone_exists)
     _cron = field_validator("cron")(_cron_parses)
 
@@ -292,6 +309,21 @@ class MaintenanceUpdate(BaseModel):
         return {**current, **changes}
 
 
+def _open_until(row: Any, now: datetime) -> datetime | None:
+    """The end of the occurrence of the window ``row`` covering ``now`` (None: none does)."""
+    if not row.is_active:
+        return None
+    try:
+        window = window_of(
+            row.id, row.device_ids, row.start, row.cron,
+            timedelta(seconds=row.duration_seconds), row.timezone, row.mode,
+        )  # fmt: skip
+    except ScheduleError:
+        return None  # a zone gone from the system: the calendar skips it too
+    start, until = occurrence(window, now)
+    return None if start is None else until
+
+
 class MaintenanceRead(BaseModel):
     id: int
     name: str
@@ -304,13 +336,18 @@ class MaintenanceRead(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    open_until: datetime | None = Field(
+        description="in force now: the end of the current occurrence; null when the window "
+        "is not in force (or not active)"
+    )
 
     @classmethod
-    def of(cls, row: Any) -> MaintenanceRead:
+    def of(cls, row: Any, now: datetime | None = None) -> MaintenanceRead:
         return cls(
             id=row.id, name=row.name, device_ids=row.device_ids, start=row.start, cron=row.cron,
             duration=float(row.duration_seconds), timezone=row.timezone, mode=row.mode,
             is_active=row.is_active, created_at=row.created_at, updated_at=row.updated_at,
+            open_until=_open_until(row, now or utcnow()),
         )  # fmt: skip
 
     def as_input(self) -> dict[str, Any]:

@@ -1,25 +1,20 @@
 """Badges, pure: a shields.io-style flat SVG and the same data in the shields.io
 endpoint format (``{"schemaVersion": 1, "label", "message", "color"}``), the colour of a
-state or an uptime, and the ``?window=`` of the uptime badge.
+state or an uptime.  (The uptime badge's ``?window=`` is
+:func:`storage.uptime_maths.parse_window`, the parser of ``/devices/{id}/uptime``.)
 
->>> parse_window("30d")
-datetime.timedelta(days=30)
 >>> shields("status", "up", STATE_COLORS["up"])["color"]
 'brightgreen'
 """
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
 from html import escape
 
 __all__ = [
     "STATE_COLORS",
-    "WindowError",
     "badge_svg",
     "format_uptime",
-    "parse_window",
     "shields",
     "uptime_color",
 ]
@@ -41,31 +36,6 @@ STATE_COLORS = {
     "unknown": "lightgrey",
     "paused": "blue",
 }
-MAX_WINDOW = timedelta(days=365)
-_WINDOW = re.compile(r"^([1-9][0-9]{0,4})([hd])$")
-
-
-class WindowError(ValueError):
-    """A ``window`` that is not ``<N>h`` or ``<N>d`` up to 365 days."""
-
-
-def parse_window(text: str) -> timedelta:
-    """``24h``, ``7d``, ``30d``: a number of hours or days, at most 365 days.
-
-    >>> parse_window("24h")
-    datetime.timedelta(days=1)
-    >>> parse_window("1w")
-    Traceback (most recent call last):
-    web.badges.WindowError: window must look like 24h or 30d (hours or days), got '1w'
-    """
-    match = _WINDOW.match(text)
-    if match is None:
-        raise WindowError(f"window must look like 24h or 30d (hours or days), got {text!r}")
-    count, unit = int(match.group(1)), match.group(2)
-    window = timedelta(hours=count) if unit == "h" else timedelta(days=count)
-    if window > MAX_WINDOW:
-        raise WindowError(f"window may be at most 365d, got {text!r}")
-    return window
 
 
 def uptime_color(percent: float | None) -> str:

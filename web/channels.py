@@ -12,13 +12,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
 from core.settings import Settings
 from jobs.alerts.message import compose, device_link
-from jobs.alerts.senders import send_apprise, send_webhook
+from jobs.alerts.senders import alert_client, send
 from storage import alert_repo
 from storage.alert_models import Channel
 from storage.db import session_factory
@@ -111,12 +110,12 @@ async def update_channel(call: Call[ChannelUpdate, NoQuery]) -> Response:
 
 
 async def delete_channel(call: Call[NoBody, NoQuery]) -> Response:
-    """Delete the channel (its notifications stay in the history)."""
+    """Delete the channel (its notifications stay in the history); devices that named it
+    in ``channel_ids`` no longer do."""
     async with session_factory(services_of(call.request).engine)() as session:
         row = await channel_or_404(session, call.path["channel_id"])
-        await session.delete(row)
-        await session.commit()
-    log.info("channel deleted id=%d", call.path["channel_id"])
+        devices = await alert_repo.delete_channel(session, row)
+    log.info("channel deleted id=%d devices=%d", call.path["channel_id"], devices)
     return respond(None, 204)
 
 
@@ -137,15 +136,11 @@ async def test_channel(call: Call[NoBody, NoQuery]) -> Response:
         channel = await channel_or_404(session, call.path["channel_id"])
     body = _test_body(channel, device_link(settings, 0))
     timeout = settings.alert_attempt_seconds
-    if channel.kind == "webhook":
-        key = f"test:{channel.id}:{uuid.uuid4().hex}"
-        async with httpx.AsyncClient(follow_redirects=False) as client:
-            outcome = await send_webhook(
-                client, channel.url, body, key=key, secret=channel.secret,
-                headers=channel.headers, timeout=timeout,
-            )  # fmt: skip
-    else:
-        outcome = await send_apprise(channel.url, body["title"], body["text"], timeout=timeout)
+    # The same sending path as a delivery (jobs.alerts.task), with a key of its own: a
+    # receiver that drops repeats by Idempotency-Key never drops a test.
+    key = f"test:{channel.id}:{uuid.uuid4().hex}"
+    async with alert_client(timeout) as client:
+        outcome = await send(channel, body, key=key, http=client, timeout=timeout)
     log.info(
         "channel test id=%d ok=%s response_code=%s", channel.id, outcome.ok, outcome.response_code
     )

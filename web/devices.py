@@ -15,6 +15,7 @@ from pydantic import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
+from core.secrets import keep_masked
 from core.settings import Settings
 from jobs.events import DEVICE_CREATED, DEVICE_DELETED, DEVICE_UPDATED
 from jobs.probe.conditions import foreign_placeholders
@@ -179,6 +180,8 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
         row = await device_or_404(session, call.path["device_id"])
         if not changes:
             return respond(DeviceRead.model_validate(row))
+        if changes.get("headers") is not None:  # "***" keeps what is stored
+            changes["headers"] = keep_masked(changes["headers"], row.headers)
         check_device(services.settings, device_fields(row) | changes, changes)
         was_active = row.is_active
         await check_alert_policy(session, services.settings, changes)
@@ -192,7 +195,8 @@ async def update_device(call: Call[DeviceUpdate, NoQuery]) -> Response:
 
 
 async def delete_device(call: Call[NoBody, NoQuery]) -> Response:
-    """Delete the device and its check history."""
+    """Delete the device and all its history (checks, uptime, state changes,
+    notifications); it leaves the maintenance windows that named it."""
     services = services_of(call.request)
     async with session_factory(services.engine)() as session:
         row = await device_or_404(session, call.path["device_id"])

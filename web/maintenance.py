@@ -3,7 +3,8 @@ alerts silenced until a time.
 
 A window's changes reach the probe schedulers and the alerts within their refresh
 (``ALERT_SWEEP_SECONDS``); the leading scheduler announces ``maintenance.started`` and
-``maintenance.ended`` as windows open and close.
+``maintenance.ended`` as windows open and close.  A snooze is a change of the device: it
+is announced as ``device.updated`` (the dashboard marks the device "snoozed").
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
+from jobs.events import DEVICE_UPDATED
 from storage.alert_models import MaintenanceWindow
 from storage.db import session_factory
 from storage.repo import add_row, update_row
+from storage.types import utcnow
 from web.alert_schemas import (
     MaintenanceCreate,
     MaintenanceRead,
@@ -28,7 +31,8 @@ from web.alert_schemas import (
 from web.devices import device_or_404
 from web.endpoints import AnyEndpoint, Call, Endpoint, NoBody, NoQuery, Reply, respond
 from web.errors import ApiError, ErrorBody, RequestInvalid
-from web.services import services_of
+from web.schemas import DeviceRead
+from web.services import Services, services_of
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ async def list_windows(call: Call[NoBody, NoQuery]) -> Response:
         from storage.alert_repo import list_windows as rows_of
 
         rows = await rows_of(session)
-    return respond([MaintenanceRead.of(r) for r in rows])
+    now = utcnow()
+    return respond([MaintenanceRead.of(r, now) for r in rows])
 
 
 async def create_window(call: Call[MaintenanceCreate, NoQuery]) -> Response:
@@ -99,23 +104,33 @@ async def delete_window(call: Call[NoBody, NoQuery]) -> Response:
     return respond(None, 204)
 
 
+async def _announce(services: Services, device: DeviceRead) -> None:
+    await services.events.publish(DEVICE_UPDATED, device.model_dump(mode="json"))
+
+
 async def snooze(call: Call[SnoozeBody, NoQuery]) -> Response:
     """Silence the device's alerts until ``until`` (state changes are still recorded;
     their notifications show as ``suppressed``)."""
-    async with session_factory(services_of(call.request).engine)() as session:
+    services = services_of(call.request)
+    async with session_factory(services.engine)() as session:
         row = await device_or_404(session, call.path["device_id"])
         row = await update_row(session, row, snoozed_until=call.body.until)
-    log.info("device snoozed device=%d until=%s", row.id, call.body.until.isoformat())
-    return respond(SnoozeRead(device_id=call.path["device_id"], snoozed_until=row.snoozed_until))
+        device = DeviceRead.model_validate(row)
+    log.info("device snoozed device=%d until=%s", device.id, call.body.until.isoformat())
+    await _announce(services, device)
+    return respond(SnoozeRead(device_id=device.id, snoozed_until=device.snoozed_until))
 
 
 async def unsnooze(call: Call[NoBody, NoQuery]) -> Response:
     """End the snooze now."""
-    async with session_factory(services_of(call.request).engine)() as session:
+    services = services_of(call.request)
+    async with session_factory(services.engine)() as session:
         row = await device_or_404(session, call.path["device_id"])
         row = await update_row(session, row, snoozed_until=None)
-    log.info("device snooze ended device=%d", call.path["device_id"])
-    return respond(SnoozeRead(device_id=call.path["device_id"], snoozed_until=None))
+        device = DeviceRead.model_validate(row)
+    log.info("device snooze ended device=%d", device.id)
+    await _announce(services, device)
+    return respond(SnoozeRead(device_id=device.id, snoozed_until=None))
 
 
 _ALL = "/maintenance"

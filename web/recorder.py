@@ -23,12 +23,14 @@ Schedules are :mod:`web.recorder_schedules`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.responses import Response
 
+from core.natserrors import queue_refusal
 from jobs.events import RECORDER_COMMAND
 from jobs.recorder.job import one_off_job
 from jobs.recorder.kick import kick_recorder
@@ -103,11 +105,12 @@ async def run_command(
     services = services_of(call.request)
     task_id: str = call.path["task_id"]
     job = one_off_job(task_id, cmd, wire_payload(cmd, payload))
+    started = time.monotonic()
     try:
         await kick_recorder(services.broker, job)
     except Exception as exc:
         log.warning("recorder kick failed task_id=%s cmd=%s error=%r", task_id, cmd, exc)
-        return failure(503, f"the job queue did not accept the command: {exc}")
+        return failure(503, queue_refusal(services.settings, exc, time.monotonic() - started))
     timeout = services.settings.nats_timeout + WAIT_MARGIN_SECONDS
     result = await wait_for_command(services, job.run_key, timeout)
     if result is None:

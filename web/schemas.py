@@ -31,9 +31,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_serializer,
     model_validator,
 )
 
+from core.secrets import mask_values
 from core.settings import (
     MAX_INTERVAL_SECONDS,
     MIN_INTERVAL_SECONDS,
@@ -322,7 +324,10 @@ class DeviceRead(BaseModel):
     success_threshold: int
     retry_interval_seconds: int | None
     method: str | None
-    headers: dict[str, str] | None
+    headers: dict[str, str] | None = Field(
+        description='values shown as "***" (they often hold tokens); send "***" back in a '
+        "PATCH to keep a stored value"
+    )
     body: str | None
     follow_redirects: bool
     verify_tls: bool
@@ -333,6 +338,10 @@ class DeviceRead(BaseModel):
     public: bool
     created_at: datetime
     updated_at: datetime
+
+    @field_serializer("headers")
+    def _masked(self, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return mask_values(headers)
 
 
 class CheckCreate(BaseModel):

@@ -5,13 +5,15 @@ No token is needed (``web/auth.py`` lets these paths through) and nothing here w
 Only devices whose ``public`` flag is set appear; every other id answers 404, the same
 404 as an id that does not exist, so the badges tell nobody which private ids exist.
 What is shown is the name, the state, since when, the uptime and the open incidents
-(``storage/public.py``): never the address, a status code or an error text.  The page
-is rendered on the server (Jinja2, autoescaped), so it needs no JavaScript.
+(``storage/public.py``): never the address, a status code or an error text.  The uptime is
+the figure ``GET /devices/{id}/uptime`` gives for the same window (time, from state
+changes, with the active maintenance windows' time left out).  The page is rendered on
+the server (Jinja2, autoescaped), so it needs no JavaScript.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -19,17 +21,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from jobs.scheduling.calendar import load_windows
+from jobs.scheduling.windows import MaintenancePeriods
 from storage.public import PublicDevice, public_device, public_devices, uptime_percent
 from storage.types import utcnow
-from web.badges import (
-    STATE_COLORS,
-    WindowError,
-    badge_svg,
-    format_uptime,
-    parse_window,
-    shields,
-    uptime_color,
-)
+from storage.uptime_maths import Window, parse_window
+from web.badges import STATE_COLORS, badge_svg, format_uptime, shields, uptime_color
 from web.errors import ApiError, RequestInvalid
 from web.services import services_of
 
@@ -37,8 +34,8 @@ __all__ = ["PUBLIC_PATHS", "PUBLIC_PREFIXES", "status_page_routes"]
 
 PUBLIC_PATHS = frozenset({"/status-page"})
 PUBLIC_PREFIXES = ("/badges/",)
-PAGE_WINDOW = timedelta(days=30)
 DEFAULT_WINDOW = "30d"
+PAGE_WINDOW = parse_window(DEFAULT_WINDOW)
 # Badges are fetched by README renderers and shields.io: a minute of caching is fine.
 _BADGE_HEADERS = {
     "Cache-Control": "max-age=60",
@@ -52,12 +49,22 @@ _templates = Environment(
 )
 
 
+async def _uptimes(
+    request: Request, devices: list[PublicDevice], window: Window, now: datetime
+) -> dict[int, float | None]:
+    """The devices' uptime over ``window``: what ``GET /devices/{id}/uptime`` computes."""
+    engine = services_of(request).engine
+    periods = MaintenancePeriods(await load_windows(engine), now - window.length, now)
+    async with engine.connect() as conn:
+        return await uptime_percent(conn, devices, window, now, periods.of)
+
+
 async def status_page(request: Request) -> Response:
     engine = services_of(request).engine
     now = utcnow()
     async with engine.connect() as conn:
         devices = await public_devices(conn)
-        uptimes = await uptime_percent(conn, [d.id for d in devices], PAGE_WINDOW, now)
+    uptimes = await _uptimes(request, devices, PAGE_WINDOW, now)
     rows = [
         {
             "name": d.name,
@@ -120,14 +127,13 @@ async def uptime_badge(request: Request) -> Response:
     text = request.query_params.get("window", DEFAULT_WINDOW)
     try:
         window = parse_window(text)
-    except WindowError as exc:
+    except ValueError as exc:
         raise RequestInvalid.field(["query", "window"], str(exc)) from None
     device = await _device_or_404(request)
-    async with services_of(request).engine.connect() as conn:
-        percent = (await uptime_percent(conn, [device.id], window, utcnow()))[device.id]
+    percent = (await _uptimes(request, [device], window, utcnow()))[device.id]
     return _badge(
         _format(request),
-        f"uptime {text}",
+        f"uptime {window.label}",
         format_uptime(percent),
         uptime_color(percent),
     )

@@ -28,6 +28,9 @@ class UptimeQuery(QueryModel):
 class StatusQuery(QueryModel):
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=2**31)
+    recent: int = Field(
+        0, ge=0, le=100, description="also each device's this many newest results (sparklines)"
+    )
 
 
 class WindowUptime(BaseModel):
@@ -42,6 +45,10 @@ class WindowUptime(BaseModel):
     down_percent: float | None = Field(description="time down over the time known")
     unknown_seconds: float = Field(description="time in no known state (no result yet, stale)")
     paused_seconds: float = Field(description="time paused (is_active false): not counted")
+    maintenance_seconds: float = Field(
+        description="time in the device's maintenance windows (either mode), whatever its "
+        "state: not counted"
+    )
     checks: int = Field(description="results stored in the window (whole hours at its start)")
     latency_p50_ms: float | None = Field(description="median latency, from the histogram")
     latency_p95_ms: float | None = Field(description="95th percentile latency")
@@ -63,6 +70,14 @@ class LastCheck(BaseModel):
     latency_ms: float | None
 
 
+class RecentCheck(BaseModel):
+    checked_at: datetime
+    run_key: str
+    outcome: str = Field(description="up, degraded or down")
+    status_up: bool
+    latency_ms: float | None
+
+
 class DeviceStatus(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -71,4 +86,12 @@ class DeviceStatus(BaseModel):
     state: str = Field(description="up, degraded, down, unknown or paused")
     since: datetime | None = Field(description="when the device entered its state")
     last_check: LastCheck | None = Field(description="the newest stored result")
-    uptime_24h: float | None = Field(description="uptime percent over the last 24 hours")
+    uptime_24h: float | None = Field(
+        description="uptime percent over the last 24 hours, maintenance time left out"
+    )
+    uptime_30d: float | None = Field(
+        description="uptime percent over the last 30 days, maintenance time left out"
+    )
+    recent: list[RecentCheck] | None = Field(
+        None, description="with ?recent=N: the newest N results, oldest first"
+    )

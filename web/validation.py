@@ -3,7 +3,8 @@
 The "test this check" button: the body is a ``POST /devices`` body, refused with the same
 422s; the probe runs here (no queue, no worker), bounded by the device's timeout, and the
 answer is the result with every condition's verdict.  Nothing is written and nothing is
-announced.
+announced.  ``?device_id=N`` tests an edit of a stored device: a header sent as ``***``
+(what the API shows of it) is sent as stored.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from core.secrets import keep_masked
 from jobs.probe.check import run_check
 from jobs.probe.job import ProbeJob, check_settings
-from web.devices import check_device, check_timeout
-from web.endpoints import AnyEndpoint, Call, Endpoint, NoQuery, Reply, respond
+from storage.db import session_factory
+from web.devices import NOT_FOUND, check_device, check_timeout, device_or_404
+from web.endpoints import AnyEndpoint, Call, Endpoint, QueryModel, Reply, respond
 from web.schemas import DeviceCreate, Outcome, VerdictRead
 from web.services import services_of
 
@@ -41,11 +44,21 @@ class ValidationResult(BaseModel):
     certificate_expires_at: datetime | None
 
 
-async def validate_device(call: Call[DeviceCreate, NoQuery]) -> Response:
+class ValidateQuery(QueryModel):
+    device_id: int | None = Field(
+        None, ge=1, description='the stored device being edited: its "***" headers are used'
+    )
+
+
+async def validate_device(call: Call[DeviceCreate, ValidateQuery]) -> Response:
     """Run the device's check once now and answer its verdicts; nothing is stored."""
     services = services_of(call.request)
     settings = services.settings
     body = call.body
+    if call.query.device_id is not None and body.headers:
+        async with session_factory(services.engine)() as session:
+            stored = await device_or_404(session, call.query.device_id)
+        body = body.model_copy(update={"headers": keep_masked(body.headers, stored.headers)})
     check_timeout(services, body.timeout_seconds)
     fields = body.model_dump()
     check_device(settings, fields, fields)
@@ -88,8 +101,12 @@ ENDPOINTS: list[AnyEndpoint] = [
         "/devices/validate",
         validate_device,
         body=DeviceCreate,
+        query=ValidateQuery,
         tags=("devices",),
         summary="Try a device's check now (stores nothing)",
-        responses={200: Reply("The check's result and verdicts", ValidationResult)},
+        responses={
+            200: Reply("The check's result and verdicts", ValidationResult),
+            404: NOT_FOUND,
+        },
     ),
 ]

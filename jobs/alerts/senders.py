@@ -1,6 +1,8 @@
 """Sending one message: a webhook POST (signed when the channel has a secret) or an
-Apprise notification.  A failed send is data (:class:`Delivery`), never an exception;
-nothing here logs a URL, a secret or a header value.
+Apprise notification, through :func:`send` alone (a delivery, and ``POST
+/channels/{id}/test``), over a client made by :func:`alert_client`.  A failed send is
+data (:class:`Delivery`), never an exception; nothing here logs a URL, a secret or a
+header value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import apprise
 import httpx
 
+from core.secrets import MASK
 from storage.alert_models import Channel
 
 # Apprise logs the URLs it cannot parse, tokens and passwords included: its records are
@@ -25,7 +28,6 @@ logging.getLogger("apprise").addFilter(lambda record: False)
 
 SIGNATURE_HEADER = "X-Fleetprobe-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-MASK = "***"
 ANSWER_MAX = 500
 
 
@@ -47,11 +49,17 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def alert_client(timeout: float) -> httpx.AsyncClient:
+    """The HTTP client of webhook sends: no redirects followed (a receiver that moved
+    answers 3xx, a failure to see), ``timeout`` per attempt."""
+    return httpx.AsyncClient(follow_redirects=False, timeout=timeout)
+
+
 def encode_body(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), default=str).encode()
 
 
-async def send_webhook(
+async def _send_webhook(
     client: httpx.AsyncClient,
     url: str,
     body: dict[str, Any],
@@ -92,7 +100,7 @@ def _cause(exc: BaseException) -> str:
     return str(inner) or type(inner).__name__
 
 
-async def send_apprise(url: str, title: str, text: str, *, timeout: float) -> Delivery:
+async def _send_apprise(url: str, title: str, text: str, *, timeout: float) -> Delivery:
     sender = apprise.Apprise()
     if not sender.add(url):
         return Delivery(False, error="not a valid Apprise URL")
@@ -110,11 +118,11 @@ async def send(
     """``body`` through ``channel``: POSTed whole to a webhook, its title and text to
     Apprise; ``key`` is the webhook's ``Idempotency-Key``."""
     if channel.kind == "webhook":
-        return await send_webhook(
+        return await _send_webhook(
             http, channel.url, body, key=key, secret=channel.secret, headers=channel.headers,
             timeout=timeout,
         )  # fmt: skip
-    return await send_apprise(channel.url, body["title"], body["text"], timeout=timeout)
+    return await _send_apprise(channel.url, body["title"], body["text"], timeout=timeout)
 
 
 def check_apprise_url(url: str) -> str:

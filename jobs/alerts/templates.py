@@ -24,7 +24,8 @@ DEFAULT_TITLE = (
     "{% if reminder %}[reminder {{ reminder }}] {% endif %}{{ device.name }} is {{ state | upper }}"
 )
 DEFAULT_TEXT = (
-    "{{ device.name }} ({{ device.address }}) is {{ state }} since {{ since }}"
+    "{{ device.name }}{% if device.address %} ({{ device.address }}){% endif %}"
+    " is {{ state }} since {{ since }}"
     "{% if from_state %} (was {{ from_state }}){% endif %}."
     "{% if cause %}\nCause: {{ cause }}{% endif %}"
     "{% if error %}\nLast error: {{ error }}{% endif %}"

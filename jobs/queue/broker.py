@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -204,7 +203,9 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
                 messages = await self.consumer.fetch(
                     batch=self.pull_consume_batch, timeout=self.pull_consume_timeout
                 )
-            except NatsTimeoutError:
+            except TimeoutError:
+                # An empty fetch: nats-py's own TimeoutError, or asyncio's bare one when the
+                # deadline ran out inside fetch (a busy box: a worker process starting).
                 continue
             except asyncio.CancelledError:
                 raise

@@ -35,6 +35,7 @@ async def load_windows(engine: AsyncEngine) -> list[Window]:
                     timedelta(seconds=row.duration_seconds),
                     row.timezone,
                     row.mode,
+                    created_at=row.created_at,
                 )
             )
         except ScheduleError as exc:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.peer import find_peer
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(450)
 def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) -> None:
     pytest.importorskip("psutil", reason="the bench extra is not installed")
     out = subprocess.run(
@@ -23,7 +24,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=420,
         check=False,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -36,6 +37,8 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
         "steady",
         "footprint",
         "uptime",
+        "peer",
+        "outofbox",
         "storepath",
         "conditions",
         "targets",
@@ -68,3 +71,21 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     assert all({"target", "value", "met"} <= set(t) for t in result["targets"])
     names = {t["target"] for t in result["targets"]}
     assert "saturation with conditions and thresholds / plain devices (%)" in names
+    # The peer when installed (.ci/run installs it), else a plain sentence saying so.
+    peer = result["peer"]
+    if find_peer() is None:
+        assert "not found on PATH" in peer["missing"]
+    else:
+        assert peer["ok"] == peer["n"] == result["scaleout"]["+0"]["devices"]
+        assert "of the peer" in out.stdout
+    # Out of the box: a fresh scheduler.py with no flags, and with --workers 0 beside it.
+    oob = result["outofbox"]
+    assert set(oob) == {"--workers 0", "no flags"}
+    assert oob["--workers 0"]["worker_processes"] == 0
+    for run in oob.values():
+        assert run["exit_code"] == 0, run
+        for post in (run["first"], run["second"]):
+            assert post["stored"] == post["events"] == post["devices"]
+            assert sum(post["probes_by_process"].values()) == post["devices"]
+    if oob["no flags"]["worker_processes"]:  # more than one process probed
+        assert len(oob["no flags"]["second"]["probes_by_process"]) > 1

@@ -13,11 +13,14 @@ from storage.uptime_maths import (
     BUCKET_COLUMNS,
     SUM_COLUMNS,
     Change,
+    Period,
     Range,
     Window,
     bucket_column,
     histogram_percentile,
+    merge_periods,
     outcome_of,
+    parse_window,
     parse_windows,
     rollup_ranges,
     rollup_rows,
@@ -128,6 +131,44 @@ def test_a_result_in_another_time_zone_lands_in_its_utc_hour_and_day() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("1h", H),
+        ("24h", 24 * H),
+        ("7d", 7 * D),
+        ("30d", 30 * D),
+        ("400d", 400 * D),
+        ("9600h", 400 * D),
+    ],
+)
+def test_one_window_is_hours_or_days_labelled_as_written(text: str, length: timedelta) -> None:
+    assert parse_window(text) == Window(text, length)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "'' is not a window"),
+        ("0h", "'0h' is not a window"),
+        ("1w", "'1w' is not a window"),
+        ("30", "'30' is not a window"),
+        ("d", "'d' is not a window"),
+        ("1.5d", "'1.5d' is not a window"),
+        ("-1h", "'-1h' is not a window"),
+        ("7D", "'7D' is not a window"),
+        (" 7d", "' 7d' is not a window"),  # one window is taken as written
+        ("24h,7d", "'24h,7d' is not a window"),
+        ("401d", "'401d' is longer than the longest window, 400d"),
+        ("9601h", "'9601h' is longer than the longest window"),
+    ],
+)
+def test_one_bad_window_is_refused_saying_what(text: str, says: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_window(text)
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("text", "labels"),
     [
         ("24h,7d,30d", [("24h", 24 * H), ("7d", 7 * D), ("30d", 30 * D)]),
@@ -225,6 +266,95 @@ def test_time_in_each_state_is_integrated_between_changes(
     changes: list[Change], fallback: tuple[str, datetime] | None, seconds: dict[str, float]
 ) -> None:
     assert state_seconds(at(0), at(10), changes, fallback) == seconds
+
+
+def span(a: float, b: float) -> Period:
+    return (at(a), at(b))
+
+
+@pytest.mark.parametrize(
+    ("periods", "merged"),
+    [
+        ([], []),
+        ([span(1, 2)], [span(1, 2)]),
+        ([span(3, 4), span(1, 2)], [span(1, 2), span(3, 4)]),  # sorted
+        ([span(1, 3), span(2, 4)], [span(1, 4)]),  # overlapping
+        ([span(1, 2), span(2, 3)], [span(1, 3)]),  # touching
+        ([span(1, 5), span(2, 3)], [span(1, 5)]),  # one inside another
+        ([span(2, 2), span(3, 1)], []),  # empty or backwards: dropped
+    ],
+)
+def test_periods_are_merged_into_disjoint_sorted_ones(
+    periods: list[Period], merged: list[Period]
+) -> None:
+    assert merge_periods(periods) == merged
+
+
+UP_THEN_DOWN = [ch(-3, "unknown", "up"), ch(4, "up", "down"), ch(6, "down", "up")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fallback", "maintenance", "seconds"),
+    [
+        # no window: as before
+        (UP_THEN_DOWN, None, [], {"up": 8 * 3600, "down": 2 * 3600}),
+        # the whole outage in maintenance: left out of down, counted apart
+        (UP_THEN_DOWN, None, [span(4, 6)], {"up": 8 * 3600, "maintenance": 2 * 3600}),
+        # a window across a change takes from both states
+        (
+            UP_THEN_DOWN,
+            None,
+            [span(3, 5)],
+            {"up": 7 * 3600, "down": 3600, "maintenance": 2 * 3600},
+        ),
+        # overlapping windows (two windows of one device) count once
+        (
+            UP_THEN_DOWN,
+            None,
+            [span(3, 5), span(4, 6)],
+            {"up": 7 * 3600, "maintenance": 3 * 3600},
+        ),
+        # clipped to the window asked for
+        (
+            UP_THEN_DOWN,
+            None,
+            [span(-5, 1), span(9, 20)],
+            {"up": 6 * 3600, "down": 2 * 3600, "maintenance": 2 * 3600},
+        ),
+        # outside the window asked for: nothing
+        (UP_THEN_DOWN, None, [span(-5, -1), span(10, 12)], {"up": 8 * 3600, "down": 2 * 3600}),
+        # unknown and paused time in a window is maintenance too
+        (
+            [],
+            ("up", at(4)),
+            [span(2, 6)],
+            {"unknown": 2 * 3600, "up": 4 * 3600, "maintenance": 4 * 3600},
+        ),
+        ([ch(-1, "up", "paused")], None, [span(0, 10)], {"maintenance": 10 * 3600}),
+        # the window's edges to the second
+        (
+            UP_THEN_DOWN,
+            None,
+            [(at(4), at(4) + timedelta(seconds=90))],
+            {"up": 8 * 3600, "down": 2 * 3600 - 90, "maintenance": 90},
+        ),
+    ],
+)
+def test_maintenance_time_is_left_out_of_every_state(
+    changes: list[Change],
+    fallback: tuple[str, datetime] | None,
+    maintenance: list[Period],
+    seconds: dict[str, float],
+) -> None:
+    assert state_seconds(at(0), at(10), changes, fallback, maintenance) == seconds
+
+
+def test_an_outage_in_maintenance_does_not_lower_uptime() -> None:
+    without = shares(state_seconds(at(0), at(10), UP_THEN_DOWN))
+    during = shares(state_seconds(at(0), at(10), UP_THEN_DOWN, maintenance=[span(4, 6)]))
+    assert without.uptime_percent == 80.0 and without.maintenance_seconds == 0.0
+    assert during.uptime_percent == 100.0 and during.down_percent == 0.0
+    assert during.maintenance_seconds == 2 * 3600
 
 
 @pytest.mark.parametrize(

@@ -1,21 +1,30 @@
-"""Alert delivery across real worker processes (``taskiq worker worker:broker``): two
-workers deliver each state change's webhook exactly once, signed; a worker SIGKILLed
-while its delivery is in flight loses nothing, and the ledger records it once."""
+"""Alert delivery across real worker processes (``taskiq worker worker:broker``): a local
+target flapping down and up, probed on a schedule by two workers, gets exactly one signed
+webhook per stored state change (the whole pipeline: probe, health hook, listener, queue,
+delivery); each change enqueued twice is still delivered once; a worker SIGKILLed while
+its delivery is in flight loses nothing, and the ledger records it once."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
 from jobs.alerts.enqueue import enqueue_change
-from storage.db import init_db, make_engine
+from jobs.alerts.policy import wants
+from jobs.probe.scheduler import ProbeScheduler
+from storage.db import init_db, make_engine, session_factory
+from storage.models import DeviceHealth, StateChange
+from tests import targets
 from tests.conftest import isolated_env
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.jobs.alerts.helpers import add_change, add_channel, add_device, eventually, notifications
@@ -26,7 +35,91 @@ from tests.system.test_delivery import FAST_REDELIVERY, kill_group, ready
 pytestmark = pytest.mark.slow
 
 
-async def test_two_workers_send_one_signed_webhook_per_state_change(
+async def test_a_flapping_target_probed_by_two_workers_sends_one_signed_webhook_per_change(
+    nats_server: EmbeddedNats, tmp_path: Path, http_target: str
+) -> None:
+    env = isolated_env(nats_server.url, tmp_path)
+    settings = Settings(**env)  # type: ignore[arg-type]
+    engine = make_engine(settings)
+    await init_db(engine)
+    sessions = session_factory(engine)
+    switch = uuid.uuid4().hex[:8]
+    flaps = 3
+
+    async def state_is(wanted: str) -> bool:
+        async with sessions() as session:
+            row = await session.get(DeviceHealth, device)
+        return row is not None and row.state == wanted
+
+    with receiver() as rx:
+        channel = await add_channel(engine, rx.url, secret="flap-secret")
+        # Down at the first failed probe, up at the first good one: each switch is a change.
+        device = await add_device(engine, name="flappy", address=f"{http_target}/switch/{switch}",
+                                  interval_seconds=1, timeout_seconds=2,
+                                  failure_threshold=1, success_threshold=1)  # fmt: skip
+        w1 = taskiq_worker(env, tmp_path / "w1.log")
+        w2 = taskiq_worker(env, tmp_path / "w2.log")
+        with running(w1, w2):
+            for w in (w1, w2):
+                await wait_for(lambda w=w: ready(w), timeout=30, what=f"{w.log.name} ready")
+            async with (
+                collect_events(settings) as events,
+                running_worker(settings, worker=False) as broker,
+            ):
+                scheduler = ProbeScheduler(settings, broker, engine)
+                await scheduler.start()
+                try:
+                    await wait_for(lambda: state_is("up"), timeout=30, what="up")
+
+                    async def both_workers_probed() -> bool:
+                        return len(probed_by(events)) == 2
+
+                    # Pull consumers take whatever they fetch first: probe on until each
+                    # process has stored results, so the changes are decided across both.
+                    await wait_for(both_workers_probed, timeout=60, what="both workers probed")
+                    for flap in range(flaps):
+                        targets.switches[switch] = 500
+                        await wait_for(lambda: state_is("down"), timeout=30, what=f"down {flap}")
+                        targets.switches[switch] = 200
+                        await wait_for(lambda: state_is("up"), timeout=30, what=f"up {flap}")
+                finally:
+                    await scheduler.stop()
+                    targets.switches.pop(switch, None)
+                await eventually(lambda: rx.count() >= 2 * flaps, timeout=60, what="webhooks")
+                await asyncio.sleep(1.5)  # a duplicate, or a late change, would land now
+
+        async with sessions() as session:
+            stmt = select(StateChange).where(StateChange.device_id == device)
+            stored = list((await session.exec(stmt.order_by(col(StateChange.revision)))).all())
+        announced = [c for c in stored if wants(None, c.from_state, c.to_state)]
+        assert [(c.from_state, c.to_state) for c in stored] == [("unknown", "up")] + [
+            ("up", "down"), ("down", "up")
+        ] * flaps  # fmt: skip
+        # Exactly one webhook per stored (announced) change, none for unknown -> up.
+        per_change = Counter(r.body["state_change"]["id"] for r in rx.requests)
+        assert per_change == Counter({c.id: 1 for c in announced})
+        for got in rx.requests:
+            digest = hmac.new(b"flap-secret", got.raw, hashlib.sha256).hexdigest()
+            assert got.headers["x-fleetprobe-signature"] == f"sha256={digest}"
+            change_id = got.body["state_change"]["id"]
+            assert got.headers["idempotency-key"] == f"notify:{change_id}:{channel}"
+        by_id = {c.id: c for c in announced}
+        for got in rx.requests:
+            change = by_id[got.body["state_change"]["id"]]
+            assert got.body["state_change"]["to"] == change.to_state
+            assert got.body["state_change"]["run_key"] == change.run_key
+        rows = await notifications(engine)
+        assert sorted(r.state_change_id for r in rows) == sorted(by_id)
+        assert {r.status for r in rows} == {"sent"}
+        assert sum(e["type"] == "notification.sent" for e in events) == 2 * flaps
+    await engine.dispose()
+
+
+def probed_by(events: list[dict[str, Any]]) -> set[str]:
+    return {e["payload"]["worker"] for e in events if e["type"] == "check.created"}
+
+
+async def test_two_workers_send_one_signed_webhook_per_change_enqueued_twice(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
     env = isolated_env(nats_server.url, tmp_path)

@@ -13,7 +13,7 @@ from storage.db import session_factory
 from storage.models import Device
 from tests.jobs.alerts.helpers import add_change, add_device
 from tests.jobs.alerts.receiver import receiver
-from tests.webapp import WebApp
+from tests.webapp import WebApp, of_type, receive_until
 from web.channels import check_channel_ids
 
 HOOK = {
@@ -75,6 +75,11 @@ async def test_a_channel_is_created_read_changed_and_deleted_with_secrets_masked
         ("/maintenance", {"name": "w", "start": "2026-12-01T00:00:00Z", "duration": 60,
                           "mode": "nap"}, ["body", "mode"]),
         ("/maintenance", {"name": "w", "duration": 60}, ["body"]),
+        # its end would be past the last time there is: a 422, not a 500 later
+        ("/maintenance", {"name": "w", "start": "9999-12-31T00:00:00Z", "duration": 60},
+         ["body", "start"]),
+        ("/maintenance", {"name": "w", "start": "9999-12-31T23:59:00-23:59", "duration": 60},
+         ["body", "start"]),
     ],
 )  # fmt: skip
 async def test_bad_input_is_a_422_naming_the_field(
@@ -137,6 +142,24 @@ async def test_the_channel_test_answers_what_the_receiver_said(web: WebApp) -> N
         "sha256="
     )
     assert got.headers["authorization"] == "Bearer tok"
+    # The test message names no address (it has none), rather than "None".
+    assert got.body["text"].startswith("test is down since ") and "None" not in got.body["text"]
+
+
+async def test_the_channel_test_of_an_apprise_channel_goes_the_delivery_way(web: WebApp) -> None:
+    # Apprise's json:// POSTs {"title", "message", ...} to a host: the local receiver.
+    with receiver(plan=[200, 500]) as rx:
+        url = "json://" + rx.url.removeprefix("http://")
+        created = await web.client.post("/channels", json={"name": "j", "kind": "apprise",
+                                                           "url": url})  # fmt: skip
+        assert created.status_code == 201, created.text
+        test = f"/channels/{created.json()['id']}/test"
+        ok = (await web.client.post(test)).json()
+        refused = (await web.client.post(test)).json()
+    assert (ok["ok"], ok["error"]) == (True, None)
+    assert (refused["ok"], refused["error"]) == (False, "Apprise reported a failed send")
+    first = rx.requests[0].body
+    assert "test message" in first["message"] and first["title"]
 
 
 async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngine) -> None:
@@ -162,6 +185,64 @@ async def test_notifications_page_back_and_filter(web: WebApp, engine: AsyncEngi
     )
 
 
+async def test_a_deleted_device_takes_its_notifications_and_leaves_its_windows(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    from storage.alert_repo import record_notifications
+
+    kept = await add_device(engine, name="kept")
+    doomed = await add_device(engine, name="doomed")  # the highest id: SQLite reuses it
+    channel = (await web.client.post("/channels", json=HOOK)).json()["id"]
+    rows = []
+    for device in (kept, doomed):
+        change = await add_change(engine, device, 1, "up", "down")
+        rows.append({"device_id": device, "channel_id": channel, "state_change_id": change.id,
+                     "reminder": 0, "status": "sent"})  # fmt: skip
+    await record_notifications(engine, rows)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await web.client.post(f"/devices/{doomed}/snooze", json={"until": until})).is_success
+    windows = []
+    for ids in ([kept, doomed], [doomed], None):
+        body = {"name": "w", "cron": "0 2 * * 0", "duration": 60, "device_ids": ids}
+        windows.append((await web.client.post("/maintenance", json=body)).json()["id"])
+
+    assert (await web.client.delete(f"/devices/{doomed}")).status_code == 204
+    notes = (await web.client.get("/notifications")).json()
+    assert [n["device_id"] for n in notes] == [kept]  # the other device's history stays
+    assert (await web.client.get(f"/devices/{doomed}/state-changes")).status_code == 404
+    devices_of = {w["id"]: w["device_ids"] for w in (await web.client.get("/maintenance")).json()}
+    # Left with no device, a window covers none (not every device, which null means).
+    assert [devices_of[w] for w in windows] == [[kept], [], None]
+
+    # A new device given the same id starts clean: no history, no window, no snooze.
+    reborn = await web.client.post(
+        "/devices", json={"name": "new", "address": "http://127.0.0.1:9/"}
+    )
+    assert reborn.json()["id"] == doomed and reborn.json()["snoozed_until"] is None
+    mine = (await web.client.get("/notifications", params={"device_id": doomed})).json()
+    assert mine == []
+
+
+async def test_a_deleted_channel_leaves_the_devices_that_named_it(web: WebApp) -> None:
+    kept = (await web.client.post("/channels", json=HOOK)).json()["id"]
+    doomed = (await web.client.post("/channels", json=HOOK)).json()["id"]  # the highest id
+    both, only = [
+        (await web.client.post("/devices", json={"name": name, "address": "http://127.0.0.1:9/",
+                                                 "channel_ids": ids})).json()["id"]
+        for name, ids in (("both", [kept, doomed]), ("only", [doomed]))
+    ]  # fmt: skip
+    assert (await web.client.delete(f"/channels/{doomed}")).status_code == 204
+
+    async def channel_ids(device: int) -> Any:
+        return (await web.client.get(f"/devices/{device}")).json()["channel_ids"]
+
+    # Left with none, a device notifies no channel (null would mean the default ones).
+    assert (await channel_ids(both), await channel_ids(only)) == ([kept], [])
+    # A new channel given the same id (SQLite reuses it) is not chosen by either device.
+    assert (await web.client.post("/channels", json=HOOK)).json()["id"] == doomed
+    assert (await channel_ids(both), await channel_ids(only)) == ([kept], [])
+
+
 async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: AsyncEngine) -> None:
     from web.errors import RequestInvalid
 
@@ -173,3 +254,35 @@ async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: As
             await check_channel_ids(session, [channel["id"], 4242])
     (issue,) = refused.value.detail
     assert issue.loc == ["body", "channel_ids"] and "4242" in issue.msg
+
+
+async def test_a_window_in_force_answers_until_when(web: WebApp) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    bodies = [
+        {"name": "now", "start": (now - timedelta(minutes=10)).isoformat(), "duration": "PT1H"},
+        {"name": "later", "start": (now + timedelta(hours=5)).isoformat(), "duration": "PT1H"},
+        {"name": "over", "start": (now - timedelta(hours=5)).isoformat(), "duration": "PT1H"},
+        {"name": "off", "start": (now - timedelta(minutes=10)).isoformat(), "duration": "PT1H",
+         "is_active": False},
+        {"name": "every minute", "cron": "* * * * *", "duration": "PT2M"},
+    ]  # fmt: skip
+    for body in bodies:
+        assert (await web.client.post("/maintenance", json=body)).status_code == 201
+    answer = {w["name"]: w["open_until"] for w in (await web.client.get("/maintenance")).json()}
+    assert answer["now"] == (now + timedelta(minutes=50)).isoformat().replace("+00:00", "Z")
+    assert answer["later"] is None and answer["over"] is None and answer["off"] is None
+    # a cron window whose occurrences overlap is always in force: until its current one ends
+    until = datetime.fromisoformat(answer["every minute"])
+    assert now < until <= now + timedelta(minutes=2, seconds=5)
+
+
+async def test_a_snooze_is_announced_as_a_device_change(web: WebApp, engine: AsyncEngine) -> None:
+    device = await add_device(engine)
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    async with web.websocket("types=device.updated") as ws:
+        await web.client.post(f"/devices/{device}/snooze", json={"until": until.isoformat()})
+        event, _ = await receive_until(ws, of_type("device.updated", id=device))
+        assert datetime.fromisoformat(event["payload"]["snoozed_until"]) == until
+        await web.client.delete(f"/devices/{device}/snooze")
+        event, _ = await receive_until(ws, of_type("device.updated", id=device))
+        assert event["payload"]["snoozed_until"] is None

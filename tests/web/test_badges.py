@@ -1,41 +1,13 @@
-"""``web/badges.py``, pure: windows, colours, uptime text, the SVG and the shields JSON."""
+"""``web/badges.py``, pure: colours, uptime text, the SVG and the shields JSON (the
+``?window=`` parser is ``storage.uptime_maths.parse_window``, tested there)."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import timedelta
 
 import pytest
 
-from web.badges import (
-    WindowError,
-    badge_svg,
-    format_uptime,
-    parse_window,
-    shields,
-    uptime_color,
-)
-
-
-@pytest.mark.parametrize(
-    ("text", "window"),
-    [
-        ("1h", timedelta(hours=1)),
-        ("24h", timedelta(hours=24)),
-        ("7d", timedelta(days=7)),
-        ("30d", timedelta(days=30)),
-        ("365d", timedelta(days=365)),
-        ("8760h", timedelta(days=365)),
-    ],
-)
-def test_windows_are_hours_or_days(text: str, window: timedelta) -> None:
-    assert parse_window(text) == window
-
-
-@pytest.mark.parametrize("text", ["", "0h", "1w", "30", "d", "366d", "8761h", "1.5d", " 7d", "7D"])
-def test_other_windows_are_refused(text: str) -> None:
-    with pytest.raises(WindowError):
-        parse_window(text)
+from web.badges import badge_svg, format_uptime, shields, uptime_color
 
 
 @pytest.mark.parametrize(

@@ -63,9 +63,9 @@ def test_a_checks_outcome(page: Page, check: Any, outcome: str) -> None:
     "body",
     [
         {"items": [{"device_id": 3, "name": "a", "state": "down", "since": "S",
-                    "last_check": {"status_up": False}, "uptime_24h": 99.5}]},
+                    "last_check": {"status_up": False}, "uptime_24h": 99.5, "uptime_30d": 98.0}]},
         [{"device_id": 3, "state": "down", "since": "S", "last_check": {"status_up": False},
-          "uptime_24h": 99.5}],
+          "uptime_24h": 99.5, "uptime_30d": 98.0}],
     ],
 )  # fmt: skip
 def test_status_answers_are_read_by_device(page: Page, body: Any) -> None:
@@ -76,9 +76,17 @@ def test_status_answers_are_read_by_device(page: Page, body: Any) -> None:
             "since": "S",
             "lastCheck": {"status_up": False},
             "uptime24h": 99.5,
-            "uptime30d": None,
+            "uptime30d": 98.0,
+            "recent": [],
         }
     }
+
+
+def test_status_answers_carry_the_recent_results_when_asked(page: Page) -> None:
+    recent = [{"checked_at": "2026-12-01T00:00:00Z", "run_key": "k", "outcome": "up",
+               "status_up": True, "latency_ms": 3.0}]  # fmt: skip
+    parsed = call(page, "parse.js", "parseStatus", [{"device_id": 1, "recent": recent}])
+    assert parsed["1"]["recent"] == recent
 
 
 @pytest.mark.parametrize(
@@ -115,6 +123,53 @@ def test_events(page: Page, text: str, expected: Any) -> None:
 )
 def test_uptime_text(page: Page, percent: float | None, text: str | None) -> None:
     assert call(page, "parse.js", "formatUptime", percent) == text
+
+
+WINDOW = {"id": 1, "name": "patch", "mode": "suppress_alerts", "device_ids": [2, 3],
+          "is_active": True, "open_until": "2030-01-01T00:00:00Z"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ([WINDOW], [{"id": 1, "name": "patch", "mode": "suppress_alerts", "deviceIds": [2, 3],
+                     "until": "2030-01-01T00:00:00Z"}]),
+        ([{**WINDOW, "device_ids": None}], [{"id": 1, "name": "patch", "mode": "suppress_alerts",
+                                              "deviceIds": None, "until": "2030-01-01T00:00:00Z"}]),
+        ([{**WINDOW, "open_until": None}], []),  # not in force now
+        ([{**WINDOW, "is_active": False}], []),
+        (None, []),
+    ],
+)  # fmt: skip
+def test_the_windows_in_force(page: Page, body: Any, expected: list[dict[str, Any]]) -> None:
+    assert call(page, "parse.js", "parseWindows", body) == expected
+
+
+NOW = 1_900_000_000_000  # ms, 2030-03-17
+SOON = "2030-03-17T18:00:00Z"  # after NOW
+PAST = "2020-01-01T00:00:00Z"
+IN_FORCE = {"name": "patch", "deviceIds": None, "until": SOON}
+
+
+@pytest.mark.parametrize(
+    ("device", "windows", "words"),
+    [
+        ({"id": 2}, [], []),
+        ({"id": 2, "snoozed_until": SOON}, [], ["snoozed"]),
+        ({"id": 2, "snoozed_until": PAST}, [], []),  # the snooze ran out
+        ({"id": 2}, [IN_FORCE], ["maintenance"]),
+        ({"id": 2}, [{**IN_FORCE, "deviceIds": [2]}], ["maintenance"]),
+        ({"id": 2}, [{**IN_FORCE, "deviceIds": [3]}], []),  # another device's window
+        ({"id": 2}, [{**IN_FORCE, "until": PAST}], []),  # ended since it was read
+        ({"id": 2, "snoozed_until": SOON}, [IN_FORCE, IN_FORCE], ["maintenance", "snoozed"]),
+    ],
+)
+def test_a_devices_alert_marks_are_words(
+    page: Page, device: dict[str, Any], windows: list[dict[str, Any]], words: list[str]
+) -> None:
+    flags = call(page, "parse.js", "deviceFlags", device, windows, NOW)
+    assert [f["word"] for f in flags] == words
+    assert all(f["title"] for f in flags)
 
 
 FIELDS = ["name", "address", "conditions", "interval_seconds"]

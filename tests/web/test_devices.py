@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.settings import Settings
 from jobs.probe.scheduler import ProbeScheduler
+from storage.db import session_factory
+from storage.models import Device
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.webapp import WebApp, serve_app
 
@@ -196,13 +198,40 @@ async def test_every_health_field_is_stored_shown_and_reset_by_a_patch_of_null(
     r = await web.client.post("/devices", json={**NEW, **fields})
     assert r.status_code == 201, r.text
     created = r.json()
-    assert {k: created[k] for k in fields} == fields
+    shown = fields | {"headers": {"Authorization": "***", "X-Tag": "***"}}  # values masked
+    assert {k: created[k] for k in fields} == shown
     assert (await web.client.get(f"/devices/{created['id']}")).json() == created
     nullable = [k for k, v in DEFAULTS.items() if v is None]
     r = await web.client.patch(f"/devices/{created['id']}", json=dict.fromkeys(nullable))
     assert r.status_code == 200, r.text
     assert {k: r.json()[k] for k in nullable} == dict.fromkeys(nullable)
     assert r.json()["failure_threshold"] == 5  # not sent, not changed
+
+
+async def test_header_values_are_never_shown_and_a_masked_round_trip_keeps_them(
+    web: WebApp, settings: Settings, engine: AsyncEngine
+) -> None:
+    secret = {"Authorization": "Bearer s3cret", "X-Tag": "a"}
+    async with collect_events(settings) as events:
+        r = await web.client.post("/devices", json={**NEW, "headers": secret})
+        device = r.json()
+        assert device["headers"] == {"Authorization": "***", "X-Tag": "***"}
+        assert (await web.client.get("/devices")).json()[0]["headers"] == device["headers"]
+        # What the dashboard sends back after an edit: one value kept, one changed, one new.
+        sent = {"Authorization": "***", "X-Tag": "b", "X-New": "***"}
+        r = await web.client.patch(f"/devices/{device['id']}", json={"headers": sent})
+        assert r.status_code == 200, r.text
+
+        async def two() -> bool:
+            return len(events) >= 2
+
+        await wait_for(two, what="two device events")
+    assert "s3cret" not in str(events) and "s3cret" not in r.text
+    async with session_factory(engine)() as session:
+        row = await session.get(Device, device["id"])
+        assert row is not None
+        # Nothing stored under X-New: its "***" is taken as sent.
+        assert row.headers == {"Authorization": "Bearer s3cret", "X-Tag": "b", "X-New": "***"}
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""A 503 from POST /jobs/probe while NATS is down says what did not answer, where, and for
-how long it was tried (before: ``"the job queue did not accept the jobs: "``)."""
+"""A 503 from POST /jobs/probe (and from a recorder command) while NATS is down says
+what did not answer, where, and for how long it was tried (before: ``"the job queue did
+not accept the jobs: "``)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ async def test_a_503_names_the_queue_its_servers_and_how_long_it_was_tried(
             assert r.status_code == 201
             server.stop()  # NATS goes away; the connections are reconnecting
             r = await web.client.post("/jobs/probe", json={}, timeout=30)
+            command = await web.client.post("/recorder/cam1/start", json={}, timeout=30)
             # Back, so that the app and the broker close as usual.
             server = start_nats_server("127.0.0.1", port, tmp_path / "nats")
 
@@ -51,3 +53,8 @@ async def test_a_503_names_the_queue_its_servers_and_how_long_it_was_tried(
     tried = re.search(r"within (\d+\.\d)s \((\w+)", detail)
     assert tried, detail
     assert float(tried.group(1)) > 0 and tried.group(2).endswith("Error"), detail
+    # A recorder command refused by the queue says the same (web.recorder).
+    assert command.status_code == 503
+    said = command.json()["detail"]
+    assert said.startswith("the job queue did not accept the jobs: NATS JetStream at ")
+    assert f"nats://127.0.0.1:{port}" in said and re.search(r"within \d+\.\ds \(\w+Error", said)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, insert, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from jobs.probe.health import encode_health
-from jobs.probe.state import Health, State
-from storage.models import DeviceHealth, StateChange
+from storage.models import DeviceHealth
 from storage.types import utcnow
+from tests.web.history import add_changes, counted_statements
 from tests.webapp import WebApp
 
 ADDRESS = "http://127.0.0.1:9/"
@@ -31,34 +27,6 @@ async def manual_check(web: WebApp, device_id: int, ago: timedelta, **fields: An
     body = {"checked_at": (utcnow() - ago).isoformat()} | fields
     r = await web.client.post(f"/devices/{device_id}/checks", json=body)
     assert r.status_code == 201, r.text
-
-
-async def add_changes(
-    engine: AsyncEngine, device_id: int, *changes: tuple[str, str, timedelta]
-) -> None:
-    """A made-up history, and the device's health row where it leaves it (so the results
-    recorded after it fold on from there, as the health hook would have)."""
-    now = utcnow()
-    _frm, last, last_ago = changes[-1]
-    health = replace(Health.new(now - last_ago, State(last)), revision=len(changes))
-    async with engine.begin() as conn:
-        await conn.execute(
-            delete(StateChange.__table__).where(StateChange.device_id == device_id)  # type: ignore[attr-defined]
-        )
-        await conn.execute(
-            insert(StateChange.__table__),  # type: ignore[attr-defined]
-            [
-                {"device_id": device_id, "revision": i + 1, "from_state": frm,
-                 "to_state": to, "at": now - ago}
-                for i, (frm, to, ago) in enumerate(changes)
-            ],
-        )  # fmt: skip
-        await conn.execute(
-            update(DeviceHealth.__table__)  # type: ignore[attr-defined]
-            .where(DeviceHealth.device_id == device_id)
-            .values(state=last, since=now - last_ago, revision=len(changes),
-                    health=encode_health(health))
-        )  # fmt: skip
 
 
 async def test_uptime_per_window_from_state_changes_and_rollups(
@@ -89,6 +57,7 @@ async def test_uptime_per_window_from_state_changes_and_rollups(
         "down_percent": 0.0,
         "unknown_seconds": 0.0,
         "paused_seconds": 0.0,
+        "maintenance_seconds": 0.0,
         "checks": 2,
         "latency_p50_ms": 25.0,  # two in (25, 50] and (10, 25]: halfway up the first
         "latency_p95_ms": day["latency_p95_ms"],
@@ -121,18 +90,65 @@ async def test_uptime_of_an_unknown_device_is_a_404(web: WebApp) -> None:
     assert r.status_code == 404 and "424242" in r.json()["detail"]
 
 
-@contextmanager
-def counted_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
+async def uptime_24h(web: WebApp, device_id: int) -> dict[str, Any]:
+    r = await web.client.get(f"/devices/{device_id}/uptime?windows=24h")
+    assert r.status_code == 200, r.text
+    day: dict[str, Any] = r.json()["windows"][0]
+    return day
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
+async def status_uptime(web: WebApp, key: str = "uptime_24h") -> dict[int, float | None]:
+    return {i["device_id"]: i[key] for i in (await web.client.get("/status")).json()}
+
+
+async def test_an_outage_inside_a_maintenance_window_is_left_out_of_uptime(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    hours = timedelta(hours=1)
+    history = (("unknown", "up", 10 * hours), ("up", "down", 6 * hours), ("down", "up", 4 * hours))
+    patched, other = await new_device(web, "patched"), await new_device(web, "other")
+    for device_id in (patched, other):
+        await add_changes(engine, device_id, *history)
+    before = await uptime_24h(web, patched)
+    assert abs(before["uptime_percent"] - 80.0) < 0.01  # down 2 of 10 known hours
+    assert before["maintenance_seconds"] == 0.0
+
+    # The two hours of the outage, declared after the fact: a one-off window counts as given.
+    changes = (await web.client.get(f"/devices/{patched}/state-changes")).json()
+    start = next(c["at"] for c in changes if c["to"] == "down")
+    r = await web.client.post(
+        "/maintenance",
+        json={"name": "patch", "start": start, "duration": "PT2H", "device_ids": [patched]},
+    )
+    assert r.status_code == 201, r.text
+    window = r.json()["id"]
+    day = await uptime_24h(web, patched)
+    assert day["uptime_percent"] == 100.0 and day["down_percent"] == 0.0
+    assert day["maintenance_seconds"] == 7200.0
+    assert abs(day["unknown_seconds"] - 14 * 3600) < 5  # unknown time stays what it was
+    assert (await uptime_24h(web, other))["maintenance_seconds"] == 0.0  # not its window
+    statuses = await status_uptime(web)
+    assert statuses[patched] == 100.0 and abs((statuses[other] or 0) - 80.0) < 0.01
+    month = await status_uptime(web, "uptime_30d")  # the same hours: left out over 30 days too
+    assert month[patched] == 100.0 and abs((month[other] or 0) - 80.0) < 0.01
+
+    # A recurring window counts from its creation on: every hour for 59 minutes, made now,
+    # leaves the past (the outage included) as it was.
+    r = await web.client.post(
+        "/maintenance",
+        json={"name": "hourly", "cron": "0 * * * *", "duration": "PT59M", "device_ids": [other]},
+    )
+    assert r.status_code == 201, r.text
+    recurring = await uptime_24h(web, other)
+    assert recurring["maintenance_seconds"] < 5
+    assert abs(recurring["uptime_percent"] - 80.0) < 0.01
+
+    # A window switched off no longer leaves anything out.
+    r = await web.client.patch(f"/maintenance/{window}", json={"is_active": False})
+    assert r.status_code == 200, r.text
+    again = await uptime_24h(web, patched)
+    assert abs(again["uptime_percent"] - 80.0) < 0.01 and again["maintenance_seconds"] == 0.0
+    assert abs(((await status_uptime(web))[patched] or 0) - 80.0) < 0.01
 
 
 async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
@@ -164,6 +180,8 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
     assert first["last_check"]["outcome"] == "up" and first["last_check"]["latency_ms"] == 7.5
     assert first["last_check"]["status_up"] is True and first["last_check"]["checked_at"]
     assert abs(first["uptime_24h"] - 25.0) < 0.01  # down until 6 hours ago
+    # over 30 days: unknown until the first change 30 hours ago, down 24 h, up 6 h
+    assert abs(first["uptime_30d"] - 20.0) < 0.01
     # unknown since it was created (its health row; one failure is below the threshold)
     assert second["state"] == "unknown" and second["since"] is not None
     assert second["last_check"] == {
@@ -172,7 +190,7 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
         "status_up": False,
         "latency_ms": None,
     }
-    assert second["uptime_24h"] is None
+    assert second["uptime_24h"] is None and second["uptime_30d"] is None
     assert third["last_check"] is None and third["state"] == "unknown"
     assert fourth["state"] == "paused"
 
@@ -192,3 +210,24 @@ async def test_status_takes_the_same_few_queries_for_many_devices(
     with counted_statements(engine) as many:
         assert len((await web.client.get("/status")).json()) == 30
     assert len(many) == len(few) <= 5
+
+
+async def test_status_with_recent_carries_each_devices_newest_results(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    a, b = await new_device(web, "a"), await new_device(web, "b")  # b: no result yet
+    for minutes, up in ((30, True), (20, False), (10, True)):
+        await manual_check(web, a, timedelta(minutes=minutes), status_up=up, latency_ms=minutes)
+    with counted_statements(engine) as statements:
+        items = (await web.client.get("/status?recent=2")).json()
+    assert len(statements) <= 6  # /status's four or five, and one for every device's results
+    first, second = items
+    assert (first["device_id"], second["device_id"]) == (a, b)
+    assert [(c["outcome"], c["latency_ms"]) for c in first["recent"]] == [("down", 20), ("up", 10)]
+    assert first["recent"][-1]["checked_at"] == first["last_check"]["checked_at"]
+    assert first["recent"][0]["run_key"] and second["recent"] == []
+    assert (await web.client.get("/status")).json()[0]["recent"] is None
+    bad = await web.client.get("/status?recent=101")
+    assert bad.status_code == 422 and ["query", "recent"] in [
+        i["loc"] for i in bad.json()["detail"]
+    ]

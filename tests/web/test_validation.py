@@ -65,3 +65,27 @@ async def test_validate_a_recorder_device_with_no_recorder_running(web: WebApp) 
     )
     assert r.status_code == 200
     assert (r.json()["outcome"], r.json()["error_kind"]) == ("down", "no_responder")
+
+
+async def test_validating_an_edit_sends_the_stored_value_of_a_masked_header(
+    web: WebApp, http_target: str
+) -> None:
+    device = {
+        "name": "auth",
+        "address": f"{http_target}/echo",
+        "headers": {"Authorization": "Bearer s3cret"},
+        "conditions": ["[BODY].headers.authorization == Bearer s3cret"],
+    }
+    stored = (await web.client.post("/devices", json=device)).json()
+    edited = device | {"headers": stored["headers"]}  # what the edit form holds: "***"
+    assert edited["headers"] == {"Authorization": "***"}
+    r = await web.client.post(f"/devices/validate?device_id={stored['id']}", json=edited)
+    assert (r.status_code, r.json()["outcome"]) == (200, "up"), r.text
+    # Without device_id the "***" is sent as it is, and the condition says so.
+    r = await web.client.post("/devices/validate", json=edited)
+    assert r.json()["outcome"] == "down"
+    assert r.json()["verdicts"][0]["actual"] == "***"
+    r = await web.client.post("/devices/validate?device_id=999", json=edited)
+    assert r.status_code == 404 and "999" in r.text
+    r = await web.client.post("/devices/validate?device_id=0", json=edited)
+    assert r.status_code == 422 and "device_id" in r.text

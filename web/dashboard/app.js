@@ -1,25 +1,37 @@
 // The dashboard: the device table (one row per device, each updated in place by its own
 // events), the hash routes (#/, #/devices/N, #/recorders) and the live feed.
+//
+// 1,000 devices stay smooth: an event marks its device's row dirty and the dirty rows are
+// drawn once per animation frame (a burst of events costs one pass over the rows it
+// touched, and the counts are summed once per frame, not once per event); a row is built
+// once and then only the cells whose text changed are written, so the table is never
+// re-rendered and an untouched row is never written to.
 
 import { api, features } from "./api.js";
 import { sparkline } from "./charts.js";
 import { showDevice } from "./device.js";
 import { openDeviceForm } from "./form.js";
 import { follow } from "./live.js";
-import { checkOutcome, checkSummary, formatSince, formatUptime, parseStatus, parseUptime } from "./parse.js";
+import {
+  checkOutcome,
+  checkSummary,
+  deviceFlags,
+  formatSince,
+  formatUptime,
+  parseStatus,
+  parseWindows,
+} from "./parse.js";
 import { showRecorders } from "./recorder.js";
 
 const SPARK_POINTS = 30;
 const PAGE = 1000;
-const models = new Map(); // device id -> {device, checks (oldest first), health, uptime}
-const rows = new Map(); // device id -> <tr>
+// device id -> {device, checks (oldest first), health, uptime, uptimeKnown, drawn}
+const models = new Map();
+const rows = new Map(); // device id -> Row
+let windows = []; // the maintenance windows in force now: [{id, name, deviceIds, until}]
 let feats = null;
 
 const $ = (id) => document.getElementById(id);
-
-function cell(row, name) {
-  return row.querySelector(`[data-cell="${name}"]`);
-}
 
 function stateOf(model) {
   if (!model.device.is_active) return { state: "paused", since: model.health?.since ?? model.device.updated_at };
@@ -32,94 +44,168 @@ function stateOf(model) {
   return { state, since };
 }
 
-function newRow(id) {
-  const row = document.createElement("tr");
-  row.dataset.id = String(id);
-  row.innerHTML = `
-    <td data-cell="name"><a class="name"></a><small class="address"></small></td>
-    <td data-cell="state"><span class="state"></span></td>
-    <td data-cell="since"></td>
-    <td data-cell="latency"></td>
-    <td data-cell="spark"><svg class="spark" role="img" aria-label="recent latency"></svg></td>
-    <td data-cell="up24"></td>
-    <td data-cell="up30"></td>
-    <td data-cell="actions">
-      <button type="button" data-action="probe">Probe now</button>
-      <button type="button" data-action="edit">Edit</button>
-      <button type="button" data-action="pause"></button>
-      <button type="button" data-action="delete" class="danger">Delete</button>
-      <output class="probe-result"></output>
-    </td>`;
-  return row;
+// One row: its <tr>, the elements it writes to (found once) and what each last got, so
+// that a value written again is not written, and not even read back from the DOM.
+class Row {
+  constructor(id) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = String(id);
+    tr.innerHTML = `
+      <td data-cell="name"><a class="name"></a><small class="address"></small></td>
+      <td data-cell="state"><span class="state"></span><small class="flags"></small></td>
+      <td data-cell="since"></td>
+      <td data-cell="latency"></td>
+      <td data-cell="spark"><svg class="spark" role="img" aria-label="recent latency"></svg></td>
+      <td data-cell="up24"></td>
+      <td data-cell="up30"></td>
+      <td data-cell="actions">
+        <button type="button" data-action="probe">Probe now</button>
+        <button type="button" data-action="edit">Edit</button>
+        <button type="button" data-action="pause"></button>
+        <button type="button" data-action="delete" class="danger">Delete</button>
+        <output class="probe-result"></output>
+      </td>`;
+    const q = (selector) => tr.querySelector(selector);
+    this.tr = tr;
+    this.el = {
+      row: tr,
+      name: q(".name"),
+      address: q(".address"),
+      badge: q(".state"),
+      flags: q(".flags"),
+      since: q('[data-cell="since"]'),
+      latency: q('[data-cell="latency"]'),
+      spark: q("svg.spark"),
+      up24: q('[data-cell="up24"]'),
+      up30: q('[data-cell="up30"]'),
+      pause: q('[data-action="pause"]'),
+    };
+    this.last = {};
+  }
+
+  text(key, value) {
+    if (this.last[key] === value) return;
+    this.last[key] = value;
+    this.el[key].textContent = value;
+  }
+
+  attr(key, name, value) {
+    const k = `${key}@${name}`;
+    if (this.last[k] === value) return;
+    this.last[k] = value;
+    this.el[key].setAttribute(name, value);
+  }
 }
 
-function uptimeCell(td, value, available) {
+function uptimeCell(r, key, value, available) {
   const text = formatUptime(value);
-  td.textContent = text ?? (available ? "—" : "n/a");
-  td.classList.toggle("muted", text === null);
-  if (!available) td.title = "not available on this server";
+  r.text(key, text ?? (available ? "—" : "n/a"));
+  r.attr(key, "class", text === null ? "muted" : "");
+  r.attr(key, "title", available ? "" : "not available on this server");
 }
 
-export function renderRow(id) {
+function renderRow(id) {
   const model = models.get(id);
   if (!model) return;
-  let row = rows.get(id);
-  if (!row) {
-    row = newRow(id);
-    rows.set(id, row);
-    $("devices").tBodies[0].append(row);
+  let r = rows.get(id);
+  if (!r) {
+    r = new Row(id);
+    rows.set(id, r);
+    $("devices").tBodies[0].append(r.tr);
   }
   const { device } = model;
-  const name = cell(row, "name").querySelector("a");
-  name.textContent = device.name;
-  name.href = `#/devices/${id}`;
-  cell(row, "name").querySelector(".address").textContent = device.address;
+  r.text("name", device.name);
+  r.attr("name", "href", `#/devices/${id}`);
+  r.text("address", device.address);
   const { state, since } = stateOf(model);
-  const badge = cell(row, "state").querySelector(".state");
-  badge.className = `state state-${state}`;
-  badge.textContent = state;
-  row.dataset.state = state;
-  cell(row, "since").textContent = formatSince(since);
-  cell(row, "since").title = since || "";
+  r.attr("badge", "class", `state state-${state}`);
+  r.text("badge", state);
+  r.attr("row", "data-state", state);
+  const flags = deviceFlags(device, windows, Date.now());
+  r.text("flags", flags.map((f) => f.word).join(" · "));
+  r.attr("flags", "title", flags.map((f) => f.title).join("; "));
+  r.attr("row", "data-flags", flags.map((f) => f.word).join(","));
+  r.text("since", formatSince(since));
+  r.attr("since", "title", since || "");
   const last = model.checks[model.checks.length - 1];
-  cell(row, "latency").textContent = last && last.latency_ms != null ? `${Math.round(last.latency_ms)} ms` : "—";
-  sparkline(
-    cell(row, "spark").querySelector("svg"),
-    model.checks.map((c) => c.latency_ms ?? null),
-    model.checks.map(checkOutcome),
-  );
-  uptimeCell(cell(row, "up24"), model.uptime["24h"], model.uptimeKnown);
-  uptimeCell(cell(row, "up30"), model.uptime["30d"], model.uptimeKnown);
-  row.querySelector('[data-action="pause"]').textContent = device.is_active ? "Pause" : "Resume";
-  applyFilter(row);
+  r.text("latency", last && last.latency_ms != null ? `${Math.round(last.latency_ms)} ms` : "—");
+  // The sparkline is redrawn only when the checks it draws changed.
+  const drawn = model.checks.map((c) => `${c.checked_at}:${c.latency_ms}:${checkOutcome(c)}`).join("|");
+  if (r.last.spark !== drawn) {
+    r.last.spark = drawn;
+    sparkline(r.el.spark, model.checks.map((c) => c.latency_ms ?? null), model.checks.map(checkOutcome));
+  }
+  uptimeCell(r, "up24", model.uptime["24h"], model.uptimeKnown);
+  uptimeCell(r, "up30", model.uptime["30d"], model.uptimeKnown);
+  r.text("pause", device.is_active ? "Pause" : "Resume");
+  applyFilter(r);
+}
+
+// Rows to draw at the next frame, all in that frame: the table is laid out once per frame
+// whatever the number of rows written (drawing a burst over several frames, a few rows
+// each, was measured slower: one layout of the whole table per frame).
+const dirty = new Set();
+let frame = 0;
+
+function draw() {
+  frame = 0;
+  for (const id of dirty) renderRow(id);
+  dirty.clear();
+  updateCounts();
+}
+
+function touch(id) {
+  dirty.add(id);
+  if (!frame) frame = requestAnimationFrame(draw);
+}
+
+function touchAll() {
+  for (const id of models.keys()) touch(id);
 }
 
 function removeRow(id) {
   models.delete(id);
-  rows.get(id)?.remove();
+  dirty.delete(id);
+  rows.get(id)?.tr.remove();
   rows.delete(id);
   updateCounts();
 }
 
-function applyFilter(row) {
+function applyFilter(r) {
   const text = $("filter").value.trim().toLowerCase();
   const state = $("state-filter").value;
-  const model = models.get(Number(row.dataset.id));
+  const model = models.get(Number(r.tr.dataset.id));
   const hay = model ? `${model.device.name} ${model.device.address}`.toLowerCase() : "";
-  row.hidden = (text && !hay.includes(text)) || (state && row.dataset.state !== state);
+  const hidden = Boolean((text && !hay.includes(text)) || (state && r.last["row@data-state"] !== state));
+  if (r.last.hidden !== hidden) {
+    r.last.hidden = hidden;
+    r.tr.hidden = hidden;
+  }
 }
 
 function updateCounts() {
   const counts = {};
-  for (const row of rows.values()) counts[row.dataset.state] = (counts[row.dataset.state] || 0) + 1;
-  $("counts").textContent = Object.entries(counts)
+  for (const r of rows.values()) {
+    const state = r.last["row@data-state"];
+    counts[state] = (counts[state] || 0) + 1;
+  }
+  const text = Object.entries(counts)
     .map(([s, n]) => `${n} ${s}`)
     .join(" · ");
-  $("empty").hidden = rows.size > 0;
+  if ($("counts").textContent !== text) $("counts").textContent = text;
+  const empty = rows.size > 0;
+  if ($("empty").hidden !== empty) $("empty").hidden = empty;
+}
+
+// The same result may come from /status (no run_key on its last_check), its recent list and
+// the feed: known by its run_key, else by its time.
+function sameCheck(a, b) {
+  if (a.run_key && b.run_key) return a.run_key === b.run_key;
+  return Date.parse(a.checked_at) === Date.parse(b.checked_at);
 }
 
 function addCheck(model, check) {
-  if (model.checks.some((c) => (c.id != null && c.id === check.id) || (c.run_key && c.run_key === check.run_key))) return;
+  if (model.checks.some((c) => sameCheck(c, check))) return;
   model.checks.push(check);
   model.checks.sort((a, b) => Date.parse(a.checked_at) - Date.parse(b.checked_at));
   if (model.checks.length > SPARK_POINTS) model.checks.splice(0, model.checks.length - SPARK_POINTS);
@@ -136,85 +222,85 @@ function modelFor(device) {
   return model;
 }
 
-async function pool(items, size, work) {
-  const queue = [...items];
-  const runners = Array.from({ length: Math.min(size, queue.length) }, async () => {
-    while (queue.length) await work(queue.shift());
-  });
-  await Promise.all(runners);
+async function pages(path) {
+  const all = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await api("GET", `${path}${path.includes("?") ? "&" : "?"}limit=${PAGE}&offset=${offset}`);
+    all.push(...page);
+    if (page.length < PAGE) return all;
+  }
 }
 
-async function loadDevice(id) {
-  const model = models.get(id);
-  if (!model) return;
-  try {
-    const checks = await api("GET", `/devices/${id}/checks?limit=${SPARK_POINTS}`);
-    for (const check of checks) addCheck(model, check);
-    if (feats.has("GET", "/devices/{}/uptime")) {
-      model.uptime = { ...model.uptime, ...parseUptime(await api("GET", `/devices/${id}/uptime?windows=24h,30d`)) };
-      model.uptimeKnown = true;
-    }
-  } catch (err) {
-    if (err.status !== 404) console.warn("device", id, err.message);
+// Every device's state, recent results (its sparkline), uptime (24 h, 30 d): PAGE devices
+// a request, never a request per device.
+async function loadStatus() {
+  if (!feats.has("GET", "/status")) return;
+  const asked = seq;
+  const status = parseStatus(await pages(`/status?recent=${SPARK_POINTS}`));
+  for (const [id, item] of status) {
+    const model = models.get(id);
+    if (!model) continue;
+    if (item.state && !(model.stateSeq > asked)) model.health = { state: item.state, since: item.since };
+    for (const check of item.recent) addCheck(model, { ...check, device_id: id });
+    if (item.lastCheck) addCheck(model, { ...item.lastCheck, device_id: id });
+    model.uptime = { "24h": item.uptime24h, "30d": item.uptime30d };
+    model.uptimeKnown = true;
+    touch(id);
   }
-  renderRow(id);
+}
+
+let windowsAsked = 0;
+
+async function loadWindows() {
+  if (!feats?.has("GET", "/maintenance")) return; // not loaded yet: the first load reads them
+  const mine = ++windowsAsked;
+  const answer = parseWindows(await api("GET", "/maintenance"));
+  if (mine !== windowsAsked) return; // a later ask is under way: its answer is newer
+  windows = answer;
+  touchAll();
 }
 
 export async function loadAll() {
   feats = feats || (await features());
-  const devices = [];
-  for (let offset = 0; ; offset += PAGE) {
-    const page = await api("GET", `/devices?limit=${PAGE}&offset=${offset}`);
-    devices.push(...page);
-    if (page.length < PAGE) break;
-  }
+  const asked = seq;
+  const devices = await pages("/devices");
   const seen = new Set(devices.map((d) => d.id));
-  for (const id of [...models.keys()]) if (!seen.has(id)) removeRow(id);
+  for (const [id, model] of [...models]) if (!seen.has(id) && !(model.deviceSeq > asked)) removeRow(id);
   for (const device of devices) {
+    // changed or deleted since it was asked for: the event holds
+    if (models.get(device.id)?.deviceSeq > asked || deletedAt.get(device.id) > asked) continue;
     modelFor(device);
-    renderRow(device.id);
+    touch(device.id);
   }
-  if (feats.has("GET", "/status")) {
-    const status = parseStatus(await api("GET", "/status"));
-    for (const [id, item] of status) {
-      const model = models.get(id);
-      if (!model) continue;
-      if (item.state) model.health = { state: item.state, since: item.since };
-      if (item.lastCheck) addCheck(model, { ...item.lastCheck, device_id: id });
-      if (item.uptime24h != null) {
-        model.uptime["24h"] = item.uptime24h;
-        model.uptimeKnown = true;
-      }
-      renderRow(id);
-    }
-  }
-  updateCounts();
-  await pool(devices.map((d) => d.id), 6, loadDevice);
-  updateCounts();
+  await Promise.all([loadStatus(), loadWindows().catch((err) => console.warn("maintenance", err.message))]);
+  updateCounts(); // with no device at all no row is drawn: the counts and "no devices" still are
 }
 
+// Events counted as they arrive: an answer of /devices or /status asked before a device's
+// latest event must not undo what that event said (the answer is older).
+let seq = 0;
+const deletedAt = new Map(); // device id -> seq of its device.deleted
+
 function onEvent({ type, deviceId, payload }) {
+  seq += 1;
+  const model = models.get(deviceId);
   if (type === "device.created" || type === "device.updated") {
-    modelFor(payload);
-    renderRow(payload.id);
-    if (type === "device.created") loadDevice(payload.id);
+    modelFor(payload).deviceSeq = seq;
+    touch(payload.id);
   } else if (type === "device.deleted") {
+    deletedAt.set(payload.id, seq);
     removeRow(payload.id);
-    return;
-  } else if (type === "check.created") {
-    const model = models.get(deviceId);
-    if (!model) return;
+  } else if (type === "check.created" && model) {
     addCheck(model, payload);
-    renderRow(deviceId);
-  } else if (type === "device.state_changed") {
-    const model = models.get(deviceId);
-    if (!model) return;
+    touch(deviceId);
+  } else if (type === "device.state_changed" && model) {
     model.health = { state: payload.to, since: payload.since };
-    renderRow(deviceId);
-  } else {
-    return;
+    model.stateSeq = seq;
+    touch(deviceId);
+  } else if (type === "maintenance.started" || type === "maintenance.ended") {
+    loadWindows().catch((err) => console.warn("maintenance", err.message));
   }
-  updateCounts();
+  // The device and recorder pages follow the same feed (device.js, recorder.js).
   window.dispatchEvent(new CustomEvent("fleetprobe:event", { detail: { type, deviceId, payload } }));
 }
 
@@ -234,7 +320,7 @@ async function onAction(event) {
       const result = (answer.results || []).find((r) => r.device_id === id);
       if (result) {
         addCheck(model, result);
-        renderRow(id);
+        touch(id);
         out.textContent = checkSummary(result);
         out.className = `probe-result state-${checkOutcome(result)}`;
       } else {
@@ -245,7 +331,7 @@ async function onAction(event) {
     } else if (action === "pause") {
       const changed = await api("PATCH", `/devices/${id}`, { is_active: !model.device.is_active });
       modelFor(changed);
-      renderRow(id);
+      touch(id);
     } else if (action === "delete") {
       if (!window.confirm(`Delete ${model.device.name}? Its history goes with it.`)) return;
       await api("DELETE", `/devices/${id}`);
@@ -281,22 +367,33 @@ function start() {
   window.addEventListener("hashchange", route);
   window.addEventListener("fleetprobe:saved", (event) => {
     modelFor(event.detail);
-    renderRow(event.detail.id);
-    updateCounts();
-    loadDevice(event.detail.id);
+    touch(event.detail.id);
   });
-  // Refresh the "since" words and the uptimes now and then, cell by cell.
-  setInterval(() => {
-    for (const id of models.keys()) renderRow(id);
-  }, 30000);
+  // A device changed by the device page (its snooze).
+  window.addEventListener("fleetprobe:device", (event) => {
+    modelFor(event.detail);
+    touch(event.detail.id);
+  });
+  // The "since" words and the snoozes that ran out, now and then: only the cells whose
+  // text changed are written.
+  setInterval(touchAll, 30000);
   route();
-  reload();
-  // Every (re)connection catches up with what the feed missed while it was away.
-  follow({ onEvent, onStatus: setConn, onOpen: reload });
+  // Every (re)connection catches up with what the feed missed while it was away: the
+  // first load, too, starts once the feed is open, so no event falls between the two.
+  // A feed that cannot open still gets the page its devices.
+  follow({
+    onEvent,
+    onOpen: reload,
+    onStatus: (status) => {
+      setConn(status);
+      if (status === "offline" && !loaded) reload();
+    },
+  });
 }
 
 let loading = null;
 let again = false;
+let loaded = false;
 
 function reload() {
   if (loading) {
@@ -305,6 +402,7 @@ function reload() {
   }
   loading = loadAll()
     .then(() => {
+      loaded = true;
       $("list-error").hidden = true;
     })
     .catch((err) => {

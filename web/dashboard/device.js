@@ -1,14 +1,18 @@
-// The device page (#/devices/N): latency over 24 h / 7 d / 30 d, incidents, state changes,
-// recent results with each condition's verdict. Routes this server lacks show "not available".
+// The device page (#/devices/N): latency over 24 h / 7 d / 30 d with the uptimes, its
+// alerts (snooze, maintenance, recent notifications, followed live), incidents, state
+// changes, recent results with each condition's verdict. Routes this server lacks show
+// "not available".
 
 import { api, features } from "./api.js";
 import { latencyChart } from "./charts.js";
 import { h } from "./dom.js";
-import { checkOutcome, parseList } from "./parse.js";
+import { checkOutcome, deviceFlags, formatUptime, parseList, parseUptime, parseWindows } from "./parse.js";
 
 const WINDOWS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LIMIT = 1000;
-let current = null; // {id, window, root}
+const NOTIFICATIONS = 20;
+const SNOOZES = [["15 min", 15], ["1 h", 60], ["4 h", 240], ["1 day", 1440], ["1 week", 10080]];
+let current = null; // the page shown: {id, window, device, refresh (draws its alerts again)}
 
 function table(headers, rows) {
   return h(
@@ -68,8 +72,121 @@ async function drawChart(svg, note, id, window) {
   note.textContent = checks.length >= LIMIT ? `the latest ${LIMIT} checks` : `${checks.length} checks`;
 }
 
+async function drawUptime(out, id, feats) {
+  if (!feats.has("GET", "/devices/{}/uptime")) return;
+  try {
+    const up = parseUptime(await api("GET", `/devices/${id}/uptime?windows=24h,7d,30d`));
+    out.textContent = `Uptime: ${Object.keys(WINDOWS)
+      .map((w) => `${w} ${formatUptime(up[w]) ?? "—"}`)
+      .join(" · ")}`;
+  } catch (err) {
+    out.textContent = `Uptime: ${err.message}`;
+  }
+}
+
+function when(iso) {
+  return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : "—";
+}
+
+// The alerts panel: snoozed or not (with the buttons to change it), the maintenance windows
+// in force over it, its latest notifications. Drawn again by the live feed.
+let alertsDrawn = 0; // the latest drawAlerts call: an older one answered later is dropped
+
+async function drawAlerts(box, device, feats) {
+  const mine = ++alertsDrawn;
+  const parts = [h("h3", {}, "Alerts")];
+  const now = Date.now();
+  let windows = [];
+  if (feats.has("GET", "/maintenance")) {
+    try {
+      windows = parseWindows(await api("GET", "/maintenance"));
+    } catch (err) {
+      parts.push(h("p", { class: "error" }, `maintenance: ${err.message}`));
+    }
+  }
+  const flags = deviceFlags(device, windows, now);
+  const snoozed = flags.some((f) => f.word === "snoozed");
+  const status = h(
+    "p",
+    { class: "alert-state" },
+    flags.length ? flags.map((f) => f.title).join("; ") : "Alerts on: not snoozed, not in maintenance.",
+  );
+  parts.push(status);
+  if (feats.has("POST", "/devices/{}/snooze")) {
+    const choice = h("select", { name: "snooze-for", "aria-label": "snooze for" });
+    for (const [label, minutes] of SNOOZES) choice.append(h("option", { value: String(minutes) }, label));
+    choice.value = "60";
+    const out = h("output", { class: "snooze-result" });
+    const snooze = h("button", { type: "button", "data-action": "snooze" }, snoozed ? "Snooze longer" : "Snooze");
+    const wake = h("button", { type: "button", "data-action": "unsnooze" }, "End snooze");
+    wake.disabled = !snoozed;
+    const run = async (method, body) => {
+      out.textContent = "…";
+      try {
+        const answer = await api(method, `/devices/${device.id}/snooze`, body);
+        current.device = { ...current.device, snoozed_until: answer.snoozed_until };
+        window.dispatchEvent(new CustomEvent("fleetprobe:device", { detail: current.device }));
+        await drawAlerts(box, current.device, feats);
+      } catch (err) {
+        out.textContent = err.message;
+        out.className = "snooze-result error";
+      }
+    };
+    snooze.addEventListener("click", () =>
+      run("POST", { until: new Date(Date.now() + Number(choice.value) * 60e3).toISOString() }),
+    );
+    wake.addEventListener("click", () => run("DELETE"));
+    parts.push(h("div", { class: "inline" }, choice, snooze, wake, out));
+  }
+  parts.push(h("h4", {}, "Recent notifications"));
+  if (!feats.has("GET", "/notifications")) {
+    parts.push(h("p", { class: "muted" }, "not available"));
+  } else {
+    try {
+      const [list, channels] = await Promise.all([
+        api("GET", `/notifications?device_id=${device.id}&limit=${NOTIFICATIONS}`),
+        feats.has("GET", "/channels") ? api("GET", "/channels").catch(() => []) : [],
+      ]);
+      const names = new Map(channels.map((c) => [c.id, c.name]));
+      parts.push(
+        list.length
+          ? table(
+              ["When", "Status", "Channel", "Attempts", "Detail"],
+              list.map((n) => [
+                when(n.sent_at || n.updated_at || n.created_at),
+                h("span", { class: `notif notif-${n.status}` }, n.reminder ? `${n.status} (reminder ${n.reminder})` : n.status),
+                names.get(n.channel_id) ?? `channel ${n.channel_id}`,
+                String(n.attempts),
+                [n.response_code != null ? `HTTP ${n.response_code}` : "", n.error || "", n.reason || ""]
+                  .filter(Boolean)
+                  .join(" · ") || "—",
+              ]),
+            )
+          : h("p", { class: "muted" }, "No notifications yet."),
+      );
+    } catch (err) {
+      parts.push(h("p", { class: "error" }, err.message));
+    }
+  }
+  if (mine === alertsDrawn) box.replaceChildren(...parts);
+}
+
+// The live feed, while a device page is open: its notifications, snooze and maintenance.
+const FOLLOWED = new Set(["notification.sent", "notification.failed", "maintenance.started", "maintenance.ended"]);
+window.addEventListener("fleetprobe:event", ({ detail: { type, deviceId, payload } }) => {
+  if (!current?.refresh || document.getElementById("device-view").hidden) return;
+  const mine = deviceId === current.id;
+  if (type === "device.updated" && mine) {
+    current.device = payload;
+    current.refresh();
+  } else if (FOLLOWED.has(type) && (mine || type.startsWith("maintenance."))) {
+    current.refresh();
+  }
+});
+
 export async function showDevice(id, root) {
-  current = { id, window: current?.id === id ? current.window : "24h" };
+  const me = { id, window: current?.id === id ? current.window : "24h", device: null, refresh: null };
+  current = me;
   root.replaceChildren(h("p", { class: "muted" }, "loading…"));
   let device;
   try {
@@ -79,6 +196,7 @@ export async function showDevice(id, root) {
     return;
   }
   const feats = await features();
+  if (current !== me) return; // another page was opened meanwhile
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "chart");
   svg.setAttribute("role", "img");
@@ -94,17 +212,26 @@ export async function showDevice(id, root) {
     });
     picker.append(b);
   }
+  const uptime = h("p", { class: "uptime" });
+  const alerts = h("section", { class: "panel", id: "device-alerts" }, h("h3", {}, "Alerts"));
   root.replaceChildren(
     h("p", {}, h("a", { href: "#/" }, "← all devices")),
     h("h2", {}, device.name, " ", h("small", { class: "address" }, device.address)),
-    h("section", { class: "panel" }, h("h3", {}, "Latency"), picker, svg, note),
+    h("section", { class: "panel" }, h("h3", {}, "Latency"), picker, svg, note, uptime),
+    alerts,
   );
-  await drawChart(svg, note, id, current.window).catch((err) => (note.textContent = err.message));
+  me.device = device;
+  me.refresh = () => drawAlerts(alerts, me.device, feats);
+  await Promise.all([
+    drawChart(svg, note, id, me.window).catch((err) => (note.textContent = err.message)),
+    drawUptime(uptime, id, feats),
+    me.refresh(),
+  ]);
   await section(root, "Incidents", feats, `/devices/${id}/incidents`, (items) =>
     items.length
       ? table(
           ["Started", "Ended", "Cause"],
-          items.map((i) => [i.started_at || i.start || i.since || "", i.ended_at || i.end || "open", i.cause || ""]),
+          items.map((i) => [when(i.started_at || i.start || i.since), i.ended_at || i.end ? when(i.ended_at || i.end) : "open", i.cause || ""]),
         )
       : h("p", { class: "muted" }, "No incidents."),
   );
@@ -112,7 +239,7 @@ export async function showDevice(id, root) {
     items.length
       ? table(
           ["At", "From", "To", "Cause"],
-          items.map((c) => [c.at || "", stateWord(c.from_state || c.from || "?"), stateWord(c.to_state || c.to || "?"), c.cause || ""]),
+          items.map((c) => [when(c.at), stateWord(c.from_state || c.from || "?"), stateWord(c.to_state || c.to || "?"), c.cause || ""]),
         )
       : h("p", { class: "muted" }, "No state changes yet."),
   );
@@ -125,7 +252,7 @@ export async function showDevice(id, root) {
         ? table(
             ["Checked", "Outcome", "Latency", "Code", "Conditions"],
             checks.map((c) => [
-              c.checked_at,
+              when(c.checked_at),
               stateWord(checkOutcome(c)),
               c.latency_ms != null ? `${Math.round(c.latency_ms)} ms` : "—",
               c.status_code != null ? String(c.status_code) : "—",

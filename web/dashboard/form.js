@@ -132,7 +132,9 @@ async function validate() {
   if (Object.keys(errors).length) return showErrors(errors);
   out.textContent = "testing…";
   try {
-    const answer = await api("POST", "/devices/validate", body);
+    // Editing: the stored device's "***" header values are tested as stored.
+    const path = editing ? `/devices/validate?device_id=${editing.id}` : "/devices/validate";
+    const answer = await api("POST", path, body);
     showErrors({});
     const verdicts = (answer.verdicts || answer.result?.verdicts || [])
       .map((v) => `${v.success ? "✓" : "✗"} ${v.condition}${v.actual != null ? ` (${v.actual})` : ""}`)

@@ -22,8 +22,10 @@ export function checkSummary(check) {
   return parts.join(" · ");
 }
 
-// GET /status: {items: [{device_id, name, state, since, last_check: {...}, uptime_24h}]}
-// (a bare list is read the same). Returns Map(device_id -> {state, since, lastCheck, uptime24h}).
+// GET /status?recent=N: [{device_id, name, state, since, last_check: {...}, uptime_24h,
+// uptime_30d, recent: [{checked_at, run_key, outcome, status_up, latency_ms}]}] (or
+// {items: [...]}). Returns Map(device_id -> {state, since, lastCheck, uptime24h, uptime30d,
+// recent (oldest first)}).
 export function parseStatus(body) {
   const items = Array.isArray(body) ? body : (body && (body.items || body.devices)) || [];
   const out = new Map();
@@ -36,6 +38,7 @@ export function parseStatus(body) {
       lastCheck: item.last_check || null,
       uptime24h: item.uptime_24h ?? null,
       uptime30d: item.uptime_30d ?? null,
+      recent: Array.isArray(item.recent) ? item.recent : [],
     });
   }
   return out;
@@ -48,6 +51,30 @@ export function parseUptime(body) {
   const out = {};
   for (const entry of list) out[entry.window] = entry.uptime_percent ?? null;
   return out;
+}
+
+// GET /maintenance: the windows in force now (open_until set), as
+// [{id, name, mode, deviceIds (null: every device), until}].
+export function parseWindows(body) {
+  const list = Array.isArray(body) ? body : (body && body.items) || [];
+  return list
+    .filter((w) => w && w.is_active !== false && w.open_until)
+    .map((w) => ({ id: w.id, name: w.name, mode: w.mode, deviceIds: w.device_ids ?? null, until: w.open_until }));
+}
+
+// What a device's alerts are up to, as words (never colour alone): "maintenance" while a
+// window in force covers it, "snoozed" until its snoozed_until. [{word, title}]
+export function deviceFlags(device, windows, now = Date.now()) {
+  const flags = [];
+  for (const w of windows) {
+    if (w.deviceIds && !w.deviceIds.includes(device.id)) continue;
+    if (w.until && Date.parse(w.until) <= now) continue;
+    flags.push({ word: "maintenance", title: `maintenance "${w.name}" until ${w.until}` });
+    break;
+  }
+  const snoozed = device.snoozed_until ? Date.parse(device.snoozed_until) : NaN;
+  if (snoozed > now) flags.push({ word: "snoozed", title: `alerts snoozed until ${device.snoozed_until}` });
+  return flags;
 }
 
 // GET /devices/{id}/state-changes and /incidents: a list, or {items: [...]}.

@@ -1,5 +1,7 @@
 // The recorder tasks (#/recorders): the tasks named by schedules or typed in, each with
-// its last command's status and start / stop / status buttons; the schedules.
+// its last command's status and start / stop / status buttons; the schedules. Followed
+// live: a command's result (scheduled, or sent by anyone) updates its task's card, a
+// schedule created, changed or deleted draws the page again.
 
 import { api } from "./api.js";
 import { h } from "./dom.js";
@@ -26,7 +28,7 @@ function describe(result) {
 }
 
 function taskCard(taskId) {
-  const status = h("output", { class: "recorder-status" }, "…");
+  const status = h("output", { class: "recorder-status", "data-status-of": taskId }, "…");
   const card = h("div", { class: "panel recorder", "data-task": taskId }, h("h3", {}, taskId), status);
   const run = async (method, cmd) => {
     status.textContent = `${cmd}…`;
@@ -39,7 +41,8 @@ function taskCard(taskId) {
       status.textContent = `${cmd}: ${detail}`;
     }
   };
-  for (const [label, method, cmd] of [["Start", "POST", "start"], ["Stop", "POST", "stop"], ["Status", "GET", "status"]]) {
+  // "Status" asks the recorder now (POST); its last known status is shown from the start.
+  for (const [label, method, cmd] of [["Start", "POST", "start"], ["Stop", "POST", "stop"], ["Status", "POST", "status"]]) {
     const b = h("button", { type: "button", "data-cmd": cmd }, label);
     b.addEventListener("click", () => run(method, cmd));
     card.append(b);
@@ -88,3 +91,15 @@ export async function showRecorders(root) {
   box.replaceChildren(...tasks.map(taskCard));
   if (!tasks.length) box.append(h("p", { class: "muted" }, "No recorder task known yet: type a task id above."));
 }
+
+window.addEventListener("fleetprobe:event", ({ detail: { type, payload } }) => {
+  const root = document.getElementById("recorder-view");
+  if (root.hidden) return;
+  if (type === "recorder.command" && payload.task_id) {
+    for (const out of root.querySelectorAll(".recorder-status")) {
+      if (out.dataset.statusOf === payload.task_id) out.textContent = describe(payload);
+    }
+  } else if (type.startsWith("recorder.schedule.")) {
+    showRecorders(root);
+  }
+});

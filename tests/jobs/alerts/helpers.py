@@ -19,7 +19,8 @@ from tests.helpers import wait_for
 
 async def add_device(engine: AsyncEngine, **fields: Any) -> int:
     async with session_factory(engine)() as session:
-        device = Device(name=fields.pop("name", "edge"), address="http://127.0.0.1:9/", **fields)
+        name, address = fields.pop("name", "edge"), fields.pop("address", "http://127.0.0.1:9/")
+        device = Device(name=name, address=address, **fields)
         session.add(device)
         await session.commit()
         assert device.id is not None

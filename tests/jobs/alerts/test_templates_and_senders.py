@@ -7,6 +7,7 @@ import doctest
 import hashlib
 import hmac
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ import jobs.alerts.policy
 import jobs.alerts.senders
 import jobs.alerts.templates
 from jobs.alerts.message import compose
-from jobs.alerts.senders import mask_url, send_webhook, sign
+from jobs.alerts.senders import alert_client, mask_url, send, sign
 from jobs.alerts.templates import SAMPLE, TemplateProblem, render_message, render_template
 from storage.alert_models import Channel
 from tests.jobs.alerts.receiver import receiver
@@ -83,12 +84,15 @@ def test_urls_are_shown_with_their_secrets_masked(
     assert not any(secret in masked for secret in hidden)
 
 
+def hook(url: str, **fields: Any) -> Channel:
+    return Channel(name="hook", kind="webhook", url=url, **fields)
+
+
 async def test_a_webhook_is_signed_and_carries_its_idempotency_key() -> None:
     with receiver() as rx:
         async with httpx.AsyncClient() as client:
-            outcome = await send_webhook(client, rx.url, {"a": 1}, key="notify:1:2",
-                                         secret="topsecret", headers={"X-Team": "ops"},
-                                         timeout=5)  # fmt: skip
+            channel = hook(rx.url, secret="topsecret", headers={"X-Team": "ops"})
+            outcome = await send(channel, {"a": 1}, key="notify:1:2", http=client, timeout=5)
     assert outcome.ok and outcome.response_code == 200
     (got,) = rx.requests
     expected = "sha256=" + hmac.new(b"topsecret", got.raw, hashlib.sha256).hexdigest()
@@ -101,10 +105,8 @@ async def test_a_webhook_is_signed_and_carries_its_idempotency_key() -> None:
 async def test_a_failing_receiver_is_data_not_an_exception(closed_port_url: str) -> None:
     with receiver(plan=[503]) as rx:
         async with httpx.AsyncClient() as client:
-            refused = await send_webhook(client, closed_port_url, {}, key="k", secret=None,
-                                         headers=None, timeout=2)  # fmt: skip
-            unavailable = await send_webhook(client, rx.url, {}, key="k", secret=None,
-                                             headers=None, timeout=2)  # fmt: skip
+            refused = await send(hook(closed_port_url), {}, key="k", http=client, timeout=2)
+            unavailable = await send(hook(rx.url), {}, key="k", http=client, timeout=2)
     assert not refused.ok and refused.response_code is None and refused.error
     assert "127.0.0.1" not in (refused.error or "")  # no URL in what is stored
     assert (unavailable.ok, unavailable.response_code, unavailable.error) == (
@@ -116,12 +118,15 @@ async def test_a_failing_receiver_is_data_not_an_exception(closed_port_url: str)
 
 
 async def test_an_invalid_apprise_url_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
-    from jobs.alerts.senders import check_apprise_url, send_apprise
+    from jobs.alerts.senders import check_apprise_url
 
     secret_url = "slack://hunter2-token-abc"  # Apprise itself would log this one
+    channel = Channel(name="chat", kind="apprise", url=secret_url)
     with caplog.at_level("DEBUG"):
         with pytest.raises(ValueError):
             check_apprise_url(secret_url)
-        outcome = await send_apprise(secret_url, "t", "x", timeout=2)
+        async with alert_client(2) as client:
+            outcome = await send(channel, {"title": "t", "text": "x"}, key="k", http=client,
+                                 timeout=2)  # fmt: skip
     assert not outcome.ok and outcome.error == "not a valid Apprise URL"
     assert "hunter2" not in caplog.text and "token-abc" not in caplog.text

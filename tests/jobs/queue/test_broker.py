@@ -1,7 +1,13 @@
-"""Pure checks of the queue's configuration: what makes a live stream or consumer unsafe."""
+"""Pure checks of the queue's configuration: what makes a live stream or consumer unsafe;
+and how the consumer's fetch loop takes a fetch that timed out (a stub consumer)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from core.settings import Settings
@@ -9,6 +15,7 @@ from jobs.queue.broker import (
     TASK_HEADER,
     consumer_config,
     consumer_differences,
+    make_broker,
     stream_config,
     stream_differences,
     task_name_of,
@@ -51,3 +58,38 @@ def test_task_names_are_read_from_taskiq_messages_only() -> None:
     # fleetprobe's kicks name it in a header: the body is not decoded.
     assert task_name_of(b"not decoded", {TASK_HEADER: "fleetprobe.probe"}) == "fleetprobe.probe"
     assert task_name_of(b'{"task_name": "t"}', {"Nats-Msg-Id": "k"}) == "t"
+
+
+class _Consumer:
+    """Fetches that time out as nats-py does: its own TimeoutError, asyncio's bare one
+    (the deadline spent inside fetch), then a real failure."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = [
+            NatsTimeoutError(),
+            TimeoutError(),  # asyncio.TimeoutError is the builtin
+            ConnectionError("gone"),
+        ]
+
+    async def fetch(self, batch: int, timeout: float) -> list[object]:
+        if not self.errors:
+            raise asyncio.CancelledError
+        raise self.errors.pop(0)
+
+
+async def test_a_fetch_timing_out_is_an_empty_fetch_not_an_outage(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker(Settings())  # type: ignore[call-arg]
+    broker.consumer = _Consumer()
+    monkeypatch.setattr(asyncio, "sleep", _no_wait)
+    with caplog.at_level(logging.WARNING), pytest.raises(asyncio.CancelledError):
+        async for _ in broker.listen():
+            pass
+    unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(unavailable) == 1  # the ConnectionError only
+    assert "ConnectionError" in unavailable[0].getMessage()
+
+
+async def _no_wait(_: float) -> None:
+    return None

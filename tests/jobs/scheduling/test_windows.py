@@ -13,11 +13,14 @@ from jobs.scheduling.cron import ScheduleError
 from jobs.scheduling.windows import (
     SKIP_PROBES,
     SUPPRESS_ALERTS,
+    MaintenancePeriods,
+    Period,
     Window,
     active_ids,
     covering,
     in_maintenance,
     occurrence,
+    occurrences,
     window_of,
 )
 
@@ -90,6 +93,56 @@ def test_a_window_covers_its_devices_or_all_and_filters_by_mode() -> None:
     assert active_ids(windows, T0 + timedelta(hours=1, minutes=30)) == {2}
 
 
+HOUR = timedelta(hours=1)
+WEEK = timedelta(days=7)
+# Sunday 02:00 Berlin for two hours, made on Tuesday 2026-11-24 (CET: 01:00 UTC).
+SUNDAYS_SINCE = replace(SUNDAYS, created_at=T0 - timedelta(days=5), memo=[])
+# Made in the middle of an occurrence: that one counts from then.
+SUNDAYS_MID = replace(SUNDAYS, created_at=T0 + HOUR, memo=[])
+
+
+def p(start: datetime, hours: float) -> Period:
+    return (start, start + timedelta(hours=hours))
+
+
+@pytest.mark.parametrize(
+    ("window", "since", "until", "expected"),
+    [
+        # a one-off window: itself when it overlaps the span, not clipped to it
+        (ONE_OFF, T0 - HOUR, T0 + HOUR, [p(T0, 1)]),
+        (ONE_OFF, T0 + timedelta(minutes=30), T0 + HOUR, [p(T0, 1)]),
+        (ONE_OFF, T0 + HOUR, T0 + 2 * HOUR, []),  # its end is not in it
+        (ONE_OFF, T0 - 2 * HOUR, T0, []),
+        # recurring, no creation time: every occurrence overlapping the span
+        (SUNDAYS, T0 - WEEK, T0 + WEEK + HOUR, [p(T0 - WEEK, 2), p(T0, 2), p(T0 + WEEK, 2)]),
+        (SUNDAYS, T0 + HOUR, T0 + 2 * HOUR, [p(T0, 2)]),  # in force at the span's start
+        (SUNDAYS, T0 + 2 * HOUR, T0 + WEEK, []),
+        # counted from the window's creation on
+        (SUNDAYS_SINCE, T0 - 4 * WEEK, T0 + WEEK + HOUR, [p(T0, 2), p(T0 + WEEK, 2)]),
+        (SUNDAYS_MID, T0 - WEEK, T0 + 3 * HOUR, [p(T0 + HOUR, 1)]),
+        # the zone's own offset: 02:00 Berlin is 00:00 UTC in summer
+        (SUNDAYS, SUMMER - HOUR, SUMMER + HOUR, [p(SUMMER, 2)]),
+    ],
+)
+def test_the_occurrences_of_a_window_over_a_span(
+    window: Window, since: datetime, until: datetime, expected: list[Period]
+) -> None:
+    assert occurrences(window, since, until) == expected
+
+
+def test_occurrences_stop_at_the_limit() -> None:
+    found = occurrences(MINUTELY, T0, T0 + timedelta(days=1), limit=100)
+    assert len(found) == 100 and found[0] == (T0, T0 + timedelta(seconds=20))
+    assert found[-1][0] == T0 + timedelta(minutes=99)
+
+
+def test_maintenance_periods_of_a_device_are_those_of_the_windows_covering_it() -> None:
+    periods = MaintenancePeriods([ONE_OFF, SUNDAYS], T0 - WEEK, T0 + HOUR)
+    assert sorted(periods.of(7)) == [p(T0 - WEEK, 2), p(T0, 1), p(T0, 2)]  # both windows
+    assert periods.of(8) == [p(T0 - WEEK, 2), p(T0, 2)]  # every device's only
+    assert MaintenancePeriods([ONE_OFF], T0 + WEEK, T0 + 2 * WEEK).of(7) == []
+
+
 @pytest.mark.parametrize(
     ("start", "cron", "duration", "zone", "mode", "message"),
     [
@@ -101,6 +154,7 @@ def test_a_window_covers_its_devices_or_all_and_filters_by_mode() -> None:
         (None, "0 25 * * *", 60, "UTC", SUPPRESS_ALERTS, "higher than the maximum"),
         (None, "0 2 * * 0", 60, "Mars/Olympus", SUPPRESS_ALERTS, "not an IANA time zone"),
         (T0, None, 60, "UTC", "sometimes", "mode must be one of"),
+        (datetime.max.replace(tzinfo=UTC), None, 60, "UTC", SUPPRESS_ALERTS, "past the last"),
     ],
 )
 def test_a_window_that_cannot_be_used_says_why(
