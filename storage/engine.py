@@ -4,6 +4,7 @@ for many hosts; and the session factory over it."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,24 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import Settings
+
+
+def _wal(cur: Any, tries: int = 50) -> None:
+    """Put the file in WAL mode (it stays so: a file already in WAL is left as it is).
+    Switching needs the file to itself, and SQLite answers "database is locked" at once
+    rather than through the busy timeout when other connections open a new file at the
+    same moment (four processes starting together): the switch is tried again, briefly."""
+    cur.execute("PRAGMA journal_mode")
+    if str(cur.fetchone()[0]).lower() == "wal":
+        return
+    for attempt in range(tries):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, through the adapter
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.02)  # at connect, only on a file not yet in WAL
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
@@ -40,8 +59,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
             # processes wait instead of failing with "database is locked"; synchronous
             # (SQLITE_SYNCHRONOUS): FULL fsyncs the WAL at each commit, so an acknowledged
             # result survives a power loss, NORMAL only a process crash.
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA busy_timeout={int(busy)}")
+            _wal(cur)
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.close()
 

@@ -306,15 +306,21 @@ def test_scheduler_refuses_a_newer_database_in_one_line_without_traceback(
         assert len(refusals) == 1 and "newer fleetprobe" in refusals[0], output  # fmt: skip
 
 
-async def test_tasks_starting_together_on_a_new_file_upgrade_it_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("round_", range(5))
+async def test_tasks_starting_together_on_a_new_file_upgrade_it_once(
+    tmp_path: Path, round_: int
+) -> None:
+    # Eight connections opening a new file at once: switching it to WAL used to fail one
+    # of them with "database is locked" now and then (storage.engine._wal).
     settings = Settings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'race.db'}")  # type: ignore[call-arg]
-    engines = [make_engine(settings) for _ in range(4)]
+    engines = [make_engine(settings) for _ in range(8)]
     try:
         states = await asyncio.gather(*(upgrade_to_head(e) for e in engines))
         assert {s.current for s in states} == {(states[0].head,)}
         async with engines[0].connect() as conn:
             rows = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
-        assert rows == [(states[0].head,)]
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+        assert rows == [(states[0].head,)] and mode == "wal"
     finally:
         for engine in engines:
             await engine.dispose()
