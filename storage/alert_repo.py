@@ -28,6 +28,7 @@ NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 STATE_CHANGES: Table = StateChange.__table__  # type: ignore[attr-defined]
 CHECKS: Table = CheckResult.__table__  # type: ignore[attr-defined]
 CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
+WINDOWS: Table = MaintenanceWindow.__table__  # type: ignore[attr-defined]
 DEVICES: Table = Device.__table__  # type: ignore[attr-defined]
 _CHUNK = 500  # ids per IN (...): under SQLite's bound-parameter limit
 
@@ -109,6 +110,14 @@ async def list_windows(session: AsyncSession, *, active_only: bool = False) -> S
     if active_only:
         stmt = stmt.where(col(MaintenanceWindow.is_active).is_(True))
     return (await session.exec(stmt)).all()
+
+
+async def active_windows(engine: AsyncEngine) -> list[Any]:
+    """The active maintenance windows' rows (Core, one select), by id: each has the
+    attributes of :class:`MaintenanceWindow`."""
+    w = WINDOWS.c
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(WINDOWS).where(w.is_active).order_by(w.id))).all())
 
 
 async def list_notifications(
