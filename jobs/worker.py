@@ -77,7 +77,7 @@ class WorkerRuntime:
     # the recorder client (the probe layer cannot import it: it is handed a callable).
     check_tools: CheckTools
     # Folds each stored check into its device's health; add_listener() to be told of
-    # each state change this process stored (after its commit).
+    # the state changes this process stored, a commit's at once (after that commit).
     health: HealthTracker
     # Maintenance windows, re-read every ALERT_SWEEP_SECONDS: results in one are marked.
     maintenance: MaintenanceCalendar
@@ -218,8 +218,8 @@ def register_tasks(broker: FleetprobeBroker, engine: AsyncEngine | None = None) 
 
     async def _startup(state: TaskiqState) -> None:
         runtime = state.runtime = await WorkerRuntime.open(settings, engine=engine)
-        # Each state change this process stores queues its notifications (only the
-        # process whose compare-and-swap landed is told: jobs.probe.health).
+        # The state changes this process stores queue their notifications, a batch's at
+        # once (only the process whose compare-and-swap landed is told: jobs.probe.health).
         runtime.health.add_listener(change_listener(runtime.engine, broker))
 
     async def _shutdown(state: TaskiqState) -> None:

@@ -7,7 +7,9 @@ learns it from the row count.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +27,48 @@ from storage.writer import insert_ignore
 NOTIFICATIONS: Table = Notification.__table__  # type: ignore[attr-defined]
 STATE_CHANGES: Table = StateChange.__table__  # type: ignore[attr-defined]
 CHECKS: Table = CheckResult.__table__  # type: ignore[attr-defined]
+CHANNELS: Table = Channel.__table__  # type: ignore[attr-defined]
+WINDOWS: Table = MaintenanceWindow.__table__  # type: ignore[attr-defined]
+DEVICES: Table = Device.__table__  # type: ignore[attr-defined]
+_CHUNK = 500  # ids per IN (...): under SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """What a device's alerts depend on, as :func:`alert_targets` reads it."""
+
+    device_id: int
+    notify_on: list[str] | None
+    channel_ids: list[int] | None
+    snoozed_until: datetime | None
+
+
+async def alert_targets(
+    engine: AsyncEngine, device_ids: Sequence[int]
+) -> tuple[list[tuple[int, bool]], dict[int, AlertTarget]]:
+    """The active channels as (id, is_default), and, only when there is one, the
+    devices ``device_ids`` that exist, by id: Core selects on one connection, the first
+    alone when no channel is active (the cost of a batch of changes nobody is told of)."""
+    c, d = CHANNELS.c, DEVICES.c
+    async with engine.connect() as conn:
+        channels = [
+            (int(i), bool(default))
+            for i, default in await conn.execute(
+                select(c.id, c.is_default).where(c.is_active).order_by(c.id)
+            )
+        ]
+        if not channels:
+            return [], {}
+        ids = sorted(set(device_ids))
+        targets: dict[int, AlertTarget] = {}
+        stmt = select(d.id, d.notify_on, d.channel_ids, d.snoozed_until)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            for i, notify_on, channel_ids, snoozed in await conn.execute(
+                stmt.where(d.id.in_(chunk))
+            ):
+                targets[int(i)] = AlertTarget(int(i), notify_on, channel_ids, snoozed)
+    return channels, targets
 
 
 async def list_channels(session: AsyncSession) -> Sequence[Channel]:
@@ -68,6 +112,14 @@ async def list_windows(session: AsyncSession, *, active_only: bool = False) -> S
     return (await session.exec(stmt)).all()
 
 
+async def active_windows(engine: AsyncEngine) -> list[Any]:
+    """The active maintenance windows' rows (Core, one select), by id: each has the
+    attributes of :class:`MaintenanceWindow`."""
+    w = WINDOWS.c
+    async with engine.connect() as conn:
+        return list((await conn.execute(select(WINDOWS).where(w.is_active).order_by(w.id))).all())
+
+
 async def list_notifications(
     session: AsyncSession,
     *,
@@ -101,6 +153,28 @@ async def record_notifications(engine: AsyncEngine, rows: Sequence[dict[str, Any
     stmt = insert_ignore(engine, NOTIFICATIONS, *key).values(values).returning(NOTIFICATIONS.c.id)
     async with engine.begin() as conn:
         return len((await conn.execute(stmt)).all())
+
+
+async def record_notifications_by_change(
+    engine: AsyncEngine, rows: Sequence[dict[str, Any]]
+) -> Counter[int]:
+    """:func:`record_notifications` in one statement for many state changes: how many
+    rows landed for each ``state_change_id`` (absent: none, another call got there)."""
+    if not rows:
+        return Counter()
+    now = utcnow()
+    values = [{"created_at": now, "updated_at": now, **r} for r in rows]
+    key = ("state_change_id", "channel_id", "reminder")
+    landed: Counter[int] = Counter()
+    async with engine.begin() as conn:
+        for start in range(0, len(values), _CHUNK):  # 8 parameters a row
+            stmt = (
+                insert_ignore(engine, NOTIFICATIONS, *key)
+                .values(values[start : start + _CHUNK])
+                .returning(NOTIFICATIONS.c.state_change_id)
+            )
+            landed.update(int(i) for i in (await conn.execute(stmt)).scalars())
+    return landed
 
 
 def _key(state_change_id: int, channel_id: int, reminder: int) -> Any:

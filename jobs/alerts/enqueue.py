@@ -1,7 +1,11 @@
 """A state change -> its notifications: ledger rows and queued deliveries.
 
-Call :func:`enqueue_change` in the process whose state change landed (the compare-and-
-swap decides that), after the commit; or :func:`enqueue_change_id` with the row's id.
+Call :func:`enqueue_changes` with the changes a batch stored, in the process whose
+state changes landed (the compare-and-swap decides that), after the commit and before
+the results are acked; :func:`enqueue_change` for one, or :func:`enqueue_change_id`
+with the row's id.  A batch costs one read of the active channels (nothing more when
+there is none), one of its devices, one of the maintenance windows (when a row is to be
+recorded), one insert of ledger rows and one kick of deliveries.
 Each (change, channel) gets a ``notifications`` row (inserted once, whoever else tries)
 and a delivery message whose ``Nats-Msg-Id`` is ``notify:<change id>:<channel id>``
 (reminders ``…:<n>``), so enqueuing twice queues and records nothing twice.  A snoozed
@@ -12,7 +16,7 @@ With no channel, nothing is recorded or sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +30,7 @@ from jobs.alerts.policy import ChannelRef, channels_for, wants
 from jobs.scheduling.calendar import load_windows
 from jobs.scheduling.windows import SUPPRESS_ALERTS, Window, in_maintenance
 from storage import alert_repo
-from storage.db import session_factory
+from storage.alert_repo import AlertTarget
 from storage.models import Device
 from storage.types import utcnow
 
@@ -59,15 +63,16 @@ class Enqueued:
     new_rows: int = 0  # ledger rows this call recorded (0: another call got there first)
 
 
-def suppression(device: Device, windows: list[Window], t: datetime) -> str | None:
+def suppression(device: Device | AlertTarget, windows: list[Window], t: datetime) -> str | None:
     """Why alerts of ``device`` are silenced at ``t`` (None: they are not), pure."""
     if device.snoozed_until is not None and device.snoozed_until > t:
         return f"snoozed until {device.snoozed_until.isoformat()}"
-    assert device.id is not None
+    device_id = device.device_id if isinstance(device, AlertTarget) else device.id
+    assert device_id is not None
     # Both modes silence alerts (with skip_probes there is nothing to judge either); a
     # suppress_alerts window is the one named when both cover the device.
-    window = in_maintenance(windows, device.id, t, SUPPRESS_ALERTS) or in_maintenance(
-        windows, device.id, t
+    window = in_maintenance(windows, device_id, t, SUPPRESS_ALERTS) or in_maintenance(
+        windows, device_id, t
     )
     return None if window is None else f"maintenance window {window.id}"
 
@@ -84,67 +89,113 @@ async def enqueue_change(
     """Record and queue the notifications of ``change`` (``reminder`` n > 0: its n-th
     reminder, judged at ``now``).  Raises what the database or the queue raised; calling
     again is safe."""
-    async with session_factory(engine)() as session:
-        device = await session.get(Device, change.device_id)
-        channels = await alert_repo.list_channels(session)
-    if device is None:
-        return Enqueued()
-    if reminder == 0 and not wants(device.notify_on, change.from_state, change.to_state):
-        return Enqueued()
-    refs = [ChannelRef(c.id, c.is_default, c.is_active) for c in channels if c.id is not None]
-    channel_ids = channels_for(device.channel_ids, refs)
-    if not channel_ids:
-        return Enqueued()
-    at = change.at if reminder == 0 else (now or utcnow())
-    reason = suppression(device, windows if windows is not None else await load_windows(engine), at)
-    status = "suppressed" if reason else "pending"
-    rows = [
-        {
-            "device_id": change.device_id,
-            "channel_id": channel_id,
-            "state_change_id": change.id,
-            "reminder": reminder,
-            "status": status,
-            "reason": reason,
-        }
-        for channel_id in channel_ids
-    ]
-    landed = await alert_repo.record_notifications(engine, rows)
-    if reason:
-        log.info(
-            "notifications suppressed change=%d device=%d reminder=%d channels=%d reason=%s",
-            change.id, change.device_id, reminder, landed, reason,
-        )  # fmt: skip
-        return Enqueued(suppressed=channel_ids, reason=reason, new_rows=landed)
+    done = await enqueue_changes(
+        engine, broker, [change], reminder=reminder, now=now, windows=windows
+    )
+    return done[0]
+
+
+async def enqueue_changes(
+    engine: AsyncEngine,
+    broker: AsyncBroker,
+    changes: Sequence[ChangeRecord],
+    *,
+    reminder: int = 0,
+    now: datetime | None = None,
+    windows: list[Window] | None = None,
+) -> list[Enqueued]:
+    """:func:`enqueue_change` for many changes at once (a batch the writer stored), one
+    :class:`Enqueued` each, in order: one read of the channels and the devices concerned
+    (the channels alone when none is active), the maintenance windows read once when a
+    row is to be recorded, the ledger rows in one insert, the deliveries in one kick."""
+    done = [Enqueued() for _ in changes]
+    if not changes:
+        return done
+    channels, targets = await alert_repo.alert_targets(engine, [c.device_id for c in changes])
+    if not channels:
+        return done
+    refs = [ChannelRef(i, is_default, True) for i, is_default in channels]
+    at = None if reminder == 0 else (now or utcnow())
+    rows: list[dict[str, Any]] = []
+    wanted: list[tuple[int, list[int], str | None]] = []  # (index, channels, reason)
+    for index, change in enumerate(changes):
+        device = targets.get(change.device_id)
+        if device is None:
+            continue
+        if reminder == 0 and not wants(device.notify_on, change.from_state, change.to_state):
+            continue
+        channel_ids = channels_for(device.channel_ids, refs)
+        if not channel_ids:
+            continue
+        if windows is None:
+            windows = await load_windows(engine)
+        reason = suppression(device, windows, change.at if at is None else at)
+        status = "suppressed" if reason else "pending"
+        rows.extend(
+            {
+                "device_id": change.device_id,
+                "channel_id": channel_id,
+                "state_change_id": change.id,
+                "reminder": reminder,
+                "status": status,
+                "reason": reason,
+            }
+            for channel_id in channel_ids
+        )
+        wanted.append((index, channel_ids, reason))
+    if not rows:
+        return done
+    landed = await alert_repo.record_notifications_by_change(engine, rows)
     jobs = [
-        NotifyJob(state_change_id=change.id, channel_id=channel_id, reminder=reminder)
+        NotifyJob(state_change_id=changes[index].id, channel_id=channel_id, reminder=reminder)
+        for index, channel_ids, reason in wanted
+        if not reason
         for channel_id in channel_ids
     ]
     # Queued even when another process recorded the rows first: the message id makes
     # a second kick a no-op, and a row left pending by a crash before its kick is served.
     await kick_notifications(broker, jobs)
-    log.info(
-        "notifications queued change=%d device=%d %s->%s reminder=%d channels=%s new_rows=%d",
-        change.id, change.device_id, change.from_state, change.to_state, reminder,
-        ",".join(map(str, channel_ids)), landed,
-    )  # fmt: skip
-    return Enqueued(queued=channel_ids, new_rows=landed)
+    for index, channel_ids, reason in wanted:
+        change = changes[index]
+        new_rows = landed[change.id]
+        if reason:
+            log.info(
+                "notifications suppressed change=%d device=%d reminder=%d channels=%d reason=%s",
+                change.id, change.device_id, reminder, new_rows, reason,
+            )  # fmt: skip
+            done[index] = Enqueued(suppressed=channel_ids, reason=reason, new_rows=new_rows)
+        else:
+            log.info(
+                "notifications queued change=%d device=%d %s->%s reminder=%d channels=%s "
+                "new_rows=%d",
+                change.id, change.device_id, change.from_state, change.to_state, reminder,
+                ",".join(map(str, channel_ids)), new_rows,
+            )  # fmt: skip
+            done[index] = Enqueued(queued=channel_ids, new_rows=new_rows)
+    return done
 
 
-def change_listener(engine: AsyncEngine, broker: AsyncBroker) -> Callable[[Any], Awaitable[None]]:
-    """``on_change(record)`` for the health hook's listeners: ``record`` is anything with
-    the attributes of :class:`ChangeRecord` (a ``state_changes`` row, W2's record).  A
-    failure is logged, never raised into the writer: the leader's sweep re-queues a
-    notification left pending (:func:`jobs.alerts.sweep.AlertSweeper.requeue_stale`)."""
+def change_listener(
+    engine: AsyncEngine, broker: AsyncBroker
+) -> Callable[[Sequence[Any]], Awaitable[None]]:
+    """``on_changes(records)`` for the health hook's listeners: every change a batch
+    stored, at once; each record is anything with the attributes of
+    :class:`ChangeRecord` (a ``state_changes`` row, W2's record).  A failure is logged,
+    never raised into the writer: the leader's sweep re-queues a notification left
+    pending (:func:`jobs.alerts.sweep.AlertSweeper.requeue_stale`)."""
 
-    async def on_change(record: Any) -> None:
-        fields = {k: getattr(record, k) for k in ChangeRecord.__dataclass_fields__}
+    async def on_changes(records: Sequence[Any]) -> None:
+        changes = [
+            ChangeRecord(**{k: getattr(r, k) for k in ChangeRecord.__dataclass_fields__})
+            for r in records
+        ]
         try:
-            await enqueue_change(engine, broker, ChangeRecord(**fields))
+            await enqueue_changes(engine, broker, changes)
         except Exception as exc:
-            log.warning("notifications not queued change=%s error=%r", fields["id"], exc)
+            ids = ",".join(str(c.id) for c in changes)
+            log.warning("notifications not queued changes=%s error=%r", ids, exc)
 
-    return on_change
+    return on_changes
 
 
 async def enqueue_change_id(engine: AsyncEngine, broker: AsyncBroker, change_id: int) -> Enqueued:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.alerts.enqueue import ChangeRecord, enqueue_change
+from jobs.alerts.enqueue import ChangeRecord, enqueue_changes
 from jobs.alerts.job import NotifyJob
 from jobs.alerts.kick import kick_notifications
 from jobs.alerts.policy import reminder_due
@@ -53,16 +53,18 @@ class AlertSweeper:
 
     async def remind(self, now: datetime, windows: list[Window] | None = None) -> int:
         """Queue the reminders due at ``now``; returns how many were newly recorded."""
-        recorded = 0
+        due: dict[int, list[ChangeRecord]] = {}  # the changes by the reminder due
         for row in await alert_repo.latest_changes_down(self.engine):
             change = ChangeRecord.of(row)
             n = reminder_due((now - change.at).total_seconds(), row["reminder_every_minutes"])
-            if n == 0:
-                continue
-            done = await enqueue_change(
-                self.engine, self.broker, change, reminder=n, now=now, windows=windows
+            if n > 0:
+                due.setdefault(n, []).append(change)
+        recorded = 0
+        for n, changes in sorted(due.items()):
+            done = await enqueue_changes(
+                self.engine, self.broker, changes, reminder=n, now=now, windows=windows
             )
-            recorded += done.new_rows
+            recorded += sum(d.new_rows for d in done)
         return recorded
 
     async def announce_windows(

@@ -69,9 +69,10 @@ def decode_health(text: str | bytes) -> Health:
     return _DECODER.decode(text)
 
 
-# A change as stored, handed to listeners after the commit that stored it.
+# A change as stored; a listener is handed every change a commit stored, at once, after
+# that commit (one call per batch, never an empty one).
 StateChangeRecord = StateChangeRow
-StateListener = Callable[[StateChangeRecord], Awaitable[None]]
+StateListener = Callable[[Sequence[StateChangeRecord]], Awaitable[None]]
 CAUSE_MAX = 500
 
 
@@ -174,7 +175,8 @@ class HealthTracker:
     changes_announced: int = 0
 
     def add_listener(self, listener: StateListener) -> None:
-        """Call ``listener`` with each change this process stored, after its commit."""
+        """Call ``listener`` with the changes each commit of this process stored (all of
+        a batch's in one call), after that commit."""
         if self.listeners is None:
             self.listeners = []
         self.listeners.append(listener)
@@ -277,6 +279,7 @@ class HealthTracker:
         return found
 
     async def announce(self, stored: Iterable[StateChangeRecord]) -> None:
+        stored = list(stored)
         for change in stored:
             log.info(
                 "device state changed device=%d state=%s->%s cause=%s run_key=%s",
@@ -289,11 +292,13 @@ class HealthTracker:
             self.changes_announced += 1
             if self.events is not None:
                 await self.events.publish(DEVICE_STATE_CHANGED, event_payload(change))
-            for listener in self.listeners or ():
-                try:
-                    await listener(change)
-                except Exception:  # one listener's failure is not the others'
-                    log.exception("state change listener failed device=%d", change.device_id)
+        if not stored:
+            return
+        for listener in self.listeners or ():
+            try:
+                await listener(stored)
+            except Exception:  # one listener's failure is not the others'
+                log.exception("state change listener failed changes=%d", len(stored))
 
     async def run(
         self, engine: AsyncEngine, device_ids: Sequence[int] | None, decide: Decide

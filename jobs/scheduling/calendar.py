@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobs.scheduling.cron import ScheduleError
 from jobs.scheduling.windows import Window, in_maintenance, window_of
 from storage import alert_repo
-from storage.db import session_factory
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +20,7 @@ log = logging.getLogger(__name__)
 async def load_windows(engine: AsyncEngine) -> list[Window]:
     """The active windows (a row that no longer parses, say its time zone left the
     system's database, is skipped with a warning)."""
-    async with session_factory(engine)() as session:
-        rows = await alert_repo.list_windows(session, active_only=True)
+    rows = await alert_repo.active_windows(engine)  # Core: no ORM session per read
     windows = []
     for row in rows:
         try:

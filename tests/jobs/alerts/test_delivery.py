@@ -343,7 +343,7 @@ async def test_the_health_hooks_listener_enqueues_a_stored_change(
             collect_events(alert_settings) as events,
             running_worker(alert_settings) as broker,
         ):
-            await change_listener(engine, broker)(row)  # the row itself, as W2's hook has it
+            await change_listener(engine, broker)([row])  # the row itself, as W2's hook has it
             await eventually(lambda: _sent(events) >= 1, what="sent")
         assert rx.requests[0].body["state_change"]["id"] == record.id
     await engine.dispose()

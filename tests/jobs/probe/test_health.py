@@ -5,7 +5,7 @@ change stored once as a row and announced once on NATS."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,8 +84,9 @@ async def tracked(
     tracker = HealthTracker(EventPublisher(nc, settings.events_subject, "test"))
     told: list[StateChangeRecord] = []
 
-    async def listener(change: StateChangeRecord) -> None:
-        told.append(change)
+    async def listener(changes: Sequence[StateChangeRecord]) -> None:
+        assert changes  # never called with none
+        told.extend(changes)
 
     tracker.add_listener(listener)
     table = CheckResult.__table__  # type: ignore[attr-defined]
@@ -449,3 +450,25 @@ async def test_a_batch_on_postgresql_reads_its_health_rows_once() -> None:
         "UPDATE device_health SET",
         "INSERT INTO check_rollups",
     ]
+
+
+async def test_a_listener_is_told_of_a_batchs_changes_in_one_call(engine: AsyncEngine) -> None:
+    """Every change one batch stored reaches each listener in one call, after the commit
+    (a batch storing none calls nobody)."""
+    ids = [await add_device(engine) for _ in range(40)]
+    tracker = HealthTracker()
+    calls: list[list[tuple[int, str, str]]] = []
+
+    async def listener(changes: Sequence[StateChangeRecord]) -> None:
+        calls.append([(c.device_id, c.from_state, c.to_state) for c in changes])
+
+    tracker.add_listener(listener)
+    table = CheckResult.__table__  # type: ignore[attr-defined]
+    writer = BatchWriter(engine, table, "run_key", flush_ms=20, after_insert=[tracker.after_insert])
+    try:
+        await asyncio.gather(*(writer.write(check(i, 0, True)) for i in ids))
+        await asyncio.gather(*(writer.write(check(i, 1, True)) for i in ids))  # no change
+    finally:
+        await writer.close()
+    assert writer.batches_written == 2
+    assert calls == [[(i, "unknown", "up") for i in ids]]
