@@ -6,7 +6,6 @@ without a server at TEST_POSTGRES_URL, required under CI=true."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,20 +33,6 @@ from tests.jobs.alerts.receiver import receiver
 from tests.storage.test_postgres import empty_database
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def pg() -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two engines (two processes' pools) on one fresh database of its own."""
-    async with empty_database() as url:
-        first = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        second = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        try:
-            await init_db(first)
-            yield first, second
-        finally:
-            await first.dispose()
-            await second.dispose()
 
 
 def ledger_row(device: int, channel: int, change: int, reminder: int = 0) -> dict[str, object]:

@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.settings import Settings
 from storage import repo
-from storage.db import init_db, make_engine, session_factory
+from storage.db import session_factory
 from storage.retention import prune
 from storage.uptime import device_statuses, device_uptime
 from storage.uptime_maths import parse_windows
-from tests.storage.test_postgres import empty_database
 from tests.storage.test_rollups import T0, check, check_writer, recount, stored_rollups
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def pg() -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two engines (two processes' pools) on one fresh database."""
-    async with empty_database() as url:
-        first = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        second = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        try:
-            await init_db(first)
-            yield first, second
-        finally:
-            await first.dispose()
-            await second.dispose()
 
 
 async def test_rollups_uptime_status_and_retention_on_postgresql(
