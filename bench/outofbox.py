@@ -27,13 +27,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import nats
 from nats.aio.msg import Msg
 
 from bench import peer, profile
 from bench.procs import Proc, Sampler, python
-from bench.scenarios import IDLE_INTERVAL
+from bench.scenarios import IDLE_INTERVAL, probe_all
 from bench.system import READY, prepare_db
 from core.natsserver import free_port
 
@@ -84,17 +83,10 @@ async def _post(base: str, events: Events, db: Path, sampler: Sampler, pid: int,
     """One ``POST /jobs/probe`` for every device, until all N are stored and announced."""
     sampler.mark()
     t0 = time.perf_counter()
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{base}/jobs/probe", json={}) as resp,
-    ):
-        body = await resp.json()
-        status = resp.status
-    kicked = time.perf_counter() - t0
-    jobs = body.get("jobs") or []
-    if status != 202 or len(jobs) != n:
-        return {"error": f"POST /jobs/probe -> {status}, {len(jobs)} jobs (want {n})"}
-    prefix = jobs[0]["run_key"].rsplit(":", 1)[0] + ":"
+    posted = await probe_all(base, n)
+    if isinstance(posted, dict):
+        return posted
+    prefix, kicked = posted
     seen = await events.wait(prefix, n, timeout)
     arrived = events.of(prefix)
     t_end = max((t for t, _ in arrived), default=time.perf_counter())

@@ -68,13 +68,13 @@ def _by_process(events: list[Any], scheduler_pid: int) -> dict[str, int]:
     }
 
 
-async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[str, Any]:
-    """One ``POST /jobs/probe`` for every active device; until all N stored and seen."""
-    system.sampler.mark()
+async def probe_all(base: str, n: int) -> tuple[str, float] | dict[str, Any]:
+    """One ``POST /jobs/probe`` for every active device: the run keys' common prefix and
+    the seconds the POST took, or ``{"error": ...}`` when it did not queue N jobs."""
     t0 = time.perf_counter()
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"{system.base}/jobs/probe", json={}) as resp,
+        http.post(f"{base}/jobs/probe", json={}) as resp,
     ):
         body = await resp.json()
         status = resp.status
@@ -82,7 +82,17 @@ async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[s
     jobs = body.get("jobs") or []
     if status != 202 or len(jobs) != n:
         return {"error": f"POST /jobs/probe -> {status}, {len(jobs)} jobs (want {n})"}
-    prefix = jobs[0]["run_key"].rsplit(":", 1)[0] + ":"
+    return jobs[0]["run_key"].rsplit(":", 1)[0] + ":", kicked
+
+
+async def saturate(system: System, feed: Feed, n: int, timeout: float) -> dict[str, Any]:
+    """One ``POST /jobs/probe`` for every active device; until all N stored and seen."""
+    system.sampler.mark()
+    t0 = time.perf_counter()
+    posted = await probe_all(system.base, n)
+    if isinstance(posted, dict):
+        return posted
+    prefix, kicked = posted
     seen = await feed.wait_count(prefix, n, timeout)
     events = [e for e in feed.events if str(e.payload.get("run_key", "")).startswith(prefix)]
     t_events = max((e.received_perf for e in events), default=time.perf_counter())
