@@ -256,7 +256,10 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         if unacked:
             log.info("handed back unfinished tasks count=%d of=%d", handed_back, len(unacked))
         try:
-            await self.client.close()
+            # Never connected (stopped while waiting for NATS): nothing to close, and
+            # nats-py would assert "Client.connect must be called first".
+            if self.client.is_connected or self.client.is_reconnecting:
+                await self.client.close()
         except Exception as exc:  # NATS away: the connection is gone either way
             log.info("nats close failed on shutdown error=%r", exc)
         # The worker's shutdown hooks (flush results, close the HTTP client) run even then:
