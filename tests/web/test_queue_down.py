@@ -1,4 +1,4 @@
-"""A 503 from POST /jobs/probe (and from a recorder command) while NATS is down says
+"""A 503 from POST /jobs/probe (a recorder command, /health) while NATS is down says
 what did not answer, where, and for how long it was tried (before: ``"the job queue did
 not accept the jobs: "``)."""
 
@@ -35,6 +35,7 @@ async def test_a_503_names_the_queue_its_servers_and_how_long_it_was_tried(
             server.stop()  # NATS goes away; the connections are reconnecting
             r = await web.client.post("/jobs/probe", json={}, timeout=30)
             command = await web.client.post("/recorder/cam1/start", json={}, timeout=30)
+            health = await web.client.get("/health", timeout=30)
             # Back, so that the app and the broker close as usual.
             server = start_nats_server("127.0.0.1", port, tmp_path / "nats")
 
@@ -58,3 +59,7 @@ async def test_a_503_names_the_queue_its_servers_and_how_long_it_was_tried(
     said = command.json()["detail"]
     assert said.startswith("the job queue did not accept the jobs: NATS JetStream at ")
     assert f"nats://127.0.0.1:{port}" in said and re.search(r"within \d+\.\ds \(\w+Error", said)
+    # So does /health: what does not answer, and where (before: "not connected").
+    assert health.status_code == 503
+    nats_error = health.json()["nats"]["error"]
+    assert nats_error == f"reconnecting: no NATS server answers at nats://127.0.0.1:{port}"
