@@ -22,6 +22,7 @@ from bench.procs import Sampler
 from bench.stats import fmt, table
 from core.natsserver import free_port, start_nats_server
 
+SERVER = "nats-server (this configuration's)"
 CONFIGS: dict[str, dict[str, str]] = {
     "A": {"SQLITE_SYNCHRONOUS": "normal", "NATS_SYNC_INTERVAL": "default"},
     "B": {"SQLITE_SYNCHRONOUS": "full", "NATS_SYNC_INTERVAL": "always"},
@@ -62,6 +63,8 @@ async def run_durability(
                 log_file=folder / "nats.log",
                 sync_interval=config["NATS_SYNC_INTERVAL"],
             )
+            # Its own CPU line in the runs' "processes" (the bench's nats-server idles).
+            sampler.watch(SERVER, server.pid)
             try:
                 result = await scenarios.scaleout(
                     folder,
@@ -75,6 +78,7 @@ async def run_durability(
                     worker_args=worker_args,
                 )
             finally:
+                sampler.unwatch(SERVER)
                 server.stop()
             runs[name].append(result.get("+0", {}))
     configs = {name: scenarios.median_run(results) for name, results in runs.items()}
