@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,23 @@ def test_scheduler_waiting_for_nats_stops_on_a_signal(tmp_path: Path, sig: int) 
     assert "stopped while starting" in output and "stopped database" in output
     assert "Traceback" not in output
     waiting_is_said_rarely(output)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_recorder_simulator_waiting_for_nats_stops_on_a_signal(
+    tmp_path: Path, sig: int
+) -> None:
+    # Before, it ignored both until its 10 s connect timeout ran out (then exit 1).
+    simulator = [sys.executable, "-m", "jobs.recorder.simulator"]
+    proc = Proc(simulator, nobody_env(tmp_path), tmp_path / "simulator.log")
+    try:
+        wait_until(lambda: " unavailable error=" in proc.output(), 60, "waiting for NATS", proc)
+        code = stops_cleanly(proc, sig)
+    finally:
+        proc.stop()
+    output = proc.output()
+    assert code == 0 and "stopped while connecting" in output, output[-3000:]
+    assert "cannot connect" not in output and "Traceback" not in output
 
 
 def test_a_malformed_nats_url_stops_the_worker_with_one_line(tmp_path: Path) -> None:
