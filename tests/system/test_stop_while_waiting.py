@@ -109,6 +109,21 @@ def test_the_recorder_simulator_waiting_for_nats_stops_on_a_signal(
     assert "cannot connect" not in output and "Traceback" not in output
 
 
+def test_the_recorder_cli_waiting_for_nats_stops_on_ctrl_c_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    cli = [sys.executable, "-m", "jobs.recorder", "status"]
+    proc = Proc(cli, nobody_env(tmp_path), tmp_path / "cli.log")
+    try:
+        wait_until(lambda: " unavailable error=" in proc.output(), 60, "waiting for NATS", proc)
+        code = stops_cleanly(proc, signal.SIGINT)
+    finally:
+        proc.stop()
+    output = proc.output()
+    assert code == 130 and "interrupted before a reply" in output, output[-3000:]
+    assert "Traceback" not in output
+
+
 def test_a_malformed_nats_url_stops_the_worker_with_one_line(tmp_path: Path) -> None:
     env = nobody_env(tmp_path) | {"NATS_URL": "nats://127.0.0.1:4222,nats://127.0.0.1:42x"}
     # No --max-fails (taskiq's default restarts a child for ever): the worker stops by
