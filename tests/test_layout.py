@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,55 @@ def test_an_import_that_points_up_breaks_a_contract(
     assert result.returncode != 0, result.stdout
     broken = [line for line in result.stdout.splitlines() if "BROKEN" in line]
     assert any(contract in line for line in broken), result.stdout
+
+
+def enqueuing_contract() -> tuple[list[str], list[str]]:
+    """The source and the forbidden modules of the enqueuing side's contract."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = (c for c in config["contracts"] if c["type"] == "forbidden")
+    return contract["source_modules"], contract["forbidden_modules"]
+
+
+# Run in a fresh interpreter: import the module (every module of it, for a package) and
+# print which of the forbidden modules came along.
+_LOADED = """
+import importlib, pkgutil, sys
+source, forbidden = sys.argv[1], sys.argv[2:]
+module = importlib.import_module(source)
+for info in pkgutil.walk_packages(getattr(module, "__path__", []), source + "."):
+    importlib.import_module(info.name)
+print(" ".join(name for name in forbidden if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("source", enqueuing_contract()[0])
+def test_the_enqueuing_side_loads_nothing_that_runs_a_task(source: str) -> None:
+    """What import-linter cannot see: importing ``a.b.c`` runs ``a/b/__init__.py`` first,
+    so a package's face that imports the recorder client loads it into every kick."""
+    forbidden = enqueuing_contract()[1]
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED, source, *forbidden],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [], f"importing {source} loads what runs a task"
+
+
+def test_the_recorder_client_library_is_still_found_on_the_package() -> None:
+    """``from jobs.recorder import RecorderClient`` (docs/recorder.md): loaded on first use."""
+    import jobs.recorder as package
+    from jobs.recorder import client, errors, service, wire
+
+    homes = (client, errors, service, wire)
+    for name in package.__all__:
+        assert any(getattr(package, name) is getattr(m, name, None) for m in homes), name
+    with pytest.raises(AttributeError):
+        package.RecorderClients  # noqa: B018
 
 
 def imported_modules(path: Path) -> set[str]:
