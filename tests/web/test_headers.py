@@ -16,6 +16,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from core.natsserver import free_port
 from tests.webapp import WebApp, _Server
@@ -65,6 +67,15 @@ async def test_json_answers_and_refusals_carry_nosniff_but_no_page_policy(web: W
         assert r.headers["x-content-type-options"] == "nosniff", r.status_code
         assert r.headers["referrer-policy"] == "no-referrer"
         assert "content-security-policy" not in r.headers
+    # a refused WebSocket handshake is an HTTP answer too
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(web.ws_url(), origin="http://evil.example"):  # type: ignore[arg-type]
+            pass
+    refusal = info.value.response
+    assert refusal.status_code == 403
+    assert refusal.headers["X-Content-Type-Options"] == "nosniff"
+    assert refusal.headers["Referrer-Policy"] == "no-referrer"
+    assert "Content-Security-Policy" not in refusal.headers
 
 
 async def test_any_html_page_gets_the_policy_and_one_that_sets_its_own_keeps_it() -> None:
