@@ -23,6 +23,7 @@ from core.natsserver import free_port
 from tests.browser import chromium_path
 from tests.webapp import WebApp, _Server
 from web.app import api_endpoints
+from web.dashboard import DASHBOARD_DIR
 from web.headers import CONTENT_SECURITY_POLICY, SecurityHeaders
 
 
@@ -56,6 +57,34 @@ async def test_the_swagger_page_runs_no_inline_script_or_style(web: WebApp) -> N
     init = await web.client.get("/swagger/assets/fleetprobe-init.js")
     assert init.status_code == 200 and "javascript" in init.headers["content-type"]
     assert "SwaggerUIBundle(" in init.text and "specUrl" in init.text
+
+
+# What the page policy refuses, written from a script: markup with an inline script, style
+# or handler (innerHTML and friends), a style or handler attribute, a javascript: URL.
+_REFUSED_FROM_SCRIPT = re.compile(
+    r"<script|<style|\sstyle=|\son[a-z]+=|javascript:"
+    r"|setAttribute\(\s*[\"'](?:style|on[a-z]+)[\"']"
+    r"|[{,]\s*[\"']?style[\"']?\s*:"  # a style attribute through h()/el()
+)
+
+
+def test_the_dashboards_scripts_write_nothing_the_page_policy_refuses() -> None:
+    """A static look at every path, the ones a browser test does not click through too;
+    ``element.style.x = ...`` (CSSOM) and ``addEventListener`` are allowed by the policy."""
+    scripts = sorted(DASHBOARD_DIR.glob("*.js"))
+    assert len(scripts) >= 5, scripts
+    for js in scripts:
+        found = _REFUSED_FROM_SCRIPT.findall(js.read_text())
+        assert not found, (js.name, found)
+    # the pattern does see what it is meant to
+    for bad in (
+        'tr.innerHTML = `<td style="color:red">`',
+        "b.innerHTML = '<b onclick=\"go()\">'",
+        'node.setAttribute("style", "x")',
+        'h("td", { style: "x" })',
+        "a.href = 'javascript:void(0)'",
+    ):
+        assert _REFUSED_FROM_SCRIPT.search(bad), bad
 
 
 async def test_json_answers_and_refusals_carry_nosniff_but_no_page_policy(web: WebApp) -> None:
