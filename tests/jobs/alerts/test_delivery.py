@@ -71,6 +71,9 @@ async def test_each_state_change_reaches_the_receiver_once_signed(alert_settings
             change_id = got.body["state_change"]["id"]
             assert got.headers["idempotency-key"] == f"notify:{change_id}:{channel}"
             assert got.body["device"]["name"] == "edge-1"
+            # the device's page on the dashboard, for the person reading the alert
+            web = f"{alert_settings.web_host}:{alert_settings.web_port}"
+            assert got.body["link"] == f"http://{web}/#/devices/{device}"
         rows = await notifications(engine)
         assert [(r.state_change_id, r.status, r.attempts, r.response_code) for r in rows] == [
             (down.id, "sent", 1, 200),

@@ -15,7 +15,8 @@ import pytest
 import jobs.alerts.policy
 import jobs.alerts.senders
 import jobs.alerts.templates
-from jobs.alerts.message import compose
+from core.settings import Settings
+from jobs.alerts.message import compose, device_link
 from jobs.alerts.senders import alert_client, mask_url, send, sign
 from jobs.alerts.templates import SAMPLE, TemplateProblem, render_message, render_template
 from storage.alert_models import Channel
@@ -32,10 +33,18 @@ def test_the_default_message_names_device_state_cause_error_and_link() -> None:
     title, text = render_message(None, None, SAMPLE)
     assert title == "router is DOWN"
     for part in ("router", "http://10.0.0.1/", "down", "3 failures in a row",
-                 "connection refused", "http://127.0.0.1:8002/devices/1"):  # fmt: skip
+                 "connection refused", "http://127.0.0.1:8002/#/devices/1"):  # fmt: skip
         assert part in text
     reminder_title, _ = render_message(None, None, {**SAMPLE, "reminder": 2})
     assert reminder_title == "[reminder 2] router is DOWN"
+
+
+def test_the_link_opens_the_device_page_of_the_dashboard() -> None:
+    plain = Settings(WEB_HOST="127.0.0.1", WEB_PORT=8002, ALERT_LINK_BASE="")  # type: ignore[call-arg]
+    assert device_link(plain, 7) == "http://127.0.0.1:8002/#/devices/7"
+    assert device_link(plain, None) == "http://127.0.0.1:8002/"  # a test message's
+    behind = Settings(ALERT_LINK_BASE="https://mon.example.org/")  # type: ignore[call-arg]
+    assert device_link(behind, 7) == "https://mon.example.org/#/devices/7"
 
 
 @pytest.mark.parametrize(
