@@ -40,7 +40,8 @@ def test_the_default_message_names_device_state_cause_error_and_link() -> None:
 
 
 def test_the_link_opens_the_device_page_of_the_dashboard() -> None:
-    plain = Settings(WEB_HOST="127.0.0.1", WEB_PORT=8002, ALERT_LINK_BASE="")  # type: ignore[call-arg]
+    web = {"WEB_HOST": "127.0.0.1", "WEB_PORT": 8002}
+    plain = Settings(**web, ALERT_LINK_BASE="")  # type: ignore[arg-type]
     assert device_link(plain, 7) == "http://127.0.0.1:8002/#/devices/7"
     assert device_link(plain, None) == "http://127.0.0.1:8002/"  # a test message's
     behind = Settings(ALERT_LINK_BASE="https://mon.example.org/")  # type: ignore[call-arg]
@@ -83,6 +84,12 @@ def test_a_channel_template_overrides_the_default() -> None:
          "mailto://user:****@localhost", ("smtppass",)),
         ("apprise", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "slack://T...2/",
          ("TIiajkdnlazkcOXrIdevi7FQ",)),
+        # an ntfy.sh topic is its only key (the README's walkthrough says so)
+        ("apprise", "ntfy://my-secret-topic-4f7a", "ntfys://m...a?", ("secret-topic",)),
+        ("apprise", "ntfy://ntfy.example.org/ops-alerts-4f7a/two",
+         "ntfy://ntfy.example.org/o...a/t...o?", ("ops-alerts", "/two")),
+        ("apprise", "ntfys://me:pw@ntfy.example.org/ops-alerts-4f7a",
+         "ntfys://me:****@ntfy.example.org/o...a?", ("ops-alerts", ":pw@")),
     ],
 )  # fmt: skip
 def test_urls_are_shown_with_their_secrets_masked(
