@@ -401,6 +401,11 @@ class CheckRead(BaseModel):
     certificate_expires_at: datetime | None = Field(
         None, description="https:// and tls://: when the peer's certificate expires"
     )
+    in_maintenance: bool = Field(
+        False,
+        description="probed while a suppress_alerts maintenance window covered the device "
+        "(no notification; the time is left out of uptime)",
+    )
 
     @model_validator(mode="before")
     @classmethod
