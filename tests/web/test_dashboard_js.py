@@ -201,3 +201,25 @@ def test_422_details_land_beside_their_field(
     page: Page, detail: Any, expected: dict[str, str]
 ) -> None:
     assert call(page, "api.js", "fieldErrors", detail, FIELDS) == json.loads(json.dumps(expected))
+
+
+DAY = 86_400_000
+NOW = 1_800_000_000_000
+MIN = 60_000
+
+
+@pytest.mark.parametrize(
+    ("times", "start"),
+    [
+        ([], NOW - DAY),  # nothing to draw: the whole window
+        ([NOW - 23 * 3_600_000], NOW - DAY),  # a day's checks: the whole window
+        ([NOW - 6 * 3_600_000, NOW], NOW - DAY),  # a quarter of it: still the window
+        # Minutes of checks: from a minute before the oldest (at least a minute, else 5 %).
+        ([NOW - 2 * MIN, NOW - MIN, NOW], NOW - 3 * MIN),
+        ([NOW - 60 * MIN, NOW], NOW - 63 * MIN),
+    ],
+)
+def test_the_chart_starts_near_the_oldest_check_when_they_are_recent(
+    page: Page, times: list[int], start: int
+) -> None:
+    assert call(page, "device.js", "chartSpan", times, NOW - DAY, NOW) == start

@@ -59,17 +59,32 @@ async function section(root, title, feats, path, render) {
   }
 }
 
+// The chart's time axis: the window, or from a little before the oldest check when the
+// checks cover less than a quarter of it (a device added minutes ago is drawn over those
+// minutes, not as one line at the right edge of a day). Pure.
+export function chartSpan(times, from, to) {
+  if (!times.length) return from;
+  const oldest = Math.min(...times);
+  if (to - oldest >= (to - from) / 4) return from;
+  return Math.max(from, oldest - Math.max(60e3, (to - oldest) * 0.05));
+}
+
 async function drawChart(svg, note, id, window) {
   const to = Date.now();
   const from = to - WINDOWS[window];
   const since = new Date(from).toISOString();
   const checks = await api("GET", `/devices/${id}/checks?limit=${LIMIT}&since=${encodeURIComponent(since)}`);
+  const times = checks.map((c) => Date.parse(c.checked_at));
+  // At the limit: the axis starts at the oldest check fetched (older ones exist).
+  const start = checks.length >= LIMIT ? Math.min(...times) : chartSpan(times, from, to);
   latencyChart(
     svg,
-    checks.map((c) => ({ t: Date.parse(c.checked_at), v: c.latency_ms, outcome: checkOutcome(c) })),
-    { from: checks.length >= LIMIT ? Date.parse(checks[checks.length - 1].checked_at) : from, to },
+    checks.map((c, i) => ({ t: times[i], v: c.latency_ms, outcome: checkOutcome(c) })),
+    { from: start, to },
   );
-  note.textContent = checks.length >= LIMIT ? `the latest ${LIMIT} checks` : `${checks.length} checks`;
+  const n = checks.length;
+  const count = n >= LIMIT ? `the latest ${LIMIT} checks` : `${n} check${n === 1 ? "" : "s"}`;
+  note.textContent = start > from && n < LIMIT ? `${count}, all since ${when(new Date(start).toISOString())}` : count;
 }
 
 async function drawUptime(out, id, feats) {
