@@ -144,12 +144,12 @@ def test_a_device_page_shows_its_chart_incidents_state_changes_and_verdicts(
     expect(view.locator("h2")).to_contain_text("charted")
     expect(view.locator("svg.chart polyline")).to_have_count(1)
     # Seconds of checks in a 24 h window: the axis starts just before the oldest, not a day
-    # ago (the note says since when; the first tick is that time).
+    # ago (the note says since when; the first tick is that time, to the second).
     note = view.locator("small.muted", has_text="checks")
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
     expect(note).to_have_text(re.compile(rf"^\d+ checks, all since {stamp}$"))
     since = (note.text_content() or "").split("since ")[1]
-    expect(view.locator("svg.chart text.tick[text-anchor=start]")).to_have_text(since[5:16])
+    expect(view.locator("svg.chart text.tick[text-anchor=start]")).to_have_text(since[11:19])
     view.locator('button[data-window="7d"]').click()
     expect(view.locator('button[data-window="7d"]')).to_have_attribute("aria-pressed", "true")
     expect(view.locator('button[data-window="24h"]')).to_have_attribute("aria-pressed", "false")
