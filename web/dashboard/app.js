@@ -25,7 +25,7 @@ import { showRecorders } from "./recorder.js";
 
 const SPARK_POINTS = 30;
 const PAGE = 1000;
-// Uptime and state read again from /status (no per-device request): a while after state
+// The uptimes read again from /status (no per-device request): a while after state
 // changes (a burst of them costs one read) and every minute while the feed is live.
 const REFRESH_AFTER_CHANGE_MS = 2000;
 const REFRESH_EVERY_MS = 60000;
@@ -244,29 +244,29 @@ async function pages(path) {
 }
 
 // Every device's state, recent results (its sparkline), uptime (24 h, 30 d): PAGE devices
-// a request, never a request per device. `recent` false (a refresh): state and uptime
-// only. Only the rows whose model changed are drawn again.
-async function loadStatus(recent = true) {
+// a request, never a request per device. `full` false (a refresh): the uptimes only (the
+// feed keeps states and results). Only the rows whose model changed are drawn again.
+async function loadStatus(full = true) {
   if (!hasStatus()) return;
   const asked = seq;
-  const status = parseStatus(await pages(recent ? `/status?recent=${SPARK_POINTS}` : "/status"));
+  const status = parseStatus(await pages(full ? `/status?recent=${SPARK_POINTS}` : "/status"));
   for (const [id, item] of status) {
     const model = models.get(id);
     if (!model) continue;
     let changed = false;
-    if (item.state && !(model.stateSeq > asked)) {
+    if (full && item.state && !(model.stateSeq > asked)) {
       changed = item.state !== model.health?.state || item.since !== model.health?.since;
       model.health = { state: item.state, since: item.since };
     }
     for (const check of item.recent) changed = addCheck(model, { ...check, device_id: id }) || changed;
-    if (item.lastCheck) changed = addCheck(model, { ...item.lastCheck, device_id: id }) || changed;
+    if (full && item.lastCheck) changed = addCheck(model, { ...item.lastCheck, device_id: id }) || changed;
     if (model.uptime["24h"] !== item.uptime24h || model.uptime["30d"] !== item.uptime30d) changed = true;
     model.uptime = { "24h": item.uptime24h, "30d": item.uptime30d };
     if (changed) touch(id);
   }
 }
 
-// The state and uptime read again, one read at a time: asked during a read, one more
+// The uptimes read again, one read at a time: asked during a read, one more
 // follows it. Not while the feed is away (the reconnection reloads everything).
 let refreshTimer = 0;
 let refreshing = null;
