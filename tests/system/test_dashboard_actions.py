@@ -166,6 +166,21 @@ def test_a_device_page_shows_its_chart_incidents_state_changes_and_verdicts(
     expect(failed).to_contain_text("✗")
     expect(failed).to_contain_text("actual: 503")
 
+    # Followed live, no reload: the device recovers; its newest result (on top), the state
+    # change from down to up and the end of its incident appear as they happen.
+    uptime = view.locator(".uptime")
+    down_uptime = uptime.text_content() or ""
+    assert down_uptime.startswith("Uptime: 24h ")
+    fleetprobe.call("PATCH", f"/devices/{device}", {"address": f"{target.url}/ok"})
+    newest = results.locator("tbody tr").first
+    expect(newest.locator(".state")).to_have_text("up", timeout=30_000)
+    expect(newest.locator(".verdicts .ok")).to_contain_text("[STATUS] == 200")
+    recovered = changes.locator("tbody tr", has=page.locator("td:nth-child(2) .state-down"))
+    expect(recovered.filter(has=page.locator("td:nth-child(3) .state-up"))).to_have_count(1)
+    ended = incidents.locator("tbody tr").first.locator("td").nth(1)
+    expect(ended).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    expect(uptime).not_to_have_text(down_uptime)  # read again after the state change
+
 
 def test_the_recorder_page_lists_schedules_and_starts_and_stops_a_task(
     page: Page, fleetprobe: Fleetprobe
