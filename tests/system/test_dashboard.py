@@ -47,6 +47,7 @@ def test_the_dashboard_follows_a_device_up_down_and_through_a_restart(
             page.goto(fleetprobe.url + "/")
             expect(page.locator("#conn")).to_have_text("live", timeout=20_000)
             expect(page.locator("#empty")).to_be_visible()
+            expect(page.locator("#offline-banner")).to_be_hidden()
             assert console.errors == [], console.errors  # no error, no CSP violation
             loads = console.navigations
 
@@ -81,9 +82,11 @@ def test_the_dashboard_follows_a_device_up_down_and_through_a_restart(
             # and follows the feed again (the target back: up).
             fleetprobe.stop()
             expect(page.locator("#conn")).to_have_text("offline", timeout=20_000)
+            expect(page.locator("#offline-banner")).to_be_visible()
             fleetprobe.start()
             target = ThreadedServer(target_app, target_port).start()
             expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+            expect(page.locator("#offline-banner")).to_be_hidden()
             expect(row.locator(".state")).to_have_text("up", timeout=45_000)
             assert console.navigations == loads
     finally:
@@ -170,6 +173,8 @@ def test_with_api_token_the_page_asks_for_it_once(tmp_path: Path) -> None:
             page.goto(fp.url + "/")
             dialog = page.locator("#token-dialog")
             expect(dialog).to_be_visible(timeout=20_000)
+            # The feed is refused until the token is given: not a lost server.
+            expect(page.locator("#offline-banner")).to_be_hidden()
             dialog.locator("input[name=token]").fill("wrong")
             dialog.locator("button[type=submit]").click()
             expect(page.locator("#token-error")).to_be_visible(timeout=10_000)

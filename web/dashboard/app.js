@@ -403,12 +403,17 @@ async function probeNow(id) {
 }
 
 let connStatus = "connecting";
+let wasLive = false; // a feed never opened is refused (a token asked for), not lost
 
 function setConn(status) {
   connStatus = status;
   const conn = $("conn");
   conn.textContent = status;
   conn.className = `conn conn-${status}`;
+  // A lost connection is said twice: the word in the header, and a banner over the (now
+  // stale) page.
+  if (status === "live") wasLive = true;
+  $("offline-banner").hidden = !(status === "offline" && wasLive);
 }
 
 function route() {
