@@ -401,6 +401,9 @@ class CheckRead(BaseModel):
     certificate_expires_at: datetime | None = Field(
         None, description="https:// and tls://: when the peer's certificate expires"
     )
+    certificate_subject: str | None = Field(
+        None, description="https:// and tls://: the peer certificate's subject (RFC 4514)"
+    )
 
     @model_validator(mode="before")
     @classmethod
