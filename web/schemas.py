@@ -404,6 +404,11 @@ class CheckRead(BaseModel):
     certificate_subject: str | None = Field(
         None, description="https:// and tls://: the peer certificate's subject (RFC 4514)"
     )
+    in_maintenance: bool = Field(
+        False,
+        description="probed while a suppress_alerts maintenance window covered the device "
+        "(no notification; the time is left out of uptime)",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -18,9 +18,11 @@ from storage.models import Device
 log = logging.getLogger(__name__)
 
 
-def device_link(settings: Settings, device_id: int) -> str:
+def device_link(settings: Settings, device_id: int | None) -> str:
+    """The dashboard's page of the device (``/#/devices/N``: what a person clicking the
+    link in a chat or an email wants, not the API's JSON); None: the dashboard itself."""
     base = settings.alert_link_base.rstrip("/") or f"http://{settings.web_host}:{settings.web_port}"
-    return f"{base}/devices/{device_id}"
+    return f"{base}/" if device_id is None else f"{base}/#/devices/{device_id}"
 
 
 def compose(

@@ -41,8 +41,10 @@ class AlertSweeper:
         engine: AsyncEngine,
         events: EventPublisher | None,
         is_leader: Callable[[], bool] = lambda: True,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.broker = broker
         self.engine = engine
         self.events = events
@@ -131,7 +133,7 @@ class AlertSweeper:
         while True:
             if self.is_leader():
                 try:
-                    await self.sweep(utcnow())
+                    await self.sweep(self.clock())
                 except Exception as exc:
                     log.warning("alert sweep failed error=%r", exc)
             else:

@@ -43,7 +43,7 @@ SAMPLE: dict[str, Any] = {
     "since": "2026-12-01T08:55:00+00:00",
     "error": "connection refused",
     "latency_ms": None,
-    "link": "http://127.0.0.1:8002/devices/1",
+    "link": "http://127.0.0.1:8002/#/devices/1",
     "reminder": 0,
 }
 
