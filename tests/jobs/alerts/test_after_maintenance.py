@@ -150,6 +150,54 @@ async def test_a_device_still_down_when_its_window_ends_is_told_once(
     await engine.dispose()
 
 
+async def test_it_follows_the_devices_policy_as_it_is_when_the_window_ends(
+    alert_settings: Settings,
+) -> None:
+    """degraded when followed; the device's own channels; a notify_on that dropped down
+    since the change: nothing."""
+    engine = make_engine(alert_settings)
+    await init_db(engine)
+    t0 = utcnow()
+    with receiver() as rx, receiver() as own:
+        await add_channel(engine, rx.url)  # the default channel
+        mine = await add_channel(engine, own.url, name="own", is_default=False)
+        slow = await add_device(engine, name="slow", notify_on=["down", "up", "degraded"])
+        routed = await add_device(engine, name="routed", channel_ids=[mine])
+        muted = await add_device(engine, name="muted")
+        await _add_window(
+            engine, [slow, routed, muted], start=t0 - timedelta(minutes=1), duration_seconds=90
+        )
+        async with (
+            collect_events(alert_settings) as events,
+            running_worker(alert_settings) as broker,
+        ):
+            for device, to_state in ((slow, "degraded"), (routed, "down"), (muted, "down")):
+                change = await add_change(engine, device, 1, "up", to_state, at=t0)
+                assert (await enqueue_change(engine, broker, change)).reason is not None
+            async with session_factory(engine)() as session:
+                row = await session.get(Device, muted)
+                assert row is not None
+                row.notify_on = ["up"]
+                session.add(row)
+                await session.commit()
+            sweeper = AlertSweeper(alert_settings, broker, engine, events=None)
+            for minutes in (1, 2, 3):
+                await sweeper.sweep(t0 + timedelta(minutes=minutes))
+            await eventually(lambda: _sent(events) >= 2, what="two messages")
+            await asyncio.sleep(0.5)
+        assert [r.body["title"] for r in rx.requests] == [
+            "slow is still DEGRADED after maintenance"
+        ]
+        assert [r.body["title"] for r in own.requests] == ["routed is still DOWN after maintenance"]
+        rows = await notifications(engine)
+        assert sorted((r.device_id, r.channel_id, r.reminder, r.status) for r in rows) == [
+            (slow, 1, 0, "suppressed"), (slow, 1, 1, "sent"),
+            (routed, mine, 0, "suppressed"), (routed, mine, 1, "sent"),
+            (muted, 1, 0, "suppressed"),
+        ]  # fmt: skip
+    await engine.dispose()
+
+
 async def test_reminders_go_on_counting_after_the_message_after_maintenance(
     alert_settings: Settings,
 ) -> None:
@@ -213,7 +261,8 @@ async def test_a_window_ended_while_the_device_is_down_sends_one_webhook_through
 ) -> None:
     """The probe schedule, the worker, the health hook, the listener and the leader's own
     sweep loop: the window's down is held back; the window ended early by its operator,
-    the device still down, one webhook says so; its recovery is sent as usual."""
+    the device still down, one webhook says so once this process leads (none before);
+    its recovery is sent as usual."""
     env = isolated_env(nats_server.url, tmp_path, ALERT_SWEEP_SECONDS="0.2")
     settings = Settings(**env)  # type: ignore[arg-type]
     engine = make_engine(settings)
@@ -221,10 +270,11 @@ async def test_a_window_ended_while_the_device_is_down_sends_one_webhook_through
     sessions = session_factory(engine)
     switch = uuid.uuid4().hex[:8]
     sweeps = [0]
+    leading = [True]
 
     def is_leader() -> bool:
         sweeps[0] += 1
-        return True
+        return leading[0]
 
     async def state_is(wanted: str) -> bool:
         async with sessions() as session:
@@ -251,12 +301,17 @@ async def test_a_window_ended_while_the_device_is_down_sends_one_webhook_through
                 seen = sweeps[0]
                 await eventually(lambda: sweeps[0] >= seen + 3, what="sweeps in the window")
                 assert rx.count() == 0
+                leading[0] = False  # a follower does not tell
                 async with sessions() as session:  # the operator ends the window now
                     row = await session.get(MaintenanceWindow, window)
                     assert row is not None and row.start is not None
                     row.duration_seconds = int((utcnow() - row.start).total_seconds())
                     session.add(row)
                     await session.commit()
+                seen = sweeps[0]
+                await eventually(lambda: sweeps[0] >= seen + 5, what="loops not leading")
+                assert rx.count() == 0
+                leading[0] = True
                 await eventually(lambda: rx.count() >= 1, timeout=30, what="the webhook")
                 seen = sweeps[0]
                 await eventually(lambda: sweeps[0] >= seen + 5, what="more sweeps")
