@@ -19,7 +19,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from core.loop import loop_name
 from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import start_supervised
+from core.parts import Parts, Refused, refusals
 from core.settings import MAX_WORKERS, Settings, settings_error
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
@@ -99,45 +100,6 @@ def _worker_count(text: str) -> int:
     if not text.isdigit() or int(text) > MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"give a number from 0 to {MAX_WORKERS}, not {text!r}")
     return int(text)
-
-
-class Refused(Exception):
-    """A part refused to start (its reason already logged): exit code 3."""
-
-
-async def _stop(name: str, closer: Callable[[], Awaitable[object]], timeout: float) -> None:
-    """Stop one part within ``timeout``; a failure is logged, and the next part still stops."""
-    try:
-        async with asyncio.timeout(timeout):
-            await closer()
-    except Exception as exc:
-        log.warning("stop failed part=%s error=%r", name, exc)
-    else:
-        log.info("stopped %s", name)
-
-
-class Parts:
-    """The parts started so far, on an exit stack: stopped in reverse order, each within
-    ``timeout``."""
-
-    def __init__(self, stack: contextlib.AsyncExitStack, timeout: float) -> None:
-        self._stack = stack
-        self._timeout = timeout
-
-    def add(
-        self, name: str, closer: Callable[[], Awaitable[object]], timeout: float | None = None
-    ) -> None:
-        self._stack.push_async_callback(_stop, name, closer, timeout or self._timeout)
-
-
-@contextlib.contextmanager
-def refusals(*kinds: type[Exception]) -> Iterator[None]:
-    """Turn a start-up refusal into one ERROR line and :class:`Refused`."""
-    try:
-        yield
-    except kinds as exc:
-        log.error("refusing to start: %s", exc)
-        raise Refused from exc
 
 
 async def start_queue(

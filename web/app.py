@@ -4,10 +4,11 @@ REST endpoints are declared in one module per concept (``ENDPOINTS`` lists of
 :class:`web.endpoints.Endpoint`); :func:`api_endpoints` gathers them, and the same list
 builds the routes and ``/openapi.json``.  The lifespan starts the WebSocket hub and
 stops it and the cycle loop on shutdown.  In front of the routes, outermost first:
-:class:`SecurityHeaders` (``web/headers.py``); the browser guards :class:`HostGuard`,
-:class:`OriginGuard`, :class:`JsonOnly` (``web/guards.py``); :class:`BearerAuth` when
-``API_TOKEN`` is set (``web/auth.py``; ``/metrics`` left out of it by
-``METRICS_PUBLIC``); :class:`BodyLimit` (``web/limits.py``).  ``GET /metrics``
+:class:`HideQueryToken` (``?token=`` out of the query string before anything answers or
+logs, ``web/auth.py``); :class:`SecurityHeaders` (``web/headers.py``); the browser guards
+:class:`HostGuard`, :class:`OriginGuard`, :class:`JsonOnly` (``web/guards.py``);
+:class:`BearerAuth` when ``API_TOKEN`` is set (``web/auth.py``; ``/metrics`` left out of
+it by ``METRICS_PUBLIC``); :class:`BodyLimit` (``web/limits.py``).  ``GET /metrics``
 (``web/metrics.py``) is a plain route, outside the spec.
 """
 
@@ -38,7 +39,7 @@ from web import (
     uptime,
     validation,
 )
-from web.auth import UNAUTHORIZED, BearerAuth
+from web.auth import UNAUTHORIZED, BearerAuth, HideQueryToken
 from web.cycles import CycleRunner
 from web.dashboard import dashboard_routes
 from web.endpoints import (
@@ -135,8 +136,10 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
     hosts = allowed_hosts(settings, settings.web_host if bind_host is None else bind_host)
     token = settings.api_token
     # Outermost first: a request a browser was made to send is refused before its token
-    # is checked, and an unauthenticated one before its body is looked at.
+    # is checked, and an unauthenticated one before its body is looked at; a ?token= is
+    # out of the query string (and so of the access log) before any of them answers.
     middleware = [
+        Middleware(HideQueryToken),
         Middleware(SecurityHeaders),
         Middleware(HostGuard, allowed=hosts),
         Middleware(OriginGuard, allowed_origins=settings.allowed_origins),

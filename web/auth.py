@@ -19,9 +19,11 @@ files under ``/dashboard/assets/`` (it asks for the token and sends it in the he
 and the read-only public face, ``/status-page`` and ``/badges/...``, which shows only the
 devices marked public.  ``/metrics`` is public only with ``METRICS_PUBLIC=true`` (a
 Prometheus that cannot send the token).  Tokens are compared in constant time.
-The ``token`` parameter is taken out of the query string before the app sees it (no
-endpoint has such a parameter), and out of uvicorn's access log with it; prefer the
-header all the same: a proxy in front may log query strings.
+The ``token`` parameter is taken out of the query string by :class:`HideQueryToken`, the
+outermost middleware, before anything can answer (no endpoint has such a parameter), and
+so out of uvicorn's access log with it, refusals of the browser guards included (they
+answer before the token is checked); prefer the header all the same: a proxy in front may
+log query strings.
 
 Without ``API_TOKEN`` nothing is checked: bind to 127.0.0.1 only (the default);
 :func:`warn_if_exposed` says so loudly when the host is anything else.
@@ -45,10 +47,13 @@ from web.spec import Refusal
 __all__ = [
     "PUBLIC_PATHS",
     "PUBLIC_PREFIXES",
+    "QUERY_TOKEN",
     "UNAUTHORIZED",
     "BearerAuth",
+    "HideQueryToken",
     "is_loopback",
     "split_token",
+    "take_query_token",
     "warn_if_exposed",
 ]
 
@@ -99,6 +104,44 @@ def _unquote(raw: bytes) -> bytes:
     return unquote_to_bytes(raw.replace(b"+", b" "))
 
 
+QUERY_TOKEN = "fleetprobe.query_token"
+"""The scope key under which :func:`take_query_token` keeps the token it took."""
+
+
+def take_query_token(scope: Scope) -> bytes | None:
+    """The ``token`` query parameter, taken out of ``scope["query_string"]``; once: a
+    second call answers what the first one took.
+
+    In place, not a copy: uvicorn's access log reads this very scope when the answer goes
+    out, and a token in a log line is a token leaked.
+
+    >>> scope = {"query_string": b"types=tick&token=abc"}
+    >>> take_query_token(scope), scope["query_string"], take_query_token(scope)
+    (b'abc', b'types=tick', b'abc')
+    """
+    if QUERY_TOKEN not in scope:
+        token, rest = split_token(scope.get("query_string", b""))
+        if token is not None:
+            scope["query_string"] = rest
+        scope[QUERY_TOKEN] = token
+    taken: bytes | None = scope[QUERY_TOKEN]
+    return taken
+
+
+class HideQueryToken:
+    """Outermost: take ``?token=`` out of every request's query string before any
+    middleware can answer (the guards refuse before :class:`BearerAuth` runs, and uvicorn
+    logs the path of each answer); :class:`BearerAuth` reads it from the scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            take_query_token(scope)
+        await self.app(scope, receive, send)
+
+
 class BearerAuth:
     """Refuse every request and WebSocket but the public ones unless it carries ``token``."""
 
@@ -118,11 +161,7 @@ class BearerAuth:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        query_token, rest = split_token(scope.get("query_string", b""))
-        if query_token is not None:
-            # In place, not a copy: uvicorn's access log reads this very scope, and a
-            # token in a log line is a token leaked.
-            scope["query_string"] = rest
+        query_token = take_query_token(scope)
         if self.is_public(scope["path"]):
             await self.app(scope, receive, send)
             return

@@ -134,7 +134,7 @@ async def test_channel(call: Call[NoBody, NoQuery]) -> Response:
     settings = services.settings
     async with session_factory(services.engine)() as session:
         channel = await channel_or_404(session, call.path["channel_id"])
-    body = _test_body(channel, device_link(settings, 0))
+    body = _test_body(channel, device_link(settings, None))
     timeout = settings.alert_attempt_seconds
     # The same sending path as a delivery (jobs.alerts.task), with a key of its own: a
     # receiver that drops repeats by Idempotency-Key never drops a test.

@@ -41,18 +41,21 @@ PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Frame-Opt
 
 
 class SecurityHeaders:
-    """Add :data:`EVERY_RESPONSE` to every HTTP response and :data:`PAGE_HEADERS` to HTML."""
+    """Add :data:`EVERY_RESPONSE` to every HTTP response (a refused WebSocket handshake's
+    included) and :data:`PAGE_HEADERS` to HTML."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            # A refused WebSocket handshake is answered over HTTP too (the ASGI
+            # denial-response extension): "websocket.http.response.start".
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 headers = MutableHeaders(scope=message)
                 added = dict(EVERY_RESPONSE)
                 if headers.get("content-type", "").lower().startswith("text/html"):

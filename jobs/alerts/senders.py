@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import apprise
 import httpx
@@ -126,12 +126,36 @@ async def send(
 
 
 def check_apprise_url(url: str) -> str:
-    """The URL with its secrets masked by Apprise itself; ValueError if Apprise cannot
-    use it (an unknown scheme, or a service's URL missing its parts)."""
+    """The URL with its secrets masked by Apprise itself, and ntfy topics too; ValueError
+    if Apprise cannot use it (an unknown scheme, or a service's URL missing its parts)."""
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if not plugin:
         raise ValueError("not a URL Apprise can use (see https://github.com/caronc/apprise/wiki)")
-    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+    shown = str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+    if type(plugin).__name__ == "NotifyNtfy":
+        # Apprise shows ntfy topics, but on ntfy.sh the topic is the only key: whoever
+        # knows it reads the alerts (and may publish to it).
+        shown = _mask_segments(shown, {quote(t, safe="") for t in getattr(plugin, "topics", ())})
+    return shown
+
+
+def _hint(secret: str) -> str:
+    """A secret shown as Apprise shows its own: its first and last character."""
+    return f"{secret[0]}...{secret[-1]}" if len(secret) > 2 else MASK
+
+
+def _mask_segments(url: str, secrets: set[str]) -> str:
+    """``url`` with each host or path segment in ``secrets`` masked::
+
+    >>> _mask_segments("ntfys://alerts-9f3k/ops?mode=cloud", {"alerts-9f3k", "ops"})
+    'ntfys://a...k/o...s?mode=cloud'
+    """
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if host in secrets:
+        host = _hint(host)
+    path = "/".join(_hint(s) if s in secrets else s for s in parts.path.split("/"))
+    return urlunsplit((parts.scheme, userinfo + at + host, path, parts.query, parts.fragment))
 
 
 def mask_url(kind: str, url: str) -> str:

@@ -6,6 +6,7 @@ page asks for the token once.  Every wait is bounded (``expect`` timeouts)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_the_dashboard_follows_a_device_up_down_and_through_a_restart(
             page.goto(fleetprobe.url + "/")
             expect(page.locator("#conn")).to_have_text("live", timeout=20_000)
             expect(page.locator("#empty")).to_be_visible()
+            expect(page.locator("#offline-banner")).to_be_hidden()
             assert console.errors == [], console.errors  # no error, no CSP violation
             loads = console.navigations
 
@@ -60,6 +62,8 @@ def test_the_dashboard_follows_a_device_up_down_and_through_a_restart(
             row = page.locator("#devices tbody tr", has_text="web-target")
             expect(row).to_have_count(1)
             expect(row.locator(".state")).to_have_text("up", timeout=30_000)
+            # Its state changed: the uptime is read again (/status), no reload.
+            expect(row.locator('[data-cell="up24"]')).to_have_text("100%", timeout=30_000)
 
             # "Probe now": its result in the row, no reload.
             row.locator("button[data-action=probe]").click()
@@ -69,17 +73,73 @@ def test_the_dashboard_follows_a_device_up_down_and_through_a_restart(
             # The target goes away: the live feed turns the row down.
             target.stop()
             expect(row.locator(".state")).to_have_text("down", timeout=45_000)
+            # Up, then down for a while: its 24 h uptime drops below 100 % on the page.
+            below_100 = re.compile(r"^\d{1,2}\.\d\d%$")
+            expect(row.locator('[data-cell="up24"]')).to_have_text(below_100, timeout=30_000)
             assert console.navigations == loads
 
             # The server restarts: the page shows it is offline, then reconnects by itself
             # and follows the feed again (the target back: up).
             fleetprobe.stop()
             expect(page.locator("#conn")).to_have_text("offline", timeout=20_000)
+            expect(page.locator("#offline-banner")).to_be_visible()
             fleetprobe.start()
             target = ThreadedServer(target_app, target_port).start()
             expect(page.locator("#conn")).to_have_text("live", timeout=30_000)
+            expect(page.locator("#offline-banner")).to_be_hidden()
             expect(row.locator(".state")).to_have_text("up", timeout=45_000)
             assert console.navigations == loads
+    finally:
+        target.stop()
+
+
+def test_a_device_added_with_the_forms_defaults_is_probed_at_once(
+    fleetprobe: Fleetprobe,
+) -> None:
+    """Out of the box a device without an interval is probed hourly: the form proposes a
+    minute (the server's default shown beside it) and the page probes a new device at
+    once, so that its first result is there now.  The state is the server's: one failed
+    result is not yet "down" (failure_threshold 3), before and after a reload."""
+    target = ThreadedServer(target_app, free_port()).start()
+    try:
+        with chromium() as browser:
+            console = Console()
+            page = console.watch(browser.new_page(viewport={"width": 1280, "height": 800}))
+            page.goto(fleetprobe.url + "/")
+            expect(page.locator("#conn")).to_have_text("live", timeout=20_000)
+            form = page.locator("#device-form")
+            interval = form.locator("input[name=interval_seconds]")
+            ids = {}
+            for name, path in (("fresh-up", "/ok"), ("fresh-failing", "/status/503")):
+                page.locator("#add-device").click()
+                expect(interval).to_have_value("60")
+                expect(interval).to_have_attribute("placeholder", "server default: 3600 s")
+                form.locator("input[name=name]").fill(name)
+                form.locator("input[name=address]").fill(f"{target.url}{path}")
+                form.locator("#save-device").click()
+                expect(page.locator("#device-dialog")).to_be_hidden()
+                row = page.locator("#devices tbody tr", has_text=name)
+                expect(row).to_have_count(1)
+                ids[name] = int(row.get_attribute("data-id") or 0)
+
+            up = page.locator(f'#devices tr[data-id="{ids["fresh-up"]}"]')
+            expect(up.locator(".probe-result")).to_contain_text("up · ", timeout=30_000)
+            expect(up.locator(".state")).to_have_text("up", timeout=30_000)
+            expect(up.locator('[data-cell="up24"]')).not_to_have_attribute(
+                "title", "not available on this server"
+            )
+            failing = page.locator(f'#devices tr[data-id="{ids["fresh-failing"]}"]')
+            expect(failing.locator(".probe-result")).to_contain_text("HTTP 503", timeout=30_000)
+            expect(failing.locator(".state")).to_have_text("unknown")
+            for device_id in ids.values():
+                stored = fleetprobe.call("GET", f"/devices/{device_id}")
+                assert stored["interval_seconds"] == 60
+                assert fleetprobe.call("GET", f"/devices/{device_id}/checks")  # probed
+            page.reload()
+            expect(page.locator("#conn")).to_have_text("live", timeout=20_000)
+            expect(failing.locator(".state")).to_have_text("unknown")
+            expect(up.locator(".state")).to_have_text("up")
+            assert console.errors == [], console.errors
     finally:
         target.stop()
 
@@ -113,6 +173,8 @@ def test_with_api_token_the_page_asks_for_it_once(tmp_path: Path) -> None:
             page.goto(fp.url + "/")
             dialog = page.locator("#token-dialog")
             expect(dialog).to_be_visible(timeout=20_000)
+            # The feed is refused until the token is given: not a lost server.
+            expect(page.locator("#offline-banner")).to_be_hidden()
             dialog.locator("input[name=token]").fill("wrong")
             dialog.locator("button[type=submit]").click()
             expect(page.locator("#token-error")).to_be_visible(timeout=10_000)

@@ -143,7 +143,13 @@ def test_a_device_page_shows_its_chart_incidents_state_changes_and_verdicts(
     view = page.locator("#device-view")
     expect(view.locator("h2")).to_contain_text("charted")
     expect(view.locator("svg.chart polyline")).to_have_count(1)
-    expect(view.locator("small.muted", has_text="checks")).to_have_text(re.compile(r"^\d+ checks$"))
+    # Seconds of checks in a 24 h window: the axis starts just before the oldest, not a day
+    # ago (the note says since when; the first tick is that time, to the second).
+    note = view.locator("small.muted", has_text="checks")
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    expect(note).to_have_text(re.compile(rf"^\d+ checks, all since {stamp}$"))
+    since = (note.text_content() or "").split("since ")[1]
+    expect(view.locator("svg.chart text.tick[text-anchor=start]")).to_have_text(since[11:19])
     view.locator('button[data-window="7d"]').click()
     expect(view.locator('button[data-window="7d"]')).to_have_attribute("aria-pressed", "true")
     expect(view.locator('button[data-window="24h"]')).to_have_attribute("aria-pressed", "false")
@@ -159,6 +165,21 @@ def test_a_device_page_shows_its_chart_incidents_state_changes_and_verdicts(
     failed = results.locator(".verdicts .failed", has_text="[STATUS] == 200").first
     expect(failed).to_contain_text("✗")
     expect(failed).to_contain_text("actual: 503")
+
+    # Followed live, no reload: the device recovers; its newest result (on top), the state
+    # change from down to up and the end of its incident appear as they happen.
+    uptime = view.locator(".uptime")
+    down_uptime = uptime.text_content() or ""
+    assert down_uptime.startswith("Uptime: 24h ")
+    fleetprobe.call("PATCH", f"/devices/{device}", {"address": f"{target.url}/ok"})
+    newest = results.locator("tbody tr").first
+    expect(newest.locator(".state")).to_have_text("up", timeout=30_000)
+    expect(newest.locator(".verdicts .ok")).to_contain_text("[STATUS] == 200")
+    recovered = changes.locator("tbody tr", has=page.locator("td:nth-child(2) .state-down"))
+    expect(recovered.filter(has=page.locator("td:nth-child(3) .state-up"))).to_have_count(1)
+    ended = incidents.locator("tbody tr").first.locator("td").nth(1)
+    expect(ended).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    expect(uptime).not_to_have_text(down_uptime)  # read again after the state change
 
 
 def test_the_recorder_page_lists_schedules_and_starts_and_stops_a_task(

@@ -8,6 +8,7 @@ measures)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,4 +89,16 @@ def test_a_burst_of_events_writes_only_the_rows_it_names_among_1000(
         assert report["mutations"] > 0
         # the counts summed again once the burst was drawn
         unknown = FLEET - 1 - len(down)
+        expect(page.locator("#counts")).to_have_text(f"1 up · {unknown} unknown · {len(down)} down")
+
+        # The 20 state changes moved uptimes: they are read again from /status (its pages,
+        # uptimes only, no request per device), and the states the feed gave stay.
+        pages = ["/status?limit=1000&offset=0", "/status?limit=1000&offset=1000"]
+        deadline = time.monotonic() + 30
+        while len([p for p in paths if p.startswith("/status?limit=")]) < len(pages):
+            assert time.monotonic() < deadline, "the uptimes were not read again"
+            page.wait_for_timeout(50)
+        refreshed = [p for p in paths if p.startswith("/status?limit=")]
+        assert refreshed[:2] == pages and set(refreshed) == set(pages), refreshed
+        assert not [p for p in paths if re.search(r"/devices/\d+", p)]
         expect(page.locator("#counts")).to_have_text(f"1 up · {unknown} unknown · {len(down)} down")

@@ -286,3 +286,24 @@ async def test_a_snooze_is_announced_as_a_device_change(web: WebApp, engine: Asy
         await web.client.delete(f"/devices/{device}/snooze")
         event, _ = await receive_until(ws, of_type("device.updated", id=device))
         assert event["payload"]["snoozed_until"] is None
+
+
+async def test_a_result_probed_in_a_window_says_so_in_the_history(
+    web: WebApp, engine: AsyncEngine
+) -> None:
+    from jobs.probe.row import check_row
+    from jobs.probe.run import ProbeResult
+    from storage.models import CheckResult
+
+    device = await add_device(engine)
+    now = datetime.now(UTC)
+    async with session_factory(engine)() as session:
+        for minutes, marked in ((2, False), (1, True)):
+            row = check_row(device_id=device, run_key=f"probe:{device}:{minutes}",
+                            source="schedule", result=ProbeResult(False, None),
+                            checked_at=now - timedelta(minutes=minutes),
+                            in_maintenance=marked)  # fmt: skip
+            session.add(CheckResult(**row))
+        await session.commit()
+    checks = (await web.client.get(f"/devices/{device}/checks")).json()
+    assert [c["in_maintenance"] for c in checks] == [True, False]  # newest first

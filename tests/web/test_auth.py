@@ -139,6 +139,37 @@ async def test_a_token_in_the_query_string_stays_out_of_the_access_log(
     assert not any(TOKEN in line for line in logged), logged
 
 
+async def test_a_token_in_the_query_of_a_request_the_guards_refuse_stays_out_of_the_log(
+    web: WebApp, anonymous: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The guards answer before the token is checked: a dashboard's handshake refused for
+    its ``Origin`` (a proxy not yet in ``ALLOWED_ORIGINS``) or its ``Host`` carries the
+    real token, and uvicorn logs the path of every answer, refusals included."""
+    caplog.set_level("INFO", logger="uvicorn")
+    for origin in ("http://evil.example", "null"):
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(web.ws_url(f"types=tick&token={TOKEN}"), origin=origin):  # type: ignore[arg-type]
+                pass
+        assert info.value.response.status_code == 403
+    refused = [
+        await anonymous.get("/devices", params={"token": TOKEN}, headers={"Host": "evil.example"}),
+        await anonymous.post(
+            "/devices",
+            params={"token": TOKEN},
+            content=b"{}",
+            headers={"content-type": "text/plain"},
+        ),
+        await anonymous.post(
+            "/jobs/probe", params={"token": TOKEN}, headers={"Origin": "http://evil.example"}
+        ),
+    ]
+    assert [r.status_code for r in refused] == [400, 415, 403]
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")]
+    assert sum("/ws/items?types=tick" in line for line in logged) == 2, logged
+    assert sum(line.endswith((" 400", " 415", " 403")) for line in logged) == 5, logged
+    assert not any(TOKEN in line for line in logged), logged
+
+
 async def test_health_the_spec_and_swagger_stay_public(
     web: WebApp, anonymous: httpx.AsyncClient
 ) -> None:

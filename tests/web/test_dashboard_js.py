@@ -201,3 +201,69 @@ def test_422_details_land_beside_their_field(
     page: Page, detail: Any, expected: dict[str, str]
 ) -> None:
     assert call(page, "api.js", "fieldErrors", detail, FIELDS) == json.loads(json.dumps(expected))
+
+
+DAY = 86_400_000
+NOW = 1_800_000_000_000
+MIN = 60_000
+
+
+@pytest.mark.parametrize(
+    ("times", "start"),
+    [
+        ([], NOW - DAY),  # nothing to draw: the whole window
+        ([NOW - 23 * 3_600_000], NOW - DAY),  # a day's checks: the whole window
+        ([NOW - 6 * 3_600_000, NOW], NOW - DAY),  # a quarter of it: still the window
+        # Minutes of checks: from a minute before the oldest (at least a minute, else 5 %).
+        ([NOW - 2 * MIN, NOW - MIN, NOW], NOW - 3 * MIN),
+        ([NOW - 60 * MIN, NOW], NOW - 63 * MIN),
+    ],
+)
+def test_the_chart_starts_near_the_oldest_check_when_they_are_recent(
+    page: Page, times: list[int], start: int
+) -> None:
+    assert call(page, "device.js", "chartSpan", times, NOW - DAY, NOW) == start
+
+
+@pytest.mark.parametrize(
+    ("span", "text"),
+    [
+        (30 * MIN, "08:00:00"),
+        (59 * MIN, "08:00:00"),
+        (60 * MIN, "01-15 08:00"),
+        (DAY, "01-15 08:00"),
+    ],
+)
+def test_axis_times_show_seconds_on_short_spans(page: Page, span: int, text: str) -> None:
+    at = 1_768_464_000_000  # 2026-01-15T08:00:00Z
+    assert call(page, "charts.js", "axisTime", at, span) == text
+
+
+def test_a_lone_latency_is_drawn_as_a_dash(page: Page) -> None:
+    script = """async () => {
+        const m = await import('/charts.js');
+        const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+        m.sparkline(svg, [12], ['up']);
+        return svg.querySelector('polyline')?.getAttribute('points') ?? null;
+    }"""
+    assert page.evaluate(script) == "47.0,2 53.0,2"
+
+
+@pytest.mark.parametrize(
+    ("notification", "label"),
+    [
+        ({"status": "sent", "reminder": 0, "reason": None}, "sent"),
+        ({"status": "failed", "reminder": 2, "reason": None}, "failed (reminder 2)"),
+        (
+            {"status": "sent", "reminder": 3, "reason": "after maintenance window 7"},
+            "sent (after maintenance)",
+        ),
+        (
+            {"status": "suppressed", "reminder": 0, "reason": "maintenance window 7"},
+            "suppressed",
+        ),
+        ({}, "—"),
+    ],
+)
+def test_a_notifications_label(page: Page, notification: dict[str, Any], label: str) -> None:
+    assert call(page, "parse.js", "notificationLabel", notification) == label

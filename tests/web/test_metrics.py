@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from core.settings import Settings
 from storage.fleet import FleetDevice
 from storage.models import DeviceHealth
 from tests.helpers import wait_for
+from tests.jobs.probe.kinds.servers import http_ok, listening, self_signed
 from tests.webapp import WebApp, served
 from web.metrics import QueueInfo, fleet_families, queue_families
 
@@ -78,6 +80,7 @@ async def test_probes_are_counted_and_the_fleet_is_read_from_the_database(
         "fleetprobe_devices",
         "fleetprobe_device_state",
         "fleetprobe_device_latency_seconds",
+        "fleetprobe_certificate_expiry_seconds",  # declared, no sample: no https:// device
         "fleetprobe_probes",
         "fleetprobe_probe_duration_seconds",
         "fleetprobe_slot_lateness_seconds",
@@ -137,6 +140,44 @@ async def test_probes_are_counted_and_the_fleet_is_read_from_the_database(
     assert after[key("fleetprobe_queue_pending")] == 0  # both jobs were fetched and run
     assert after[key("fleetprobe_queue_ack_pending")] >= 0
     assert after[key("fleetprobe_queue_redelivered_total")] == 0
+
+
+async def test_certificate_expiry_is_read_from_probes_of_tls_and_https_devices(
+    web: WebApp, tmp_path: Path
+) -> None:
+    """A local TLS server whose self-signed certificate expires in two days, probed as
+    ``tls://`` and ``https://`` (verify_tls off): both report about two days."""
+    cert = self_signed(timedelta(days=2))
+    context = cert.server_context(tmp_path)
+    async with listening(http_ok, ssl_context=context) as port:
+        ids = {}
+        for scheme in ("tls", "https"):
+            body = {
+                "name": f"cert-{scheme}",
+                "address": f"{scheme}://127.0.0.1:{port}" + ("/" if scheme == "https" else ""),
+                "verify_tls": False,
+                "timeout_seconds": 5,
+            }
+            r = await web.client.post("/devices", json=body)
+            assert r.status_code == 201, r.text
+            ids[scheme] = r.json()["id"]
+        r = await web.client.post(
+            "/jobs/probe", params={"wait": "true"}, json={"device_ids": list(ids.values())}
+        )
+        assert r.status_code == 200 and r.json()["complete"] is True, r.text
+    names, samples = await scrape(web.client)
+    assert "fleetprobe_certificate_expiry_seconds" in names
+    now = datetime.now(UTC)
+    expected = (cert.not_after - now).total_seconds()
+    for scheme, device_id in ids.items():
+        seconds = samples[
+            key(
+                "fleetprobe_certificate_expiry_seconds",
+                device_id=str(device_id),
+                name=f"cert-{scheme}",
+            )
+        ]
+        assert expected - 600 < seconds <= expected + 1, (scheme, seconds, expected)
 
 
 async def test_websocket_clients_are_the_clients_connected(web: WebApp) -> None:

@@ -25,7 +25,11 @@ import { showRecorders } from "./recorder.js";
 
 const SPARK_POINTS = 30;
 const PAGE = 1000;
-// device id -> {device, checks (oldest first), health, uptime, uptimeKnown, drawn}
+// The uptimes read again from /status (no per-device request): a while after state
+// changes (a burst of them costs one read) and every minute while the feed is live.
+const REFRESH_AFTER_CHANGE_MS = 2000;
+const REFRESH_EVERY_MS = 60000;
+// device id -> {device, checks (oldest first), health, uptime, drawn}
 const models = new Map();
 const rows = new Map(); // device id -> Row
 let windows = []; // the maintenance windows in force now: [{id, name, deviceIds, until}]
@@ -36,6 +40,9 @@ const $ = (id) => document.getElementById(id);
 function stateOf(model) {
   if (!model.device.is_active) return { state: "paused", since: model.health?.since ?? model.device.updated_at };
   if (model.health?.state) return model.health;
+  // A server with health (/status) says "unknown" until its thresholds decide: a device
+  // added since the page loaded is not judged here from its latest result.
+  if (hasStatus()) return { state: "unknown", since: null };
   const checks = model.checks;
   if (!checks.length) return { state: "unknown", since: null };
   const state = checkOutcome(checks[checks.length - 1]);
@@ -135,8 +142,8 @@ function renderRow(id) {
     r.last.spark = drawn;
     sparkline(r.el.spark, model.checks.map((c) => c.latency_ms ?? null), model.checks.map(checkOutcome));
   }
-  uptimeCell(r, "up24", model.uptime["24h"], model.uptimeKnown);
-  uptimeCell(r, "up30", model.uptime["30d"], model.uptimeKnown);
+  uptimeCell(r, "up24", model.uptime["24h"], hasStatus());
+  uptimeCell(r, "up30", model.uptime["30d"], hasStatus());
   r.text("pause", device.is_active ? "Pause" : "Resume");
   applyFilter(r);
 }
@@ -205,10 +212,15 @@ function sameCheck(a, b) {
 }
 
 function addCheck(model, check) {
-  if (model.checks.some((c) => sameCheck(c, check))) return;
+  if (model.checks.some((c) => sameCheck(c, check))) return false;
   model.checks.push(check);
   model.checks.sort((a, b) => Date.parse(a.checked_at) - Date.parse(b.checked_at));
   if (model.checks.length > SPARK_POINTS) model.checks.splice(0, model.checks.length - SPARK_POINTS);
+  return true;
+}
+
+function hasStatus() {
+  return Boolean(feats?.has("GET", "/status"));
 }
 
 function modelFor(device) {
@@ -217,7 +229,7 @@ function modelFor(device) {
     existing.device = device;
     return existing;
   }
-  const model = { device, checks: [], health: null, uptime: {}, uptimeKnown: false };
+  const model = { device, checks: [], health: null, uptime: {} };
   models.set(device.id, model);
   return model;
 }
@@ -232,21 +244,57 @@ async function pages(path) {
 }
 
 // Every device's state, recent results (its sparkline), uptime (24 h, 30 d): PAGE devices
-// a request, never a request per device.
-async function loadStatus() {
-  if (!feats.has("GET", "/status")) return;
+// a request, never a request per device. `full` false (a refresh): the uptimes only (the
+// feed keeps states and results). Only the rows whose model changed are drawn again.
+async function loadStatus(full = true) {
+  if (!hasStatus()) return;
   const asked = seq;
-  const status = parseStatus(await pages(`/status?recent=${SPARK_POINTS}`));
+  const status = parseStatus(await pages(full ? `/status?recent=${SPARK_POINTS}` : "/status"));
   for (const [id, item] of status) {
     const model = models.get(id);
     if (!model) continue;
-    if (item.state && !(model.stateSeq > asked)) model.health = { state: item.state, since: item.since };
-    for (const check of item.recent) addCheck(model, { ...check, device_id: id });
-    if (item.lastCheck) addCheck(model, { ...item.lastCheck, device_id: id });
+    let changed = false;
+    if (full && item.state && !(model.stateSeq > asked)) {
+      changed = item.state !== model.health?.state || item.since !== model.health?.since;
+      model.health = { state: item.state, since: item.since };
+    }
+    for (const check of item.recent) changed = addCheck(model, { ...check, device_id: id }) || changed;
+    if (full && item.lastCheck) changed = addCheck(model, { ...item.lastCheck, device_id: id }) || changed;
+    if (model.uptime["24h"] !== item.uptime24h || model.uptime["30d"] !== item.uptime30d) changed = true;
     model.uptime = { "24h": item.uptime24h, "30d": item.uptime30d };
-    model.uptimeKnown = true;
-    touch(id);
+    if (changed) touch(id);
   }
+}
+
+// The uptimes read again, one read at a time: asked during a read, one more
+// follows it. Not while the feed is away (the reconnection reloads everything).
+let refreshTimer = 0;
+let refreshing = null;
+let refreshAgain = false;
+
+function refreshSoon(delay = REFRESH_AFTER_CHANGE_MS) {
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = 0;
+    refreshStatus();
+  }, delay);
+}
+
+function refreshStatus() {
+  if (!loaded || connStatus !== "live") return;
+  if (refreshing) {
+    refreshAgain = true;
+    return;
+  }
+  refreshing = loadStatus(false)
+    .catch((err) => console.warn("status refresh", err.message))
+    .finally(() => {
+      refreshing = null;
+      if (refreshAgain) {
+        refreshAgain = false;
+        refreshSoon();
+      }
+    });
 }
 
 let windowsAsked = 0;
@@ -297,6 +345,7 @@ function onEvent({ type, deviceId, payload }) {
     model.health = { state: payload.to, since: payload.since };
     model.stateSeq = seq;
     touch(deviceId);
+    refreshSoon(); // its uptime moved
   } else if (type === "maintenance.started" || type === "maintenance.ended") {
     loadWindows().catch((err) => console.warn("maintenance", err.message));
   }
@@ -314,18 +363,7 @@ async function onAction(event) {
   const action = button.dataset.action;
   try {
     if (action === "probe") {
-      out.textContent = "probing…";
-      out.className = "probe-result";
-      const answer = await api("POST", "/jobs/probe?wait=true", { device_ids: [id] });
-      const result = (answer.results || []).find((r) => r.device_id === id);
-      if (result) {
-        addCheck(model, result);
-        touch(id);
-        out.textContent = checkSummary(result);
-        out.className = `probe-result state-${checkOutcome(result)}`;
-      } else {
-        out.textContent = answer.complete ? "no result" : "queued; the result will appear when stored";
-      }
+      await probeNow(id);
     } else if (action === "edit") {
       openDeviceForm(model.device);
     } else if (action === "pause") {
@@ -343,10 +381,39 @@ async function onAction(event) {
   }
 }
 
+// "Probe now" (POST /jobs/probe?wait=true): the result in the row's output, no reload.
+async function probeNow(id) {
+  renderRow(id); // a device just added has no row before the next frame
+  const r = rows.get(id);
+  if (!r) return;
+  const out = r.tr.querySelector(".probe-result");
+  out.textContent = "probing…";
+  out.className = "probe-result";
+  const answer = await api("POST", "/jobs/probe?wait=true", { device_ids: [id] });
+  const result = (answer.results || []).find((x) => x.device_id === id);
+  const model = models.get(id);
+  if (result && model) {
+    addCheck(model, result);
+    touch(id);
+    out.textContent = checkSummary(result);
+    out.className = `probe-result state-${checkOutcome(result)}`;
+  } else {
+    out.textContent = answer.complete ? "no result" : "queued; the result will appear when stored";
+  }
+}
+
+let connStatus = "connecting";
+let wasLive = false; // a feed never opened is refused (a token asked for), not lost
+
 function setConn(status) {
+  connStatus = status;
   const conn = $("conn");
   conn.textContent = status;
   conn.className = `conn conn-${status}`;
+  // A lost connection is said twice: the word in the header, and a banner over the (now
+  // stale) page.
+  if (status === "live") wasLive = true;
+  $("offline-banner").hidden = !(status === "offline" && wasLive);
 }
 
 function route() {
@@ -365,9 +432,21 @@ function start() {
   $("devices").addEventListener("click", onAction);
   $("add-device").addEventListener("click", () => openDeviceForm(null));
   window.addEventListener("hashchange", route);
+  // Saved by the form; a device just added is probed at once (its first result now, not
+  // at its first slot, up to an interval away).
   window.addEventListener("fleetprobe:saved", (event) => {
-    modelFor(event.detail);
-    touch(event.detail.id);
+    const { device, created } = event.detail;
+    modelFor(device);
+    touch(device.id);
+    if (created && device.is_active) {
+      probeNow(device.id).catch((err) => {
+        const out = rows.get(device.id)?.tr.querySelector(".probe-result");
+        if (out) {
+          out.textContent = `first probe failed: ${err.message}`;
+          out.className = "probe-result error";
+        }
+      });
+    }
   });
   // A device changed by the device page (its snooze).
   window.addEventListener("fleetprobe:device", (event) => {
@@ -377,6 +456,9 @@ function start() {
   // The "since" words and the snoozes that ran out, now and then: only the cells whose
   // text changed are written.
   setInterval(touchAll, 30000);
+  setInterval(() => {
+    if (!document.hidden) refreshStatus();
+  }, REFRESH_EVERY_MS);
   route();
   // Every (re)connection catches up with what the feed missed while it was away: the
   // first load, too, starts once the feed is open, so no event falls between the two.

@@ -27,7 +27,18 @@ export function sparkline(svg, values, outcomes) {
       svg.append(el("line", { x1: x, x2: x, y1: 0, y2: h, class: "spark-down" }));
     }
   });
+  // One point alone draws no line: a short dash where it is.
+  if (points.length === 1) {
+    const [x, y] = points[0].split(",").map(Number);
+    points.splice(0, 1, `${Math.max(0, x - 3).toFixed(1)},${y}`, `${Math.min(w, x + 3).toFixed(1)},${y}`);
+  }
   if (points.length) svg.append(el("polyline", { points: points.join(" "), class: "spark-line" }));
+}
+
+// A time on the axis: "MM-DD hh:mm" (UTC), "hh:mm:ss" when the axis spans under an hour.
+export function axisTime(t, span) {
+  const iso = new Date(t).toISOString();
+  return span < 3600e3 ? iso.slice(11, 19) : iso.slice(5, 16).replace("T", " ");
 }
 
 // points: [{t: ms since epoch, v: latency ms | null, outcome}], any order.
@@ -53,7 +64,7 @@ export function latencyChart(svg, points, { from, to }) {
     const t = from + (to - from) * frac;
     const anchor = frac === 0 ? "start" : frac === 1 ? "end" : "middle";
     const label = el("text", { x: x(t), y: h - 6, class: "tick", "text-anchor": anchor });
-    label.textContent = new Date(t).toISOString().slice(5, 16).replace("T", " ");
+    label.textContent = axisTime(t, to - from);
     svg.append(label);
   }
   for (const p of sorted) {

@@ -6,7 +6,15 @@
 import { api, features } from "./api.js";
 import { latencyChart } from "./charts.js";
 import { h } from "./dom.js";
-import { checkOutcome, deviceFlags, formatUptime, parseList, parseUptime, parseWindows } from "./parse.js";
+import {
+  checkOutcome,
+  deviceFlags,
+  formatUptime,
+  notificationLabel,
+  parseList,
+  parseUptime,
+  parseWindows,
+} from "./parse.js";
 
 const WINDOWS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LIMIT = 1000;
@@ -44,32 +52,57 @@ function verdictList(check) {
   );
 }
 
-async function section(root, title, feats, path, render) {
+// A panel filled from one list route; returns a function that fills it again (the live
+// feed calls it). A route this server lacks shows "not available".
+function section(root, title, feats, path, render) {
   const box = h("section", { class: "panel" }, h("h3", {}, title));
   root.append(box);
   const shape = path.replace(/\/\d+\//, "/{}/").replace(/\?.*$/, "");
-  if (!feats.has("GET", shape)) {
-    box.append(h("p", { class: "muted" }, "not available"));
-    return;
-  }
-  try {
-    box.append(render(parseList(await api("GET", path))));
-  } catch (err) {
-    box.append(h("p", { class: err.status === 404 ? "muted" : "error" }, err.status === 404 ? "not available" : err.message));
-  }
+  let asked = 0; // the latest fill: an older answer arriving later is dropped
+  return async () => {
+    const mine = ++asked;
+    let body;
+    if (!feats.has("GET", shape)) {
+      body = h("p", { class: "muted" }, "not available");
+    } else {
+      try {
+        body = render(parseList(await api("GET", path)));
+      } catch (err) {
+        body = h("p", { class: err.status === 404 ? "muted" : "error" }, err.status === 404 ? "not available" : err.message);
+      }
+    }
+    if (mine === asked) box.replaceChildren(box.firstChild, body);
+  };
+}
+
+// The chart's time axis: the window, or from a little before the oldest check when the
+// checks cover less than a quarter of it (a device added minutes ago is drawn over those
+// minutes, not as one line at the right edge of a day). Pure.
+export function chartSpan(times, from, to) {
+  if (!times.length) return from;
+  const oldest = Math.min(...times);
+  if (to - oldest >= (to - from) / 4) return from;
+  return Math.max(from, oldest - Math.max(60e3, (to - oldest) * 0.05));
 }
 
 async function drawChart(svg, note, id, window) {
+  const mine = (svg.asked = (svg.asked || 0) + 1); // an older answer arriving later is dropped
   const to = Date.now();
   const from = to - WINDOWS[window];
   const since = new Date(from).toISOString();
   const checks = await api("GET", `/devices/${id}/checks?limit=${LIMIT}&since=${encodeURIComponent(since)}`);
+  if (mine !== svg.asked) return;
+  const times = checks.map((c) => Date.parse(c.checked_at));
+  // At the limit: the axis starts at the oldest check fetched (older ones exist).
+  const start = checks.length >= LIMIT ? Math.min(...times) : chartSpan(times, from, to);
   latencyChart(
     svg,
-    checks.map((c) => ({ t: Date.parse(c.checked_at), v: c.latency_ms, outcome: checkOutcome(c) })),
-    { from: checks.length >= LIMIT ? Date.parse(checks[checks.length - 1].checked_at) : from, to },
+    checks.map((c, i) => ({ t: times[i], v: c.latency_ms, outcome: checkOutcome(c) })),
+    { from: start, to },
   );
-  note.textContent = checks.length >= LIMIT ? `the latest ${LIMIT} checks` : `${checks.length} checks`;
+  const n = checks.length;
+  const count = n >= LIMIT ? `the latest ${LIMIT} checks` : `${n} check${n === 1 ? "" : "s"}`;
+  note.textContent = start > from && n < LIMIT ? `${count}, all since ${when(new Date(start).toISOString())}` : count;
 }
 
 async function drawUptime(out, id, feats) {
@@ -154,7 +187,7 @@ async function drawAlerts(box, device, feats) {
               ["When", "Status", "Channel", "Attempts", "Detail"],
               list.map((n) => [
                 when(n.sent_at || n.updated_at || n.created_at),
-                h("span", { class: `notif notif-${n.status}` }, n.reminder ? `${n.status} (reminder ${n.reminder})` : n.status),
+                h("span", { class: `notif notif-${n.status}` }, notificationLabel(n)),
                 names.get(n.channel_id) ?? `channel ${n.channel_id}`,
                 String(n.attempts),
                 [n.response_code != null ? `HTTP ${n.response_code}` : "", n.error || "", n.reason || ""]
@@ -171,7 +204,8 @@ async function drawAlerts(box, device, feats) {
   if (mine === alertsDrawn) box.replaceChildren(...parts);
 }
 
-// The live feed, while a device page is open: its notifications, snooze and maintenance.
+// The live feed, while a device page is open: its notifications, snooze and maintenance,
+// its new results and state changes.
 const FOLLOWED = new Set(["notification.sent", "notification.failed", "maintenance.started", "maintenance.ended"]);
 window.addEventListener("fleetprobe:event", ({ detail: { type, deviceId, payload } }) => {
   if (!current?.refresh || document.getElementById("device-view").hidden) return;
@@ -181,11 +215,32 @@ window.addEventListener("fleetprobe:event", ({ detail: { type, deviceId, payload
     current.refresh();
   } else if (FOLLOWED.has(type) && (mine || type.startsWith("maintenance."))) {
     current.refresh();
+  } else if (mine && type === "check.created") {
+    soon(current, "results");
+  } else if (mine && type === "device.state_changed") {
+    soon(current, "history");
   }
 });
 
+// page[what]() within a second, once however many events asked for it meanwhile.
+function soon(page, what) {
+  if (page.pending[what] || !page[what]) return;
+  page.pending[what] = setTimeout(() => {
+    page.pending[what] = 0;
+    if (current === page) page[what]();
+  }, 1000);
+}
+
 export async function showDevice(id, root) {
-  const me = { id, window: current?.id === id ? current.window : "24h", device: null, refresh: null };
+  const me = {
+    id,
+    window: current?.id === id ? current.window : "24h",
+    device: null,
+    refresh: null,
+    results: null,
+    history: null,
+    pending: {},
+  };
   current = me;
   root.replaceChildren(h("p", { class: "muted" }, "loading…"));
   let device;
@@ -227,7 +282,7 @@ export async function showDevice(id, root) {
     drawUptime(uptime, id, feats),
     me.refresh(),
   ]);
-  await section(root, "Incidents", feats, `/devices/${id}/incidents`, (items) =>
+  const incidents = section(root, "Incidents", feats, `/devices/${id}/incidents`, (items) =>
     items.length
       ? table(
           ["Started", "Ended", "Cause"],
@@ -235,7 +290,7 @@ export async function showDevice(id, root) {
         )
       : h("p", { class: "muted" }, "No incidents."),
   );
-  await section(root, "State changes", feats, `/devices/${id}/state-changes`, (items) =>
+  const changes = section(root, "State changes", feats, `/devices/${id}/state-changes`, (items) =>
     items.length
       ? table(
           ["At", "From", "To", "Cause"],
@@ -243,25 +298,24 @@ export async function showDevice(id, root) {
         )
       : h("p", { class: "muted" }, "No state changes yet."),
   );
-  const recent = h("section", { class: "panel" }, h("h3", {}, "Recent results"));
-  root.append(recent);
-  try {
-    const checks = await api("GET", `/devices/${id}/checks?limit=20`);
-    recent.append(
-      checks.length
-        ? table(
-            ["Checked", "Outcome", "Latency", "Code", "Conditions"],
-            checks.map((c) => [
-              when(c.checked_at),
-              stateWord(checkOutcome(c)),
-              c.latency_ms != null ? `${Math.round(c.latency_ms)} ms` : "—",
-              c.status_code != null ? String(c.status_code) : "—",
-              verdictList(c),
-            ]),
-          )
-        : h("p", { class: "muted" }, "No results yet."),
-    );
-  } catch (err) {
-    recent.append(h("p", { class: "error" }, err.message));
-  }
+  const recent = section(root, "Recent results", feats, `/devices/${id}/checks?limit=20`, (checks) =>
+    checks.length
+      ? table(
+          ["Checked", "Outcome", "Latency", "Code", "Conditions"],
+          checks.map((c) => [
+            when(c.checked_at),
+            stateWord(checkOutcome(c)),
+            c.latency_ms != null ? `${Math.round(c.latency_ms)} ms` : "—",
+            c.status_code != null ? String(c.status_code) : "—",
+            verdictList(c),
+          ]),
+        )
+      : h("p", { class: "muted" }, "No results yet."),
+  );
+  // Followed live: a new result draws the chart and the results again, a state change the
+  // uptime, incidents and state changes (each at most once a second).
+  me.results = () =>
+    Promise.all([drawChart(svg, note, id, me.window).catch((err) => (note.textContent = err.message)), recent()]);
+  me.history = () => Promise.all([drawUptime(uptime, id, feats), incidents(), changes()]);
+  await Promise.all([incidents(), changes(), recent()]);
 }

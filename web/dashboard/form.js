@@ -14,6 +14,21 @@ const FIELDS = [...TEXT, ...INTS, ...FLOATS, ...LINES, ...Object.keys(LISTS), ..
 
 let editing = null; // the device being edited, or null for a new one
 
+// A new device is probed every minute unless the user says otherwise: the server's
+// default (MONITOR_PERIOD_SECONDS, an hour out of the box) is shown as the placeholder.
+const NEW_INTERVAL_SECONDS = 60;
+let period = null;
+
+async function defaultPeriod() {
+  if (period === null) {
+    period = features()
+      .then((feats) => (feats.has("GET", "/tasks/run/background") ? api("GET", "/tasks/run/background") : null))
+      .then((state) => state?.period_seconds ?? null)
+      .catch(() => null);
+  }
+  return period;
+}
+
 const form = () => document.getElementById("device-form");
 
 function fill(device) {
@@ -26,6 +41,7 @@ function fill(device) {
   f.elements.headers.value = Object.entries(device?.headers || {})
     .map(([k, v]) => `${k}: ${v}`)
     .join("\n");
+  if (!device) f.elements.interval_seconds.value = String(NEW_INTERVAL_SECONDS);
 }
 
 // The form as the API's body; {body, errors} where errors are the ones found here.
@@ -100,6 +116,10 @@ export function openDeviceForm(device) {
   result.hidden = true;
   document.getElementById("device-dialog-title").textContent = device ? `Edit ${device.name}` : "Add device";
   document.getElementById("device-dialog").showModal();
+  const interval = form().elements.interval_seconds;
+  defaultPeriod().then((seconds) => {
+    interval.placeholder = seconds ? `server default: ${seconds} s` : "server default";
+  });
 }
 
 async function save(event) {
@@ -112,7 +132,7 @@ async function save(event) {
       : await api("POST", "/devices", body);
     showErrors({});
     document.getElementById("device-dialog").close();
-    window.dispatchEvent(new CustomEvent("fleetprobe:saved", { detail: saved }));
+    window.dispatchEvent(new CustomEvent("fleetprobe:saved", { detail: { device: saved, created: !editing } }));
   } catch (err) {
     showErrors(err.status === 422 ? fieldErrors(err.detail, FIELDS) : { _general: err.message });
   }

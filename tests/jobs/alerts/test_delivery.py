@@ -71,6 +71,9 @@ async def test_each_state_change_reaches_the_receiver_once_signed(alert_settings
             change_id = got.body["state_change"]["id"]
             assert got.headers["idempotency-key"] == f"notify:{change_id}:{channel}"
             assert got.body["device"]["name"] == "edge-1"
+            # the device's page on the dashboard, for the person reading the alert
+            web = f"{alert_settings.web_host}:{alert_settings.web_port}"
+            assert got.body["link"] == f"http://{web}/#/devices/{device}"
         rows = await notifications(engine)
         assert [(r.state_change_id, r.status, r.attempts, r.response_code) for r in rows] == [
             (down.id, "sent", 1, 200),
@@ -346,4 +349,66 @@ async def test_the_health_hooks_listener_enqueues_a_stored_change(
             await change_listener(engine, broker)([row])  # the row itself, as W2's hook has it
             await eventually(lambda: _sent(events) >= 1, what="sent")
         assert rx.requests[0].body["state_change"]["id"] == record.id
+    await engine.dispose()
+
+
+async def test_the_sweep_reminds_each_interval_once_and_only_while_leading(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    # The clock runs minutes ahead of the rows' real timestamps: a long retry delay keeps
+    # the sweep from taking a fresh pending row for one whose message was lost.
+    env = isolated_env(
+        nats_server.url, tmp_path, ALERT_SWEEP_SECONDS="0.05", ALERT_RETRY_DELAYS_SECONDS="3600"
+    )
+    settings = Settings(**env)  # type: ignore[arg-type]
+    engine = make_engine(settings)
+    await init_db(engine)
+    start = utcnow()
+    now = [start]
+    leading = [False]
+    asked = [0]  # the sweeper's loops: it asks whether it leads once each
+
+    def is_leader() -> bool:
+        asked[0] += 1
+        return leading[0]
+
+    async def a_few_sweeps() -> None:
+        target = asked[0] + 4
+        await eventually(lambda: asked[0] >= target, what="four more sweeps")
+
+    with receiver() as rx:
+        channel = await add_channel(engine, rx.url)
+        device = await add_device(engine, reminder_every_minutes=5)
+        async with (
+            collect_events(settings) as events,
+            running_worker(settings) as broker,
+        ):
+            change = await add_change(engine, device, 1, "up", "down", at=start)
+            await enqueue_change(engine, broker, change)
+            await eventually(lambda: _sent(events) >= 1, what="the change sent")
+            sweeper = AlertSweeper(
+                settings, broker, engine, events=None, is_leader=is_leader, clock=lambda: now[0]
+            )
+            sweeper.start()
+            try:
+                now[0] = start + timedelta(minutes=6)  # reminder 1 due, but not leading
+                await a_few_sweeps()
+                assert rx.count() == 1
+                leading[0] = True
+                await eventually(lambda: rx.count() >= 2, what="reminder 1")
+                await a_few_sweeps()  # every sweep sees reminder 1 due: sent once
+                now[0] = start + timedelta(minutes=11)
+                await eventually(lambda: rx.count() >= 3, what="reminder 2")
+                await a_few_sweeps()
+                leading[0] = False
+                now[0] = start + timedelta(minutes=16)  # reminder 3 due, no longer leading
+                await a_few_sweeps()
+                await eventually(lambda: _sent(events) >= 3, what="three sent")
+            finally:
+                await sweeper.stop()
+        keys = [r.headers["idempotency-key"] for r in rx.requests]
+        key = f"notify:{change.id}:{channel}"
+        assert keys == [key, f"{key}:1", f"{key}:2"]
+        rows = await notifications(engine)
+        assert [(r.reminder, r.status) for r in rows] == [(0, "sent"), (1, "sent"), (2, "sent")]
     await engine.dispose()

@@ -15,7 +15,8 @@ import pytest
 import jobs.alerts.policy
 import jobs.alerts.senders
 import jobs.alerts.templates
-from jobs.alerts.message import compose
+from core.settings import Settings
+from jobs.alerts.message import compose, device_link
 from jobs.alerts.senders import alert_client, mask_url, send, sign
 from jobs.alerts.templates import SAMPLE, TemplateProblem, render_message, render_template
 from storage.alert_models import Channel
@@ -32,10 +33,19 @@ def test_the_default_message_names_device_state_cause_error_and_link() -> None:
     title, text = render_message(None, None, SAMPLE)
     assert title == "router is DOWN"
     for part in ("router", "http://10.0.0.1/", "down", "3 failures in a row",
-                 "connection refused", "http://127.0.0.1:8002/devices/1"):  # fmt: skip
+                 "connection refused", "http://127.0.0.1:8002/#/devices/1"):  # fmt: skip
         assert part in text
     reminder_title, _ = render_message(None, None, {**SAMPLE, "reminder": 2})
     assert reminder_title == "[reminder 2] router is DOWN"
+
+
+def test_the_link_opens_the_device_page_of_the_dashboard() -> None:
+    web = {"WEB_HOST": "127.0.0.1", "WEB_PORT": 8002}
+    plain = Settings(**web, ALERT_LINK_BASE="")  # type: ignore[arg-type]
+    assert device_link(plain, 7) == "http://127.0.0.1:8002/#/devices/7"
+    assert device_link(plain, None) == "http://127.0.0.1:8002/"  # a test message's
+    behind = Settings(ALERT_LINK_BASE="https://mon.example.org/")  # type: ignore[call-arg]
+    assert device_link(behind, 7) == "https://mon.example.org/#/devices/7"
 
 
 @pytest.mark.parametrize(
@@ -74,6 +84,12 @@ def test_a_channel_template_overrides_the_default() -> None:
          "mailto://user:****@localhost", ("smtppass",)),
         ("apprise", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "slack://T...2/",
          ("TIiajkdnlazkcOXrIdevi7FQ",)),
+        # an ntfy.sh topic is its only key (the README's walkthrough says so)
+        ("apprise", "ntfy://my-secret-topic-4f7a", "ntfys://m...a?", ("secret-topic",)),
+        ("apprise", "ntfy://ntfy.example.org/ops-alerts-4f7a/two",
+         "ntfy://ntfy.example.org/o...a/t...o?", ("ops-alerts", "/two")),
+        ("apprise", "ntfys://me:pw@ntfy.example.org/ops-alerts-4f7a",
+         "ntfys://me:****@ntfy.example.org/o...a?", ("ops-alerts", ":pw@")),
     ],
 )  # fmt: skip
 def test_urls_are_shown_with_their_secrets_masked(

@@ -1,4 +1,4 @@
-"""Schedule maths: deterministic phases, slot arithmetic, run keys, the plan of changes."""
+"""Slot maths (pure): deterministic phases, slot arithmetic, each device's recent slot."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.probe.job import ProbeJobSpec, slot_key
-from jobs.scheduling.mirror import event_row_id
-from jobs.scheduling.plan import plan_schedule
+from jobs.probe.job import ProbeJobSpec
 from jobs.scheduling.slots import EPOCH, phase_seconds, recent_slots, slot_anchor, slot_at
 
 
@@ -50,51 +48,6 @@ def test_slots_are_anchored_on_the_epoch_plus_the_phase() -> None:
     slot = slot_at(now, anchor, 30)
     assert ((slot - anchor).total_seconds()) % 30 == pytest.approx(0, abs=1e-6)
     assert now - timedelta(seconds=30) < slot <= now + timedelta(seconds=0.05)
-
-
-def test_slot_key_is_the_same_for_the_same_slot_in_any_timezone() -> None:
-    slot = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
-    other_tz = slot.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Minsk"))
-    assert slot_key(3, slot) == slot_key(3, other_tz) == "probe:3:20260102T030405.600000Z"
-    assert slot_key(3, slot) != slot_key(4, slot)
-
-
-def spec(device_id: int, interval: int = 60, address: str = "http://a/") -> ProbeJobSpec:
-    return ProbeJobSpec(device_id=device_id, address=address, interval=interval, timeout=5)
-
-
-def test_plan_schedule_adds_removes_and_changes() -> None:
-    registered = {1: spec(1), 2: spec(2), 3: spec(3)}
-    desired = {1: spec(1), 3: spec(3, interval=30), 4: spec(4)}
-    plan = plan_schedule(desired, registered)
-    assert plan.add == [(4, spec(4))]
-    assert plan.remove == [2]
-    assert plan.change == [(3, spec(3, interval=30))]
-    assert not plan.empty
-
-
-def test_plan_schedule_of_equal_sets_is_empty() -> None:
-    same = {1: spec(1), 2: spec(2, address="http://b/")}
-    assert plan_schedule(same, dict(same)).empty
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (b'{"type": "device.updated", "payload": {"id": 3}}', 3),
-        (b'{"type": "device.created", "payload": {"id": "4"}}', 4),
-        (b'{"type": "check.created", "payload": {"id": 3}}', None),
-        (b'{"type": "device.deleted", "payload": null}', None),
-        (b'{"type": "device.deleted"}', None),
-        (b'{"type": "device.deleted", "payload": {"id": "x"}}', None),
-        (b"[1, 2]", None),
-        (b"not json", None),
-        (b"\xff", None),
-    ],
-)
-def test_only_usable_row_events_name_a_row(data: bytes, expected: int | None) -> None:
-    types = frozenset({"device.created", "device.updated", "device.deleted"})
-    assert event_row_id(data, types) == expected
 
 
 def test_recent_slots_are_each_devices_latest_within_the_window() -> None:
