@@ -36,7 +36,7 @@ from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import start_supervised
 from core.parts import Parts, Refused, refusals
-from core.settings import MAX_WORKERS, Settings, settings_error
+from core.settings import MAX_WORKERS, Settings, settings_error, shared_feed_warning
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
@@ -293,6 +293,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_web:  # the web port first: a port in use stops everything here
             host, port = web_address(args, settings)
             warn_if_exposed(host, settings.api_token)
+            if shared := shared_feed_warning(settings):
+                log.warning("%s", shared)
             try:
                 sock = bind(host, port)
             except WebStartError as exc:

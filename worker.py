@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from core.interrupt import stop_taskiq_parent
 from core.logs import setup_logging
 from core.settings import Settings, settings_error
 from jobs.queue.broker import make_broker
@@ -14,6 +15,8 @@ from jobs.worker import register_tasks
 try:
     settings = Settings()
 except ValidationError as exc:  # one line, not an import traceback in every child
+    # ... and not every second for ever: taskiq would start the child again and again.
+    stop_taskiq_parent()
     raise SystemExit(f"invalid settings: {settings_error(exc)}") from None
 setup_logging(settings.log_level)
 broker = make_broker(settings, name="fleetprobe-worker")

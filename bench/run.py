@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import conditions, outofbox, scenarios, storepath
+from bench import conditions, durability, outofbox, scenarios, storepath
 from bench.procs import Proc, Sampler, on_stop, python, stop_all
 from bench.stats import fmt, table
 from bench.uptime import run_uptime
@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         default=",".join(ALL),
         help=f"scenarios to run, comma-separated (default: {','.join(ALL)}; "
-        "saturation includes scale-out)",
+        "saturation includes scale-out; durability, the A/B of the sync settings, runs "
+        "only when named)",
     )
     p.add_argument(
         "--engines",
@@ -139,6 +140,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra arguments of each `taskiq worker` process (default: '--max-async-tasks "
         "WORKER_CONCURRENCY', the in-process worker's cap; taskiq's own default is 100)",
     )
+    p.add_argument(
+        "--durability-rounds",
+        type=int,
+        help="rounds of the durability A/B (--only durability: SQLITE_SYNCHRONOUS and "
+        "NATS_SYNC_INTERVAL, three configurations alternated; 3, quick: 1)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument("--json-out", type=Path, help="also write the JSON line to this file")
     args = p.parse_args(argv)
@@ -159,6 +166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.uptime_calls = args.uptime_calls or (50 if quick else 500)
     args.storepath_devices = args.storepath_devices or (200 if quick else 1000)
     args.storepath_rounds = args.storepath_rounds or 20
+    args.durability_rounds = max(1, args.durability_rounds or (1 if quick else 3))
     args.env = dict(item.split("=", 1) for item in args.env)
     args.command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     return args
@@ -310,6 +318,18 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 workdir, args.storepath_devices, args.storepath_rounds
             )
             _say(storepath.table_of(result["storepath"]))
+        if "durability" in args.only:  # opt-in: not in ALL
+            result["durability"] = await durability.run_durability(
+                workdir,
+                url,
+                sampler,
+                args.n,
+                args.env,
+                timeout=120 if args.quick else 300,
+                rounds=args.durability_rounds,
+                worker_args=args.worker_args.split(),
+            )
+            _say(durability.durability_table(result["durability"]))
         if "conditions" in args.only:
             result["conditions"] = await conditions.run_scenario(
                 args, workdir, nats.url, url, sampler

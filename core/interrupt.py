@@ -8,12 +8,17 @@ which retries for ever: a stop request must cancel that wait, not queue behind i
 - :func:`interruptible`: inside a host that owns the signals (``taskiq worker``'s
   children set a flag on SIGINT/SIGTERM and only look at it once listening), a
   start-up that is cancelled by SIGINT/SIGTERM; the host's own handler still runs.
+- :func:`stop_taskiq_parent`: a ``taskiq worker`` child that refuses to start for good
+  (invalid settings, another installation's queue, an old schema) stops its parent too,
+  which would otherwise start it again every second for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Coroutine
@@ -83,3 +88,20 @@ async def interruptible(work: Awaitable[T]) -> T:
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
+
+
+def stop_taskiq_parent() -> int | None:
+    """In a ``taskiq worker`` child, ask the parent to stop (SIGTERM: it stops the other
+    children and exits); its pid, or None when this is no such child.
+
+    taskiq restarts a child that exits, whatever its exit code, for ever by default
+    (``--max-fails -1``): a refusal that a restart cannot cure would be logged every
+    second or two, never ending.  taskiq's parent exits 0 after a SIGTERM."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return None
+    if not multiprocessing.current_process().name.startswith("worker-"):
+        return None  # a multiprocessing child of something else: not ours to stop
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(parent.pid, signal.SIGTERM)
+    return parent.pid

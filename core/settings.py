@@ -391,3 +391,24 @@ def settings_error(exc: ValidationError) -> str:
         else:
             parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+def shared_feed_warning(settings: Settings) -> str | None:
+    """What an installation with an instance name shares unless told otherwise: the live
+    feed (``EVENTS_SUBJECT`` is not prefixed, the seed's ``items.updates`` stays the
+    default), so two named installations on one NATS server see each other's events.
+
+    >>> shared_feed_warning(Settings(FLEETPROBE_INSTANCE="b", EVENTS_SUBJECT="items.updates"))
+    'FLEETPROBE_INSTANCE=b keeps its own job queue, but its live feed is ...'
+    >>> shared_feed_warning(Settings(FLEETPROBE_INSTANCE="b", EVENTS_SUBJECT="b.items"))
+    >>> shared_feed_warning(Settings(FLEETPROBE_INSTANCE="", EVENTS_SUBJECT="items.updates"))
+    """
+    default = Settings.model_fields["events_subject"].default
+    if not settings.fleetprobe_instance or settings.events_subject != default:
+        return None
+    return (
+        f"FLEETPROBE_INSTANCE={settings.fleetprobe_instance} keeps its own job queue, but "
+        f"its live feed is EVENTS_SUBJECT={default}, shared with any other installation "
+        "on this NATS server (their events reach this dashboard and WebSocket): set "
+        f"EVENTS_SUBJECT (e.g. {settings.fleetprobe_instance}.{default}) to keep it apart"
+    )

@@ -57,7 +57,8 @@ async def kick_devices(
         task_ids = await kick_probes(services.broker, jobs)
     except Exception as exc:
         detail = queue_refusal(services.settings, exc, time.monotonic() - started)
-        log.warning("kick failed prefix=%s jobs=%d error=%r", prefix, len(jobs), exc)
+        # The 503's reason (what, where, for how long), not a bare TimeoutError().
+        log.warning("kick failed prefix=%s jobs=%d: %s", prefix, len(jobs), detail)
         raise ApiError(503, detail) from exc
     return [
         EnqueuedJob(device_id=job.device_id, task_id=task_id, run_key=job.run_key)

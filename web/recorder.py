@@ -109,8 +109,9 @@ async def run_command(
     try:
         await kick_recorder(services.broker, job)
     except Exception as exc:
-        log.warning("recorder kick failed task_id=%s cmd=%s error=%r", task_id, cmd, exc)
-        return failure(503, queue_refusal(services.settings, exc, time.monotonic() - started))
+        detail = queue_refusal(services.settings, exc, time.monotonic() - started)
+        log.warning("recorder kick failed task_id=%s cmd=%s: %s", task_id, cmd, detail)
+        return failure(503, detail)
     timeout = services.settings.nats_timeout + WAIT_MARGIN_SECONDS
     result = await wait_for_command(services, job.run_key, timeout)
     if result is None:

@@ -62,7 +62,8 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.clock = clock
         self.kicks = 0
         self.kick_failures = 0
-        # Slots not kicked because the queue was unreachable (owed; caught up later).
+        # Slots not kicked because the queue was unreachable (owed; caught up later),
+        # counted on after the lease lapsed in that outage.
         self.missed = 0
         self.caught_up = 0
         # device id -> latest slot whose kick failed (NATS down); kicked once it is back.
@@ -164,9 +165,12 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         """Renew or take the lease; on taking it, catch up what nobody kicked."""
         if self.lease is None:
             return
-        was_leader = self.lease.is_leader
-        if await self.lease.refresh() and not was_leader:
-            await self.took_lead()
+        # A stop waits for it (at most the lease's refresh_timeout, NATS away) instead of
+        # cancelling it: APScheduler logs a cancelled job as an ERROR with a traceback.
+        with self.in_flight():
+            was_leader = self.lease.is_leader
+            if await self.lease.refresh() and not was_leader:
+                await self.took_lead()
 
     async def took_lead(self) -> None:
         """Owe each device its latest slot if it came in the last lease time plus one
@@ -206,10 +210,16 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         spec = self.registered.get(device_id)
         if spec is None:
             return
-        if not self.is_leader:
+        leading = self.is_leader
+        if not leading and not self._lapsed_in_outage():
             return
         slot = slot_at(self.clock(), slot_anchor(device_id, spec.interval), spec.interval)
         if await self.in_skip_window(device_id, slot):
+            return
+        if not leading:
+            # Ours to kick had the queue answered: missed, not another scheduler's (on
+            # taking the lead again, took_lead owes the latest slot).
+            self.missed += 1
             return
         if not self._queue_connected():
             # Don't wait on a publish that cannot succeed: owe the slot and move on.
@@ -278,6 +288,11 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         if sent:
             log.info("caught up owed slots kicked=%d still_owed=%d", sent, len(self.owed))
         return sent
+
+    def _lapsed_in_outage(self) -> bool:
+        """Our lease lapsed because NATS was away (not taken by another scheduler), and
+        the queue is still unreachable."""
+        return self.lease is not None and self.lease.lapsed and not self._queue_connected()
 
     def _queue_connected(self) -> bool:
         client = getattr(self.broker, "client", None)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AckableMessage, AsyncBroker
 from taskiq_nats import PullBasedJetStreamBroker
 
-from core.interrupt import Interrupted, interruptible
+from core.interrupt import Interrupted, interruptible, stop_taskiq_parent
 from core.natsconn import connect_options, nats_outage
 from core.outage import OutageLog
 from core.settings import Settings
@@ -143,6 +143,9 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
             if not self.exit_on_refusal:
                 raise
             log.error("refusing to start: %s", exc)
+            parent = stop_taskiq_parent()  # a restart cannot help: no endless loop
+            if parent is not None:
+                log.info("stopping the taskiq worker pid=%d: a restart cannot help", parent)
             raise SystemExit(3) from None
 
     async def _startup(self) -> None:
@@ -253,7 +256,10 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         if unacked:
             log.info("handed back unfinished tasks count=%d of=%d", handed_back, len(unacked))
         try:
-            await self.client.close()
+            # Never connected (stopped while waiting for NATS): nothing to close, and
+            # nats-py would assert "Client.connect must be called first".
+            if self.client.is_connected or self.client.is_reconnecting:
+                await self.client.close()
         except Exception as exc:  # NATS away: the connection is gone either way
             log.info("nats close failed on shutdown error=%r", exc)
         # The worker's shutdown hooks (flush results, close the HTTP client) run even then:

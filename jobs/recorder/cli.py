@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecorderError as exc:
         print(f"no reply: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:  # Ctrl-C, waiting for NATS or a reply: a line, no traceback
+        print("interrupted before a reply (a command already sent may still run)", file=sys.stderr)
+        return 130
     for reply in replies:
         print(reply.model_dump_json())
     return 0 if all(r.msg_status == "success" for r in replies) else 1

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
+from core.interrupt import unless_stopped
 from core.logs import setup_logging
 from core.natsconn import connect, subscribe_ready
 from core.natsurl import NatsUrlError, parse_servers, redact
@@ -33,6 +34,9 @@ from jobs.recorder.machine import DEFAULT_ROOT, TaskState, handle_message
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+# How long the simulator waits for NATS at start before it gives up (exit 1).
+CONNECT_SECONDS = 10.0
 
 Clock = Callable[[], datetime]
 
@@ -125,12 +129,27 @@ async def serve(args: argparse.Namespace, settings: Settings) -> int:
         log.error("%s", exc)
         return 2
     settings = settings.model_copy(update={"nats_url": args.nats_url})
+
+    async def connecting() -> Client:
+        async with asyncio.timeout(CONNECT_SECONDS):
+            return await connect(settings, "fleetprobe-recorder-simulator")
+
     try:
-        async with asyncio.timeout(10):
-            nc = await connect(settings, "fleetprobe-recorder-simulator")
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        # SIGINT/SIGTERM stop the wait for NATS too, not only the serving.
+        connected, nc = await unless_stopped(connecting(), stop)
+    except TimeoutError:
+        log.error(
+            "cannot connect url=%s: no NATS server answered within %gs",
+            redact(args.nats_url),
+            CONNECT_SECONDS,
+        )
+        return 1
+    except (OSError, nats.errors.Error) as exc:
         log.error("cannot connect url=%s error=%r", redact(args.nats_url), exc)
         return 1
+    if not connected or nc is None:
+        log.info("stopped while connecting")
+        return 0
     simulator = RecorderSimulator(nc, args.subject, root=args.root)
     try:
         await simulator.start()

@@ -5,6 +5,10 @@ revision) every third of the TTL; if it dies, the entry expires and the next cla
 ``create`` succeeds.  A clean shutdown deletes the entry so another takes over at once.
 Scheduled kicks are also de-duplicated by JetStream (``Nats-Msg-Id``), so a brief overlap
 of two leaders can never run a slot twice; the lease keeps the load on one process.
+
+While NATS is away each refresh fails within :attr:`LeaderLease.refresh_timeout` (before
+the next one is due) and the failures are said rarely (:class:`core.outage.OutageLog`);
+a lease that lapses meanwhile is said once (``leadership lost``), when it is noticed.
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from core.natsconn import OUTAGE_EVERY_SECONDS, OUTAGE_FIRST_GAP_SECONDS
+from core.outage import OutageLog
 from core.settings import Settings
 from jobs.queue import ownership
 
 log = logging.getLogger(__name__)
 
 RELEASE_TIMEOUT_SECONDS = 1.0
+# A refresh's round trips, at most (nats-py's own request timeout is 5 s).
+REFRESH_MAX_SECONDS = 5.0
 
 LEASE_KEY = "scheduler"
 
@@ -50,10 +58,35 @@ class LeaderLease:
         self._kv: KeyValue | None = None
         self._revision: int | None = None
         self._renewed_at = float("-inf")
+        # The state last said in a log line: a lapse is noticed between refreshes.
+        self._said_leader = False
+        self._outage = OutageLog(
+            f"leader lease holder={holder} bucket={bucket}",
+            every=OUTAGE_EVERY_SECONDS,
+            first=OUTAGE_FIRST_GAP_SECONDS,
+            clock=clock,
+        )
 
     @property
     def renew_every(self) -> float:
         return self.ttl / 3
+
+    @property
+    def refresh_timeout(self) -> float:
+        """How long one refresh may try: under the renewal period, so a refresh that
+        cannot reach NATS ends before the next is due (APScheduler would skip that one
+        with a WARNING each time), and never under half a second.
+
+        >>> [round(LeaderLease(None, "b", "h", ttl).refresh_timeout, 2) for ttl in (1, 10, 60)]
+        [0.5, 2.67, 5.0]
+        """
+        return max(0.5, min(REFRESH_MAX_SECONDS, 0.8 * self.renew_every))
+
+    @property
+    def lapsed(self) -> bool:
+        """Held, then not renewed within the TTL (NATS away): not ours to act on, and
+        not known to be anyone else's either."""
+        return self._revision is not None and not self.is_leader
 
     @property
     def is_leader(self) -> bool:
@@ -75,27 +108,19 @@ class LeaderLease:
 
     async def refresh(self) -> bool:
         """Renew the lease if held, else try to take it.  Returns ``is_leader``."""
-        was_leader = self.is_leader
         started = self._clock()
         try:
-            kv = await self._store()
-            value = self.holder.encode()
-            if self._revision is not None:
-                try:
-                    self._revision = await kv.update(LEASE_KEY, value, last=self._revision)
-                except KeyWrongLastSequenceError:
-                    self._revision = None  # expired and taken by another process
-            if self._revision is None:
-                try:
-                    self._revision = await kv.create(LEASE_KEY, value)
-                except KeyWrongLastSequenceError:
-                    self._revision = None
-            if self._revision is not None:
-                self._renewed_at = started
-        except Exception as exc:  # NATS down: the lease lapses by itself after the TTL
-            log.warning("leader lease refresh failed holder=%s error=%r", self.holder, exc)
+            async with asyncio.timeout(self.refresh_timeout):
+                await self._claim(started)
+        except TimeoutError:  # NATS down: the lease lapses by itself after the TTL
+            self._outage.log_failed(log, f"no answer from NATS within {self.refresh_timeout:.3g}s")
+        except Exception as exc:
+            self._outage.log_failed(log, repr(exc))
+        else:
+            self._outage.log_recovered(log)
         now_leader = self.is_leader
-        if now_leader != was_leader:
+        if now_leader != self._said_leader:
+            self._said_leader = now_leader
             log.info(
                 "leadership %s holder=%s ttl_s=%.0f",
                 "acquired" if now_leader else "lost",
@@ -103,6 +128,22 @@ class LeaderLease:
                 self.ttl,
             )
         return now_leader
+
+    async def _claim(self, started: float) -> None:
+        kv = await self._store()
+        value = self.holder.encode()
+        if self._revision is not None:
+            try:
+                self._revision = await kv.update(LEASE_KEY, value, last=self._revision)
+            except KeyWrongLastSequenceError:
+                self._revision = None  # expired and taken by another process
+        if self._revision is None:
+            try:
+                self._revision = await kv.create(LEASE_KEY, value)
+            except KeyWrongLastSequenceError:
+                self._revision = None
+        if self._revision is not None:
+            self._renewed_at = started
 
     async def release(self) -> None:
         """Give the lease up (on a clean shutdown) so another scheduler takes over now."""
@@ -114,10 +155,19 @@ class LeaderLease:
             async with asyncio.timeout(RELEASE_TIMEOUT_SECONDS):
                 await self._kv.delete(LEASE_KEY, last=self._revision)
             log.info("leadership released holder=%s", self.holder)
+        except TimeoutError:
+            log.warning(
+                "leader lease not released holder=%s: no answer from NATS within %gs; it "
+                "lapses by itself within ttl_s=%.0f",
+                self.holder,
+                RELEASE_TIMEOUT_SECONDS,
+                self.ttl,
+            )
         except Exception as exc:
             log.warning("leader lease release failed holder=%s error=%r", self.holder, exc)
         finally:
             self._revision = None
+            self._said_leader = False
 
 
 async def owned_lease(

@@ -89,3 +89,30 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
             assert sum(post["probes_by_process"].values()) == post["devices"]
     if oob["no flags"]["worker_processes"]:  # more than one process probed
         assert len(oob["no flags"]["second"]["probes_by_process"]) > 1
+
+
+@pytest.mark.timeout(450)
+def test_the_durability_ab_runs_each_configuration_on_its_own_system(tmp_path: Path) -> None:
+    pytest.importorskip("psutil", reason="the bench extra is not installed")
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--quick", "--only", "durability", "--n", "100",
+            "--json-out", str(tmp_path / "bench.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "bench.json").read_text())["durability"]
+    configs = result["configs"]
+    assert set(configs) == {"A", "B", "C"}
+    sync = {name: tuple(run["config"].values()) for name, run in configs.items()}
+    assert sync == {"A": ("normal", "default"), "B": ("full", "always"), "C": ("full", "default")}
+    for run in configs.values():  # every probe of every configuration stored and announced
+        assert run["stored"] == run["events"] == run["devices"] == 100
+        assert {"probes_per_s", "kick_s", "ratio_to_a", "runs_probes_per_s"} <= set(run)
+    assert configs["A"]["ratio_to_a"] == 1.0
+    assert "durability A/B" in out.stdout

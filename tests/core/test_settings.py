@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings
+from core.settings import Settings, shared_feed_warning
 
 
 def test_defaults_are_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,3 +84,22 @@ def test_the_instance_prefix_is_applied_once_when_settings_are_validated_again()
     )
     assert again.jobs_durable == s.jobs_durable == "site-b-fleetprobe-workers"
     assert again.metrics_subject == "site-b.fleetprobe.metrics"
+
+
+@pytest.mark.parametrize(
+    ("instance", "events", "warned"),
+    [
+        ("", "items.updates", False),  # one installation, the seed's feed
+        ("site-b", "items.updates", True),  # its own queue, a shared feed
+        ("site-b", "site-b.items.updates", False),
+        ("", "mine.updates", False),
+    ],
+)
+def test_a_named_installation_on_the_default_feed_is_warned(
+    instance: str, events: str, warned: bool
+) -> None:
+    settings = Settings(FLEETPROBE_INSTANCE=instance, EVENTS_SUBJECT=events)  # type: ignore[call-arg]
+    said = shared_feed_warning(settings)
+    assert (said is not None) == warned
+    if said is not None:
+        assert "EVENTS_SUBJECT" in said and f"{instance}.items.updates" in said

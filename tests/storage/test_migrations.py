@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from sqlmodel import SQLModel
 
 from core.settings import Settings
 from storage.db import init_db, make_engine, session_factory
+from storage.installation import installation_id
 from storage.migrate import BASELINE, DatabaseNewerError, schema_state, upgrade_to_head
 from storage.recorder_repo import get_command, list_schedules
 from storage.repo import list_checks, list_devices
@@ -175,6 +177,11 @@ async def test_a_database_made_before_alembic_keeps_every_row_and_is_stamped(
         await init_db(engine)
         assert await revisions(engine) == (state.head,)
         await assert_legacy_rows_read_back(engine)
+        # Migration 0002 gave the upgraded database its installation id (one row, a UUID).
+        assert uuid.UUID(await installation_id(engine))
+        async with engine.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT count(*) FROM installation")
+            assert rows.scalar_one() == 1
         # And the REST API serves them.
         async with served(settings, engine) as web:
             devices = (await web.client.get("/devices")).json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,15 +92,51 @@ def test_scheduler_waiting_for_nats_stops_on_a_signal(tmp_path: Path, sig: int) 
     waiting_is_said_rarely(output)
 
 
-def test_a_malformed_nats_url_stops_the_worker_with_one_line(tmp_path: Path) -> None:
-    env = nobody_env(tmp_path) | {"NATS_URL": "nats://127.0.0.1:4222,nats://127.0.0.1:42x"}
-    proc = taskiq_worker(env, tmp_path / "worker.log", "--max-fails", "1")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_recorder_simulator_waiting_for_nats_stops_on_a_signal(
+    tmp_path: Path, sig: int
+) -> None:
+    # Before, it ignored both until its 10 s connect timeout ran out (then exit 1).
+    simulator = [sys.executable, "-m", "jobs.recorder.simulator"]
+    proc = Proc(simulator, nobody_env(tmp_path), tmp_path / "simulator.log")
     try:
-        wait_until(lambda: "invalid settings" in proc.output(), 60, "the error", proc=None)
+        wait_until(lambda: " unavailable error=" in proc.output(), 60, "waiting for NATS", proc)
+        code = stops_cleanly(proc, sig)
     finally:
         proc.stop()
-    line = next(x for x in proc.output().splitlines() if "invalid settings" in x)
-    assert line.endswith(
+    output = proc.output()
+    assert code == 0 and "stopped while connecting" in output, output[-3000:]
+    assert "cannot connect" not in output and "Traceback" not in output
+
+
+def test_the_recorder_cli_waiting_for_nats_stops_on_ctrl_c_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    cli = [sys.executable, "-m", "jobs.recorder", "status"]
+    proc = Proc(cli, nobody_env(tmp_path), tmp_path / "cli.log")
+    try:
+        wait_until(lambda: " unavailable error=" in proc.output(), 60, "waiting for NATS", proc)
+        code = stops_cleanly(proc, signal.SIGINT)
+    finally:
+        proc.stop()
+    output = proc.output()
+    assert code == 130 and "interrupted before a reply" in output, output[-3000:]
+    assert "Traceback" not in output
+
+
+def test_a_malformed_nats_url_stops_the_worker_with_one_line(tmp_path: Path) -> None:
+    env = nobody_env(tmp_path) | {"NATS_URL": "nats://127.0.0.1:4222,nats://127.0.0.1:42x"}
+    # No --max-fails (taskiq's default restarts a child for ever): the worker stops by
+    # itself, each of its two children saying why once.
+    proc = taskiq_worker(env, tmp_path / "worker.log", "--workers", "2")
+    try:
+        code = proc.popen.wait(timeout=60)
+    finally:
+        proc.stop()
+    output = proc.output()
+    lines = [x for x in output.splitlines() if "invalid settings" in x]
+    assert code == 0 and 1 <= len(lines) <= 2, output[-3000:]
+    assert lines[0].endswith(
         "invalid settings: NATS_URL: 'nats://127.0.0.1:42x' has port '42x', not a number 1-65535"
     )
-    assert "Traceback" not in proc.output()
+    assert "Traceback" not in output
