@@ -169,7 +169,7 @@ def spec_for(row: Row[Any], settings: Settings) -> ProbeJobSpec:
         interval=row.interval_seconds or settings.monitor_period_seconds,
         timeout=row.timeout_seconds or settings.probe_timeout_seconds,
         check=check_settings(row),
-        changed_at=getattr(row, "updated_at", None),
+        changed_at=row.updated_at,
     )
 
 

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import islice
 
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
@@ -47,6 +48,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
     kind = "probe"
     # Seconds between the leader's health sweeps (stale -> unknown, is_active -> paused).
     sweep_every = 10.0
+    # Immediate probes of new devices (kick_fresh) at most this many a second: devices
+    # added by the thousand while it runs (a resync after a bulk import) are spread out.
+    first_probes_per_second = 100
 
     def __init__(
         self,
@@ -85,6 +89,10 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         self.fresh: dict[int, ProbeJobSpec] = {}
         self.first_wanted = 0  # immediate probes decided (on_scheduled)
         self.first_kicks = 0  # ... and enqueued
+        self._fresh_soon = False  # a kick_fresh is spawned and not yet started
+        # The clock's second whose budget of first_probes_per_second is being spent.
+        self._first_second = -1
+        self._first_budget = 0
 
     async def start(self) -> None:
         if self.lease is not None:
@@ -189,36 +197,47 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             return  # the leader hears of it too (the event, the resync) and kicks it
         self.fresh[row_id] = new
         self.first_wanted += 1
-        self.spawn(self.kick_fresh())
+        if not self._fresh_soon:  # one task for a burst of changes (a resync's)
+            self._fresh_soon = True
+            self.spawn(self._kick_fresh_soon())
+
+    async def _kick_fresh_soon(self) -> None:
+        self._fresh_soon = False
+        await self.kick_fresh()
 
     async def kick_fresh(self) -> int:
-        """Kick the immediate probe of each device in ``fresh`` (the leader, the queue
-        connected); one failing stays for the next call, every second."""
+        """Kick the immediate probes of the devices in ``fresh`` (the leader, the queue
+        connected), at most ``first_probes_per_second`` a second of the clock: the rest,
+        and any the queue refused, wait for the next call (every second)."""
         if not self.fresh or not self.is_leader or not self._queue_connected():
             return 0
+        second = int(self.clock().timestamp())
+        if second != self._first_second:
+            self._first_second, self._first_budget = second, self.first_probes_per_second
+        taken = list(islice(self.fresh.items(), self._first_budget))
+        if not taken:
+            return 0
+        self._first_budget -= len(taken)
+        for device_id, _ in taken:  # taken now: another call cannot kick them too
+            del self.fresh[device_id]
         with self.in_flight():
-            sem = asyncio.Semaphore(100)
-
-            async def one(device_id: int, spec: ProbeJobSpec) -> bool:
-                async with sem:
-                    if self.fresh.get(device_id) is not spec:
-                        return False  # kicked by another call, replaced or removed
-                    del self.fresh[device_id]
-                    if await self.in_skip_window(device_id, self.clock()):
-                        return False
-                    try:
-                        await kick_probe(self.broker, first_job(spec))
-                    except Exception as exc:
-                        self.kick_failures += 1
-                        self.fresh.setdefault(device_id, spec)  # unless a newer one came
-                        log.warning("first probe not kicked device=%d error=%r", device_id, exc)
-                        return False
-                    self.first_kicks += 1
-                    log.info("first probe kicked device=%d", device_id)
-                    return True
-
-            results = await asyncio.gather(*(one(d, s) for d, s in list(self.fresh.items())))
+            results = await asyncio.gather(*(self._kick_first(d, s) for d, s in taken))
         return sum(results)
+
+    async def _kick_first(self, device_id: int, spec: ProbeJobSpec) -> bool:
+        if await self.in_skip_window(device_id, self.clock()):
+            return False
+        try:
+            await kick_probe(self.broker, first_job(spec))
+        except Exception as exc:
+            self.kick_failures += 1
+            log.warning("first probe not kicked device=%d error=%r", device_id, exc)
+            if device_id in self.registered:  # tried again, unless a newer one came
+                self.fresh.setdefault(device_id, spec)
+            return False
+        self.first_kicks += 1
+        log.info("first probe kicked device=%d", device_id)
+        return True
 
     async def refresh_lease(self) -> None:
         """Renew or take the lease; on taking it, catch up what nobody kicked."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import nats
@@ -21,6 +22,7 @@ from jobs.probe.scheduler import ProbeScheduler
 from jobs.scheduling.lease import LeaderLease
 from storage.db import session_factory
 from storage.models import CheckResult, Device
+from storage.types import utcnow
 from tests.helpers import collect_events, running_worker, wait_for
 from tests.webapp import serve_app
 
@@ -213,3 +215,33 @@ async def test_a_restart_probes_no_device_at_once_only_those_that_appear_while_i
                 await wait_for(kicked, what="the new device's probe kicked")
             finally:
                 await scheduler.stop()  # releases the lease: the next run leads at once
+
+
+async def test_devices_appearing_by_the_hundred_are_probed_at_most_100_a_second(
+    settings: Settings, engine: AsyncEngine, nc: Client
+) -> None:
+    """A bulk import behind the API's back, found by the resync: the immediate probes are
+    spread out (``first_probes_per_second``, counted on the scheduler's clock)."""
+    now = [utcnow()]
+    async with running_worker(settings, worker=False) as broker:  # kicks, never runs
+        scheduler = ProbeScheduler(settings, broker, engine, nc, clock=lambda: now[0])
+        await scheduler.start()
+        try:
+            async with session_factory(engine)() as session:
+                for i in range(250):
+                    session.add(Device(name=f"bulk{i}", address="http://127.0.0.1:9/"))
+                await session.commit()
+            await scheduler.sync()
+            assert scheduler.first_wanted == 250
+
+            async def kicked(n: int) -> bool:
+                return scheduler.first_kicks == n and len(scheduler.fresh) == 250 - n
+
+            await wait_for(lambda: kicked(100), what="this second's 100")
+            assert await scheduler.kick_fresh() == 0  # the clock's second is spent
+            now[0] += timedelta(seconds=1)
+            await wait_for(lambda: kicked(200), what="the next second's 100")
+            assert await scheduler.kick_fresh() == 0
+            assert scheduler.first_kicks == 200
+        finally:
+            await scheduler.stop()
