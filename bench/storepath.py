@@ -65,6 +65,7 @@ def _row(device_id: int, n: int) -> dict[str, Any]:
         else [{**VERDICTS[0], "success": False, "actual": "503"}, *VERDICTS[1:]],
         "degraded_verdicts": DEGRADED if up else None,
         "certificate_expires_at": None,
+        "certificate_subject": None,
         "in_maintenance": False,
     }
 

@@ -82,7 +82,8 @@ class Notification(SQLModel, table=True):
     )
     response_code: int | None = None
     error: str | None = Field(default=None, max_length=500)
-    # Why it was suppressed: snoozed, maintenance window N.
+    # Why it was suppressed: snoozed, maintenance window N; on the notification sent once
+    # a window that held the change back is over: after maintenance window N.
     reason: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel import select as orm_select
@@ -273,21 +273,63 @@ async def last_result(engine: AsyncEngine, device_id: int) -> dict[str, Any] | N
     return None if row is None else dict(row._mapping)
 
 
-async def latest_changes_down(engine: AsyncEngine) -> list[dict[str, Any]]:
-    """The latest state change of each device with reminders on, where it went down."""
+def _latest_changes() -> Any:
+    """A subquery of each device's latest state change's id (``latest_id``)."""
     sc = STATE_CHANGES.c
-    devices: Table = Device.__table__  # type: ignore[attr-defined]
     top = select(sc.device_id, func.max(sc.revision).label("rev")).group_by(sc.device_id).subquery()
     latest = select(sc.id.label("latest_id")).join(
         top, (top.c.device_id == sc.device_id) & (top.c.rev == sc.revision)
     )
-    sub = latest.subquery()
+    return latest.subquery()
+
+
+async def latest_changes_down(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """The latest state change of each device with reminders on, where it went down."""
+    sc = STATE_CHANGES.c
+    sub = _latest_changes()
     stmt = (
-        select(STATE_CHANGES, devices.c.reminder_every_minutes)
+        select(STATE_CHANGES, DEVICES.c.reminder_every_minutes)
         .join(sub, sub.c.latest_id == sc.id)
-        .join(devices, devices.c.id == sc.device_id)
-        .where((sc.to_state == "down") & (devices.c.reminder_every_minutes > 0))
-        .where(devices.c.is_active.is_(True))
+        .join(DEVICES, DEVICES.c.id == sc.device_id)
+        .where((sc.to_state == "down") & (DEVICES.c.reminder_every_minutes > 0))
+        .where(DEVICES.c.is_active.is_(True))
+    )
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]
+
+
+async def held_changes(
+    engine: AsyncEngine, states: Sequence[str], held_prefix: str
+) -> list[dict[str, Any]]:
+    """Each (latest state change, channel) of an active device whose change went to one
+    of ``states`` and nobody was told of: every ledger row of the pair is ``suppressed``,
+    its first (reminder 0) with a reason starting ``held_prefix``.  Each row: the change's
+    columns, ``channel_id``, ``last_reminder`` (the highest number recorded) and
+    ``held_reason`` (reminder 0's).  One select; the ledger is read through its unique
+    key's index, for the latest changes in ``states`` only."""
+    sc, n = STATE_CHANGES.c, NOTIFICATIONS.c
+    sub = _latest_changes()
+    ledger = (
+        select(
+            n.state_change_id,
+            n.channel_id,
+            func.max(n.reminder).label("last_reminder"),
+            func.sum(case((n.status != "suppressed", 1), else_=0)).label("told"),
+            func.max(case((n.reminder == 0, n.reason), else_=None)).label("held_reason"),
+        )
+        .join(sub, sub.c.latest_id == n.state_change_id)
+        .join(STATE_CHANGES, sc.id == n.state_change_id)
+        .where(sc.to_state.in_(list(states)))
+        .group_by(n.state_change_id, n.channel_id)
+        .subquery()
+    )
+    stmt = (
+        select(STATE_CHANGES, ledger.c.channel_id, ledger.c.last_reminder, ledger.c.held_reason)
+        .join(ledger, ledger.c.state_change_id == sc.id)
+        .join(DEVICES, DEVICES.c.id == sc.device_id)
+        .where(DEVICES.c.is_active.is_(True))
+        .where((ledger.c.told == 0) & ledger.c.held_reason.startswith(held_prefix))
+        .order_by(sc.id, ledger.c.channel_id)
     )
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in (await conn.execute(stmt)).all()]

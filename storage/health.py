@@ -287,16 +287,31 @@ async def list_changes(
 
 
 async def list_down_edges(
-    conn: AsyncConnection, device_id: int, *, limit: int
+    conn: AsyncConnection, device_id: int, *, limit: int, before: datetime | None = None
 ) -> list[StateChangeRow]:
-    """The newest ``limit`` changes into or out of ``down``, newest first: the edges of
-    the incidents (:func:`incidents_of`)."""
+    """The changes into and out of ``down`` of the newest ``limit`` incidents (``before``:
+    only incidents that started earlier), oldest first: what :func:`incidents_of` reads.
+
+    Incidents do not overlap, so from the oldest start wanted the edges alternate start,
+    end, start, end in revision order: twice as many as the starts hold every end, the
+    newest one's included even when it came after ``before``."""
     c = CHANGES.c
+    starts = select(c.revision).where(c.device_id == device_id, c.to_state == "down")
+    if before is not None:
+        starts = starts.where(c.at < before)
+    starts = starts.order_by(c.at.desc(), c.revision.desc()).limit(limit)
+    revisions = (await conn.execute(starts)).scalars().all()
+    if not revisions:
+        return []
     stmt = (
         select(CHANGES)
-        .where(c.device_id == device_id, or_(c.to_state == "down", c.from_state == "down"))
-        .order_by(c.revision.desc())
-        .limit(limit)
+        .where(
+            c.device_id == device_id,
+            or_(c.to_state == "down", c.from_state == "down"),
+            c.revision >= min(revisions),
+        )
+        .order_by(c.revision)
+        .limit(2 * len(revisions))
     )
     return [_change(r) for r in (await conn.execute(stmt)).all()]
 

@@ -113,6 +113,8 @@ class CheckResult(SQLModel, table=True):
     certificate_expires_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
     )
+    # https:// and tls://: the certificate's subject, RFC 4514 (revision 0006).
+    certificate_subject: str | None = Field(default=None, max_length=500)
     # Stored during a maintenance window (suppress_alerts): left out of uptime.
     in_maintenance: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())

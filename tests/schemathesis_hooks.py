@@ -29,8 +29,8 @@ from web.schemas import Address
 WAIT_CAP_SECONDS = 0.2
 _ADDRESS: TypeAdapter[str] = TypeAdapter(Address)
 _WRITES = ("POST", "PATCH", "PUT", "DELETE")
-# (id of the case, devices and schedules before it was sent); calls run one at a time.
-_before: tuple[int, Any] | None = None
+# (the case, devices and schedules before it was sent); calls run one at a time.
+_before: tuple[schemathesis.Case, Any] | None = None
 
 
 def _cap_wait(case: schemathesis.Case) -> None:
@@ -110,8 +110,9 @@ def before_call(
         _local_channel(case)
     if case.operation.path.startswith("/maintenance"):
         _usable_window(case)
-    if case.method.upper() in _WRITES:
-        _before = (id(case), _snapshot())
+    # The case itself, not its id(): a later case (a GET) may get a freed case's id and
+    # be compared with that write's stale snapshot.  Anything but a write compares nothing.
+    _before = (case, _snapshot()) if case.method.upper() in _WRITES else None
 
 
 @schemathesis.check
@@ -124,7 +125,7 @@ class refused_requests_change_nothing:
     def after_response(
         self, ctx: Any, response: schemathesis.Response, case: schemathesis.Case
     ) -> None:
-        if response.status_code < 400 or _before is None or _before[0] != id(case):
+        if response.status_code < 400 or _before is None or _before[0] is not case:
             return
         if _before[1] is None:
             return

@@ -68,6 +68,14 @@ async def redirect_loop(request: Request) -> Response:
     return RedirectResponse("/loop", status_code=302)
 
 
+async def hops(request: Request) -> Response:
+    """``/hops/n``: n redirects in a row before ``ok`` (``/hops/0``)."""
+    n = request.path_params["n"]
+    if n == 0:
+        return PlainTextResponse("ok")
+    return RedirectResponse(f"/hops/{n - 1}", status_code=302)
+
+
 async def cookie_set(request: Request) -> Response:
     response = PlainTextResponse("set")
     response.set_cookie("session", "from-the-target")
@@ -114,6 +122,7 @@ app = Starlette(
         Route("/hang", hang),
         Route("/slow", slow),
         Route("/loop", redirect_loop),
+        Route("/hops/{n:int}", hops),
         Route("/endless", endless),
         Route("/cookie/set", cookie_set),
         Route("/cookie/echo", cookie_echo),

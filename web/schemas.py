@@ -401,6 +401,9 @@ class CheckRead(BaseModel):
     certificate_expires_at: datetime | None = Field(
         None, description="https:// and tls://: when the peer's certificate expires"
     )
+    certificate_subject: str | None = Field(
+        None, description="https:// and tls://: the peer certificate's subject (RFC 4514)"
+    )
     in_maintenance: bool = Field(
         False,
         description="probed while a suppress_alerts maintenance window covered the device "

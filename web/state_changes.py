@@ -26,6 +26,10 @@ class StateChangeQuery(QueryModel):
 
 class IncidentQuery(QueryModel):
     limit: int = Field(50, ge=1, le=1000, description="how many, newest first")
+    before: QueryTime | None = Field(
+        None,
+        description="only incidents that started before this (the last page's oldest `started_at`)",
+    )
 
 
 async def list_state_changes(call: Call[NoBody, StateChangeQuery]) -> Response:
@@ -41,16 +45,16 @@ async def list_state_changes(call: Call[NoBody, StateChangeQuery]) -> Response:
 
 
 async def list_incidents(call: Call[NoBody, IncidentQuery]) -> Response:
-    """The device's down periods, newest first; an open one has ``ended_at`` null."""
+    """The device's down periods, newest first; an open one has ``ended_at`` null;
+    ``before`` pages back."""
     engine = services_of(call.request).engine
     async with session_factory(engine)() as session:
         await device_or_404(session, call.path["device_id"])
     async with engine.connect() as conn:
-        # Each incident is two edges at most; one more finds the start of the oldest.
         edges = await store.list_down_edges(
-            conn, call.path["device_id"], limit=2 * call.query.limit + 1
+            conn, call.path["device_id"], limit=call.query.limit, before=call.query.before
         )
-    incidents = store.incidents_of(edges, utcnow())[: call.query.limit]
+    incidents = store.incidents_of(edges, utcnow())
     return respond(
         [
             IncidentRead(

@@ -42,6 +42,9 @@ class ValidationResult(BaseModel):
     verdicts: list[VerdictRead]
     degraded_verdicts: list[VerdictRead]
     certificate_expires_at: datetime | None
+    certificate_subject: str | None = Field(
+        None, description="https:// and tls://: the peer certificate's subject (RFC 4514)"
+    )
 
 
 class ValidateQuery(QueryModel):
@@ -91,6 +94,7 @@ async def validate_device(call: Call[DeviceCreate, ValidateQuery]) -> Response:
             verdicts=[VerdictRead(**v) for v in result.verdicts or ()],
             degraded_verdicts=[VerdictRead(**v) for v in result.degraded_verdicts or ()],
             certificate_expires_at=result.certificate_expires_at,
+            certificate_subject=result.certificate_subject,
         )
     )
 

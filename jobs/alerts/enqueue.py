@@ -26,7 +26,15 @@ from taskiq import AsyncBroker
 
 from jobs.alerts.job import NotifyJob
 from jobs.alerts.kick import kick_notifications
-from jobs.alerts.policy import ChannelRef, channels_for, wants
+from jobs.alerts.policy import (
+    HELD_BY_MAINTENANCE,
+    PROBLEM_STATES,
+    ChannelRef,
+    after_maintenance,
+    channels_for,
+    held_by,
+    wants,
+)
 from jobs.scheduling.calendar import load_windows
 from jobs.scheduling.windows import SUPPRESS_ALERTS, Window, in_maintenance
 from storage import alert_repo
@@ -74,7 +82,7 @@ def suppression(device: Device | AlertTarget, windows: list[Window], t: datetime
     window = in_maintenance(windows, device_id, t, SUPPRESS_ALERTS) or in_maintenance(
         windows, device_id, t
     )
-    return None if window is None else f"maintenance window {window.id}"
+    return None if window is None else held_by(window.id)
 
 
 async def enqueue_change(
@@ -173,6 +181,66 @@ async def enqueue_changes(
             )  # fmt: skip
             done[index] = Enqueued(queued=channel_ids, new_rows=new_rows)
     return done
+
+
+async def enqueue_after_maintenance(
+    engine: AsyncEngine,
+    broker: AsyncBroker,
+    now: datetime,
+    windows: list[Window] | None = None,
+) -> tuple[set[int], int]:
+    """Tell what maintenance kept quiet: each device still down (or degraded) whose latest
+    change's notifications a window held back and nobody was told of since gets one
+    notification per channel, "still down after maintenance", once nothing holds its
+    alerts at ``now`` (no window in force, no snooze), to the channels and under the
+    ``notify_on`` it has now.  Returns (the changes queued, the ledger rows recorded).
+
+    The notification is a reminder of the same change numbered one past the highest
+    recorded (all held back, so that number stays the same however often, and by however
+    many schedulers, it is asked): its ledger row and ``Nats-Msg-Id`` are recorded and
+    queued once, and its ``reason`` (``after maintenance window N``) tells the delivery
+    what to say.  Reminders go on counting from the change, so the one due at the same
+    time is this row; the next reminder follows it.
+    """
+    held = await alert_repo.held_changes(engine, sorted(PROBLEM_STATES), HELD_BY_MAINTENANCE)
+    if not held:
+        return set(), 0
+    channels, targets = await alert_repo.alert_targets(engine, [r["device_id"] for r in held])
+    refs = [ChannelRef(i, is_default, True) for i, is_default in channels]
+    if windows is None:
+        windows = await load_windows(engine)
+    rows: list[dict[str, Any]] = []
+    jobs: list[NotifyJob] = []
+    for row in held:
+        change = ChangeRecord.of(row)
+        device = targets.get(change.device_id)
+        if device is None or not wants(device.notify_on, change.from_state, change.to_state):
+            continue
+        if row["channel_id"] not in channels_for(device.channel_ids, refs):
+            continue
+        if suppression(device, windows, now) is not None:
+            continue  # still held: asked again at the next sweep
+        reminder = row["last_reminder"] + 1
+        rows.append({
+            "device_id": change.device_id, "channel_id": row["channel_id"],
+            "state_change_id": change.id, "reminder": reminder, "status": "pending",
+            "reason": after_maintenance(row["held_reason"]),
+        })  # fmt: skip
+        jobs.append(
+            NotifyJob(state_change_id=change.id, channel_id=row["channel_id"], reminder=reminder)
+        )
+    if not rows:
+        return set(), 0
+    landed = await alert_repo.record_notifications_by_change(engine, rows)
+    await kick_notifications(broker, jobs)
+    for r in rows:
+        log.info(
+            "notification queued after maintenance change=%d device=%d channel=%d "
+            "reminder=%d reason=%s new_rows=%d",
+            r["state_change_id"], r["device_id"], r["channel_id"], r["reminder"], r["reason"],
+            landed[r["state_change_id"]],
+        )  # fmt: skip
+    return {r["state_change_id"] for r in rows}, sum(landed.values())
 
 
 def change_listener(

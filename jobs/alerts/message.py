@@ -33,8 +33,11 @@ def compose(
     link: str,
     reminder: int,
     event: str = "state_change",
+    after_maintenance: bool = False,
 ) -> dict[str, Any]:
-    """The body, pure; a channel template that fails here falls back to the default."""
+    """The body, pure; a channel template that fails here falls back to the default.
+    ``event`` is ``reminder`` for a reminder, ``after_maintenance`` for the notification
+    of a change a maintenance window kept quiet (the device still in that state)."""
     context = {
         "device": device,
         "state": change["to_state"],
@@ -45,6 +48,7 @@ def compose(
         "latency_ms": last.get("latency_ms") if last else None,
         "link": link,
         "reminder": reminder,
+        "after_maintenance": after_maintenance,
     }
     try:
         title, text = render_message(channel.title_template, channel.text_template, context)
@@ -52,7 +56,7 @@ def compose(
         log.warning("channel template failed channel=%s error=%s", channel.id, exc)
         title, text = render_message(None, None, context)
     return {
-        "event": "reminder" if reminder else event,
+        "event": "after_maintenance" if after_maintenance else "reminder" if reminder else event,
         "title": title,
         "text": text,
         "reminder": reminder,
@@ -74,7 +78,12 @@ def compose(
 
 
 async def message_for(
-    engine: AsyncEngine, settings: Settings, channel: Channel, change_id: int, reminder: int
+    engine: AsyncEngine,
+    settings: Settings,
+    channel: Channel,
+    change_id: int,
+    reminder: int,
+    after_maintenance: bool = False,
 ) -> dict[str, Any] | None:
     change = await alert_repo.state_change(engine, change_id)
     if change is None:
@@ -84,4 +93,7 @@ async def message_for(
     device = {"id": change["device_id"], "name": row.name if row else "(deleted)",
               "address": row.address if row else None}  # fmt: skip
     last = await alert_repo.last_result(engine, change["device_id"])
-    return compose(channel, change, device, last, device_link(settings, device["id"]), reminder)
+    link = device_link(settings, device["id"])
+    return compose(
+        channel, change, device, last, link, reminder, after_maintenance=after_maintenance
+    )

@@ -7,6 +7,8 @@ which message ids, and when each retry is due.
 ('notify:12:3', 'notify:12:3:2')
 >>> reminder_due(600.0, 5), reminder_due(299.0, 5)
 (2, 0)
+>>> after_maintenance(held_by(3)), is_after_maintenance("after maintenance window 3")
+('after maintenance window 3', True)
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import dataclass
 DEFAULT_NOTIFY_ON = ("down", "up")
 NOTIFY_ON_CHOICES = ("down", "up", "degraded")
 PROBLEM_STATES = frozenset({"down", "degraded"})
+# A ledger row's ``reason``: a notification a window held back (``suppressed``), and the
+# one sent for its change once no window holds the device any more (still down).
+HELD_BY_MAINTENANCE = "maintenance window "
+AFTER_MAINTENANCE = "after " + HELD_BY_MAINTENANCE
 
 
 def wants(notify_on: Sequence[str] | None, from_state: str, to_state: str) -> bool:
@@ -77,3 +83,18 @@ def reminder_due(seconds_down: float, every_minutes: int) -> int:
     if every_minutes <= 0 or seconds_down <= 0:
         return 0
     return int(seconds_down // (every_minutes * 60))
+
+
+def held_by(window_id: int) -> str:
+    """The reason of a notification held back by maintenance window ``window_id``."""
+    return f"{HELD_BY_MAINTENANCE}{window_id}"
+
+
+def after_maintenance(held_reason: str) -> str:
+    """The reason of the notification sent after a window held ``held_reason``'s back."""
+    return "after " + held_reason
+
+
+def is_after_maintenance(reason: str | None) -> bool:
+    """Whether a ledger row is the "still down after maintenance" notification."""
+    return reason is not None and reason.startswith(AFTER_MAINTENANCE)

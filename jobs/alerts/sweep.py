@@ -1,11 +1,16 @@
-"""The leader's periodic alert work: reminders while devices stay down, and
-``maintenance.started`` / ``maintenance.ended`` as windows open and close.
+"""The leader's periodic alert work: reminders while devices stay down,
+``maintenance.started`` / ``maintenance.ended`` as windows open and close, and "still
+down after maintenance" for a device whose change a window kept quiet.
 
 Run by the scheduler holding the leader lease (:meth:`AlertSweeper.run`), every
 ``ALERT_SWEEP_SECONDS``.  Reminder n of a change is due ``n * reminder_every_minutes``
 after it; only the latest due is queued (a sweep that was late sends one reminder, not a
 burst), and its ledger row and message id make a second sweep, or a second leader after a
-fail-over, record and send nothing more.
+fail-over, record and send nothing more.  The notifications a window held back are
+looked for at every sweep (:func:`jobs.alerts.enqueue.enqueue_after_maintenance`), not
+only at the ``maintenance.ended`` this process saw: a window deleted, a lead taken over
+at its end, a change stored just after it, a snooze or a second window outlasting it
+are all caught by the next sweep once nothing holds the device any more.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from core.settings import Settings
-from jobs.alerts.enqueue import ChangeRecord, enqueue_changes
+from jobs.alerts.enqueue import ChangeRecord, enqueue_after_maintenance, enqueue_changes
 from jobs.alerts.job import NotifyJob
 from jobs.alerts.kick import kick_notifications
 from jobs.alerts.policy import reminder_due
@@ -53,11 +58,16 @@ class AlertSweeper:
         self.active: set[int] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def remind(self, now: datetime, windows: list[Window] | None = None) -> int:
-        """Queue the reminders due at ``now``; returns how many were newly recorded."""
+    async def remind(
+        self, now: datetime, windows: list[Window] | None = None, skip: Set[int] = frozenset()
+    ) -> int:
+        """Queue the reminders due at ``now`` (none for the changes ``skip``); returns how
+        many were newly recorded."""
         due: dict[int, list[ChangeRecord]] = {}  # the changes by the reminder due
         for row in await alert_repo.latest_changes_down(self.engine):
             change = ChangeRecord.of(row)
+            if change.id in skip:
+                continue
             n = reminder_due((now - change.at).total_seconds(), row["reminder_every_minutes"])
             if n > 0:
                 due.setdefault(n, []).append(change)
@@ -94,6 +104,13 @@ class AlertSweeper:
                     )
         return started, ended
 
+    async def after_maintenance(
+        self, now: datetime, windows: list[Window] | None = None
+    ) -> tuple[set[int], int]:
+        """Queue "still down after maintenance" where a window kept a change quiet and
+        nothing holds the device now; returns (the changes, the rows newly recorded)."""
+        return await enqueue_after_maintenance(self.engine, self.broker, now, windows)
+
     def stale_after(self) -> timedelta:
         """A pending notification untouched this long has lost its message: longer than
         the longest retry wait plus two deliveries of ack_wait."""
@@ -124,7 +141,9 @@ class AlertSweeper:
     async def sweep(self, now: datetime) -> None:
         windows = await load_windows(self.engine)
         await self.announce_windows(now, windows)
-        await self.remind(now, windows)
+        # Before the reminders: the reminder due now may be the very number it takes.
+        told, _ = await self.after_maintenance(now, windows)
+        await self.remind(now, windows, skip=told)
         await self.requeue_stale(now)
 
     async def run(self) -> None:

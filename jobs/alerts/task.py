@@ -23,7 +23,7 @@ from core.settings import Settings
 from jobs.alerts.job import NotifyJob
 from jobs.alerts.kick import kick_notifications
 from jobs.alerts.message import message_for
-from jobs.alerts.policy import retry_delay
+from jobs.alerts.policy import is_after_maintenance, retry_delay
 from jobs.alerts.senders import Delivery, send
 from jobs.events import NOTIFICATION_FAILED, NOTIFICATION_SENT, EventPublisher
 from jobs.metrics import count_notification
@@ -69,7 +69,10 @@ async def deliver(job: NotifyJob, parts: AlertParts) -> dict[str, Any]:
             False, error="channel deleted" if channel is None else "channel inactive"
         )
         return await _finish(parts, job, row, "failed", outcome)
-    body = await message_for(parts.engine, settings, channel, job.state_change_id, job.reminder)
+    body = await message_for(
+        parts.engine, settings, channel, job.state_change_id, job.reminder,
+        after_maintenance=is_after_maintenance(row["reason"]),
+    )  # fmt: skip
     if body is None:
         return await _finish(parts, job, row, "failed", Delivery(False, error="state change gone"))
     outcome = await send(

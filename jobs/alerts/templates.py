@@ -1,12 +1,15 @@
 """A notification's title and text, rendered from Jinja2 templates in a sandbox, pure.
 
 Templates see ``device`` (id, name, address), ``state``, ``from_state``, ``cause``,
-``since`` (ISO 8601), ``error``, ``latency_ms``, ``link`` and ``reminder`` (0 for the
-change itself).  An unknown name is an error, not an empty string, so a typo is refused
-when the channel is saved::
+``since`` (ISO 8601), ``error``, ``latency_ms``, ``link``, ``reminder`` (0 for the
+change itself) and ``after_maintenance`` (true: the device is still in that state now a
+maintenance window that kept its change quiet is over).  An unknown name is an error,
+not an empty string, so a typo is refused when the channel is saved::
 
     >>> render_message(None, None, SAMPLE)[0]
     'router is DOWN'
+    >>> render_message(None, None, {**SAMPLE, "reminder": 1, "after_maintenance": True})[0]
+    'router is still DOWN after maintenance'
     >>> render_template("{{ device.nam }}", SAMPLE)
     Traceback (most recent call last):
     ...
@@ -21,11 +24,14 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_TITLE = (
-    "{% if reminder %}[reminder {{ reminder }}] {% endif %}{{ device.name }} is {{ state | upper }}"
+    "{% if after_maintenance %}{{ device.name }} is still {{ state | upper }} after maintenance"
+    "{% else %}{% if reminder %}[reminder {{ reminder }}] {% endif %}"
+    "{{ device.name }} is {{ state | upper }}{% endif %}"
 )
 DEFAULT_TEXT = (
     "{{ device.name }}{% if device.address %} ({{ device.address }}){% endif %}"
-    " is {{ state }} since {{ since }}"
+    " is {% if after_maintenance %}still {{ state }} after maintenance: {% endif %}"
+    "{{ state }} since {{ since }}"
     "{% if from_state %} (was {{ from_state }}){% endif %}."
     "{% if cause %}\nCause: {{ cause }}{% endif %}"
     "{% if error %}\nLast error: {{ error }}{% endif %}"
@@ -45,6 +51,7 @@ SAMPLE: dict[str, Any] = {
     "latency_ms": None,
     "link": "http://127.0.0.1:8002/#/devices/1",
     "reminder": 0,
+    "after_maintenance": False,
 }
 
 _env = SandboxedEnvironment(

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 
 from jobs.probe.facts import Facts
@@ -30,8 +31,16 @@ FAILURE_CACHE_SECONDS = 60.0
 CACHE_SIZE = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """What an https check records of its target's certificate."""
+
+    expires_at: datetime
+    subject: str | None
+
+
 class CertificateCache:
-    """``(host, port)`` -> the certificate's expiry time (or None when none was read)."""
+    """``(host, port)`` -> the certificate's expiry and subject (None when none was read)."""
 
     def __init__(
         self,
@@ -41,12 +50,13 @@ class CertificateCache:
         size: int = CACHE_SIZE,
     ) -> None:
         self._ttl, self._failure_ttl, self._size = ttl, failure_ttl, size
-        self._known: OrderedDict[tuple[str, int], tuple[float, datetime | None]] = OrderedDict()
-        self._pending: dict[tuple[str, int], asyncio.Task[datetime | None]] = {}
+        self._known: OrderedDict[tuple[str, int], tuple[float, Certificate | None]] = OrderedDict()
+        self._pending: dict[tuple[str, int], asyncio.Task[Certificate | None]] = {}
         self.handshakes = 0  # how many were made (the tests read it)
 
-    async def expires_at(self, target: HttpTarget, *, timeout: float) -> datetime | None:
-        """When ``target``'s certificate expires, or None when it could not be read."""
+    async def certificate(self, target: HttpTarget, *, timeout: float) -> Certificate | None:
+        """``target``'s certificate (its expiry and subject), or None when it could not
+        be read."""
         key = (target.host, target.port)
         now = time.monotonic()
         known = self._known.get(key)
@@ -60,10 +70,16 @@ class CertificateCache:
         # Shielded: one check's deadline must not cancel the handshake others wait on.
         return await asyncio.shield(task)
 
-    async def _fetch(self, target: HttpTarget, timeout: float) -> datetime | None:
+    async def expires_at(self, target: HttpTarget, *, timeout: float) -> datetime | None:
+        """When ``target``'s certificate expires, or None when it could not be read."""
+        found = await self.certificate(target, timeout=timeout)
+        return None if found is None else found.expires_at
+
+    async def _fetch(self, target: HttpTarget, timeout: float) -> Certificate | None:
         self.handshakes += 1
         facts: Facts = await https_certificate(target, timeout=timeout, verify_tls=False)
         expires = facts.certificate_expires_at
+        found = None if expires is None else Certificate(expires, facts.certificate_subject)
         if expires is None:
             log.info(
                 "certificate not read host=%s port=%d error=%s",
@@ -73,8 +89,8 @@ class CertificateCache:
             )
         ttl = self._ttl if expires is not None else self._failure_ttl
         key = (target.host, target.port)
-        self._known[key] = (time.monotonic() + ttl, expires)
+        self._known[key] = (time.monotonic() + ttl, found)
         self._known.move_to_end(key)
         while len(self._known) > self._size:
             self._known.popitem(last=False)
-        return expires
+        return found

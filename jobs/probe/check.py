@@ -139,18 +139,22 @@ async def _http(
         request=http_request(job),
     )
     expires_at: datetime | None = None
+    subject: str | None = None
     expiration: timedelta | None = None  # [CERTIFICATE_EXPIRATION]
     if target.tls:
         now = datetime.now(UTC)
         if result.peer_certificate is not None:
             try:
-                expires_at = certificate_facts(result.peer_certificate, now).certificate_expires_at
+                seen = certificate_facts(result.peer_certificate, now)
+                expires_at, subject = seen.certificate_expires_at, seen.certificate_subject
             except ValueError:
                 expires_at = None
         else:
-            # what is left of the check's time (a cached expiry costs nothing)
+            # what is left of the check's time (a cached certificate costs nothing)
             left = max(timeout - (result.latency_ms or 0) / 1000, CERTIFICATE_MIN_TIMEOUT)
-            expires_at = await tools.certificates.expires_at(target, timeout=left)
+            cached = await tools.certificates.certificate(target, timeout=left)
+            if cached is not None:
+                expires_at, subject = cached.expires_at, cached.subject
         expiration = None if expires_at is None else expires_at - now
     facts = Facts(
         response_time_ms=result.latency_ms,
@@ -159,6 +163,7 @@ async def _http(
         body=_text(result.body_excerpt) if _reads_body(job) else None,
         certificate_expires_at=expires_at,
         certificate_expiration=expiration,
+        certificate_subject=subject,
         # a status judged by the conditions is not itself a failure
         error_kind=None if result.status_code is not None else _kind(result.error_kind),
         error=None if result.status_code is not None else result.error,
@@ -204,6 +209,7 @@ def judged(facts: Facts, job: ProbeJob, kind: str, status_code: int | None) -> P
         verdicts=[v.as_dict() for v in judgement.verdicts],
         degraded_verdicts=[v.as_dict() for v in judgement.degraded_verdicts],
         certificate_expires_at=facts.certificate_expires_at,
+        certificate_subject=facts.certificate_subject,
     )
 
 

@@ -19,6 +19,9 @@ from storage.uptime_maths import outcome_of
 # ``manual``).
 CheckSource = Literal[ProbeSource, "entered"]
 
+# The ``certificate_subject`` column's length: a longer subject is cut.
+SUBJECT_MAX = 500
+
 
 def check_row(
     *,
@@ -46,6 +49,9 @@ def check_row(
         "verdicts": result.verdicts,
         "degraded_verdicts": result.degraded_verdicts,
         "certificate_expires_at": result.certificate_expires_at,
+        "certificate_subject": (
+            None if result.certificate_subject is None else result.certificate_subject[:SUBJECT_MAX]
+        ),
         "in_maintenance": in_maintenance,
     }
 

@@ -55,6 +55,8 @@ class ProbeResult:
     verdicts: list[dict[str, Any]] | None = None
     degraded_verdicts: list[dict[str, Any]] | None = None
     certificate_expires_at: datetime | None = None
+    # https:// and tls://: the peer certificate's subject (RFC 4514, e.g. CN=mail.local).
+    certificate_subject: str | None = None
     # The DER certificate of an https response, when the HTTP engine exposes its
     # connection (httpx's own transport); not stored.
     peer_certificate: bytes | None = field(default=None, repr=False)

@@ -261,3 +261,42 @@ async def test_deleting_a_channel_takes_it_out_of_devices_channel_ids_on_postgre
         left = {d: (await repo.get_device(session, d)) for d in (both, only, default)}
     assert {d: row.channel_ids for d, row in left.items() if row} == {
         both: [kept], only: [], default: None}  # fmt: skip
+
+
+async def test_the_changes_a_window_kept_quiet_are_found_on_postgresql(
+    pg: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """``held_changes`` (the "still down after maintenance" sweep's query): the latest
+    change in a problem state whose every row of a channel was held back by a window."""
+    engine, _ = pg
+    stuck, told, recovered, snoozed = [
+        await add_device(engine, name=n) for n in ("stuck", "told", "recovered", "snoozed")
+    ]
+    channel = await add_channel(engine, "https://hooks.example.org/x")
+    second = await add_channel(engine, "https://hooks.example.org/y")
+    held = {"status": "suppressed", "reason": "maintenance window 7"}
+    down = await add_change(engine, stuck, 1, "up", "down")
+    rows = [
+        {**ledger_row(stuck, channel, down.id), **held},
+        {**ledger_row(stuck, channel, down.id, reminder=2), **held},
+        {**ledger_row(stuck, second, down.id), **held},
+        {**ledger_row(stuck, second, down.id, reminder=1), "reason": "after maintenance window 7"},
+    ]
+    change = await add_change(engine, told, 1, "up", "degraded")
+    rows += [{**ledger_row(told, channel, change.id), **held},
+             ledger_row(told, channel, change.id, reminder=1)]  # fmt: skip
+    for revision, (a, b) in enumerate((("up", "down"), ("down", "up")), start=1):
+        change = await add_change(engine, recovered, revision, a, b)
+        rows.append({**ledger_row(recovered, channel, change.id), **held})
+    change = await add_change(engine, snoozed, 1, "up", "down")
+    rows.append({**ledger_row(snoozed, channel, change.id), "status": "suppressed",
+                 "reason": "snoozed until 2026-12-08T00:00:00+00:00"})  # fmt: skip
+    assert await alert_repo.record_notifications(engine, rows) == len(rows)
+
+    found = await alert_repo.held_changes(engine, ["degraded", "down"], "maintenance window ")
+    # stuck's first channel only: its second was told (pending), `told` was told (reminder
+    # 1), `recovered` is up, `snoozed` was held back by its snooze, not a window.
+    assert [(r["id"], r["channel_id"], r["last_reminder"], r["held_reason"]) for r in found] == [
+        (down.id, channel, 2, "maintenance window 7"),
+    ]
+    assert found[0]["device_id"] == stuck and found[0]["to_state"] == "down"

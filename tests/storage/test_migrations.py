@@ -143,6 +143,8 @@ async def assert_legacy_rows_read_back(engine: AsyncEngine) -> None:
         assert (router.conditions, router.reminder_every_minutes) == (None, 0)
         old = by_key["manual:1:abc"]
         assert (old.outcome, old.verdicts, old.in_maintenance) == (None, None, False)
+        # Revision 0006 (certificate_subject): null on old results.
+        assert old.certificate_subject is None
     # New rows still get fresh ids after the old ones (the id sequences came along).
     async with session_factory(engine)() as session:
         from storage.repo import create_device

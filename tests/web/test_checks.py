@@ -178,6 +178,7 @@ async def test_a_manual_check_has_its_outcome_from_status_up_and_no_verdicts(
         None,
     )
     assert check["certificate_expires_at"] is None and check["error_kind"] is None
+    assert check["certificate_subject"] is None
 
 
 async def test_an_old_row_without_outcome_reads_its_outcome_from_status_up(

@@ -247,3 +247,23 @@ def test_a_lone_latency_is_drawn_as_a_dash(page: Page) -> None:
         return svg.querySelector('polyline')?.getAttribute('points') ?? null;
     }"""
     assert page.evaluate(script) == "47.0,2 53.0,2"
+
+
+@pytest.mark.parametrize(
+    ("notification", "label"),
+    [
+        ({"status": "sent", "reminder": 0, "reason": None}, "sent"),
+        ({"status": "failed", "reminder": 2, "reason": None}, "failed (reminder 2)"),
+        (
+            {"status": "sent", "reminder": 3, "reason": "after maintenance window 7"},
+            "sent (after maintenance)",
+        ),
+        (
+            {"status": "suppressed", "reminder": 0, "reason": "maintenance window 7"},
+            "suppressed",
+        ),
+        ({}, "—"),
+    ],
+)
+def test_a_notifications_label(page: Page, notification: dict[str, Any], label: str) -> None:
+    assert call(page, "parse.js", "notificationLabel", notification) == label

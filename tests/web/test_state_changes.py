@@ -70,6 +70,42 @@ async def test_changes_and_incidents_follow_the_results(web: WebApp) -> None:
     assert one == [open_one | {"duration_seconds": one[0]["duration_seconds"]}]
 
 
+async def test_incidents_page_back_with_before_each_with_its_end(web: WebApp) -> None:
+    # Three down periods (thresholds 1): 3-10 and 13-20 closed, 23- still open.
+    device = await new_device(web, failure_threshold=1)
+    for start, end in ((3, 10), (13, 20), (23, None)):
+        await record(web, device, start - 1, True)
+        await record(web, device, start, False)
+        if end is not None:
+            await record(web, device, end, True)
+
+    def minute(m: int) -> str:
+        return (T0 + timedelta(minutes=m)).isoformat().replace("+00:00", "Z")
+
+    url = f"/devices/{device}/incidents"
+    everything = (await web.client.get(url)).json()
+    assert [(i["started_at"], i["ended_at"]) for i in everything] == [
+        (minute(23), None),
+        (minute(13), minute(20)),
+        (minute(3), minute(10)),
+    ]
+    pages, before = [], None
+    for _ in range(len(everything) + 1):  # bounded: a server ignoring before never ends
+        params: dict[str, Any] = {"limit": 1} | ({"before": before} if before else {})
+        page = (await web.client.get(url, params=params)).json()
+        if not page:
+            break
+        assert len(page) == 1
+        pages.extend(page)
+        before = page[-1]["started_at"]
+    assert [i["started_at"] for i in pages] == [i["started_at"] for i in everything]
+    assert pages[1:] == everything[1:]
+    # A page that starts inside an incident holds it, with the end that came after.
+    inside = (await web.client.get(url, params={"before": minute(15)})).json()
+    assert inside == everything[1:]
+    assert (await web.client.get(url, params={"before": minute(3)})).json() == []
+
+
 async def test_pausing_and_resuming_a_device_are_state_changes(
     web: WebApp, settings: Settings
 ) -> None:
@@ -120,8 +156,9 @@ async def test_an_unknown_device_is_a_404_and_bad_parameters_a_422(web: WebApp, 
 @pytest.mark.parametrize("before", ["2026-01-01T00:00:00", "0.5", "1767225600", "yesterday"])
 async def test_before_must_be_a_date_time_with_a_zone(web: WebApp, before: str) -> None:
     device = await new_device(web)
-    r = await web.client.get(f"/devices/{device}/state-changes", params={"before": before})
-    assert r.status_code == 422 and "before" in r.text
+    for path in ("state-changes", "incidents"):
+        r = await web.client.get(f"/devices/{device}/{path}", params={"before": before})
+        assert r.status_code == 422 and "before" in r.text
 
 
 async def test_the_endpoints_are_in_the_spec(web: WebApp) -> None:

@@ -3,11 +3,14 @@ nothing stored, nothing announced, nothing queued."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 
 from core.settings import Settings
 from tests.helpers import collect_events
-from tests.jobs.probe.kinds.servers import listening
+from tests.jobs.probe.kinds.servers import listening, self_signed
 from tests.web.test_bad_input import database_dump, queued_jobs
 from tests.webapp import WebApp
 
@@ -57,6 +60,28 @@ async def test_validate_runs_a_tcp_check(web: WebApp, listens: bool) -> None:
     assert result["outcome"] == ("up" if listens else "down")
     assert result["error_kind"] == (None if listens else "refused")
     assert result["verdicts"][0]["condition"] == "[CONNECTED] == true"
+
+
+async def test_validate_a_tls_device_answers_its_certificates_expiry_and_subject(
+    web: WebApp, tmp_path: Path
+) -> None:
+    cert = self_signed(timedelta(days=2), common_name="mail.fleet.test")
+    async with listening(ssl_context=cert.server_context(tmp_path)) as port:
+        r = await web.client.post(
+            "/devices/validate",
+            json={
+                "name": "mail",
+                "address": f"tls://127.0.0.1:{port}",
+                "verify_tls": False,
+                "conditions": ["[CERTIFICATE_EXPIRATION] > 72h"],
+            },
+        )
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["certificate_subject"] == "O=fleetprobe tests,CN=mail.fleet.test"
+    expires = cert.not_after.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    assert result["certificate_expires_at"] == expires
+    assert (result["outcome"], result["verdicts"][0]["success"]) == ("down", False)
 
 
 async def test_validate_a_recorder_device_with_no_recorder_running(web: WebApp) -> None:

@@ -6,7 +6,15 @@
 import { api, features } from "./api.js";
 import { latencyChart } from "./charts.js";
 import { h } from "./dom.js";
-import { checkOutcome, deviceFlags, formatUptime, parseList, parseUptime, parseWindows } from "./parse.js";
+import {
+  checkOutcome,
+  deviceFlags,
+  formatUptime,
+  notificationLabel,
+  parseList,
+  parseUptime,
+  parseWindows,
+} from "./parse.js";
 
 const WINDOWS = { "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 const LIMIT = 1000;
@@ -179,7 +187,7 @@ async function drawAlerts(box, device, feats) {
               ["When", "Status", "Channel", "Attempts", "Detail"],
               list.map((n) => [
                 when(n.sent_at || n.updated_at || n.created_at),
-                h("span", { class: `notif notif-${n.status}` }, n.reminder ? `${n.status} (reminder ${n.reminder})` : n.status),
+                h("span", { class: `notif notif-${n.status}` }, notificationLabel(n)),
                 names.get(n.channel_id) ?? `channel ${n.channel_id}`,
                 String(n.attempts),
                 [n.response_code != null ? `HTTP ${n.response_code}` : "", n.error || "", n.reason || ""]

@@ -112,3 +112,12 @@ export function formatSince(iso, now = Date.now()) {
   if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86400)} d ago`;
 }
+
+// A notification's status as the device page shows it: the change itself, the n-th
+// reminder, or the message sent when a maintenance window that held it back ended
+// (its reason reads "after maintenance window N": jobs/alerts/policy.py).
+export function notificationLabel(n) {
+  if (!n || !n.status) return "—";
+  if (n.reason && n.reason.startsWith("after maintenance window")) return `${n.status} (after maintenance)`;
+  return n.reminder ? `${n.status} (reminder ${n.reminder})` : n.status;
+}

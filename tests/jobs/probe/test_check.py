@@ -125,6 +125,7 @@ async def test_a_tls_device_whose_certificate_expires_in_two_days_fails_72h(
     assert shown["actual"].startswith("47h59m"), shown  # Go's duration text, as Gatus
     assert verdict(row, "[CONNECTED] == true")["success"] is True
     assert row.certificate_expires_at == cert.not_after
+    assert row.certificate_subject == "O=fleetprobe tests,CN=localhost"
     assert row.error is not None and "[CERTIFICATE_EXPIRATION] > 72h" in row.error
 
 
@@ -151,6 +152,8 @@ async def test_an_https_device_records_when_its_certificate_expires(
     assert row.certificate_expires_at == https_cert.not_after
     assert verdict(row, "[CERTIFICATE_EXPIRATION] > 7d")["success"] is True
     assert again.certificate_expires_at == https_cert.not_after
+    subject = "O=fleetprobe tests,CN=localhost"
+    assert row.certificate_subject == again.certificate_subject == subject  # again: cached
     # one handshake for the certificate, however many checks of that host:port
     assert runtime.check_tools.certificates.handshakes == 1
     assert (verified.outcome, verified.error_kind) == ("down", "tls")
@@ -345,6 +348,7 @@ async def test_under_the_httpx_engine_the_certificate_comes_with_the_response(
         async with listening(http_ok, ssl_context=https_cert.server_context(tmp_path)) as port:
             row = await probe(rt, engine, f"https://127.0.0.1:{port}/", verify_tls=False)
         assert (row.outcome, row.certificate_expires_at) == ("up", https_cert.not_after)
+        assert row.certificate_subject == "O=fleetprobe tests,CN=localhost"
         assert rt.check_tools.certificates.handshakes == 0  # no handshake of its own
     finally:
         await rt.close()

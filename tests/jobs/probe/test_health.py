@@ -250,6 +250,52 @@ async def test_a_device_with_no_result_for_two_intervals_becomes_unknown(
     assert await state(engine, device) == "up"
 
 
+async def test_the_leading_scheduler_sweeps_a_silent_device_to_unknown_and_announces_it(
+    settings: Settings,
+    engine: AsyncEngine,
+    tracked: tuple[BatchWriter, HealthTracker, list[StateChangeRecord]],
+) -> None:
+    """The sweep above, on the running scheduler's own schedule: a device whose last
+    result is months old (slot T0) turns unknown without anyone calling sweep()."""
+    writer, _, _ = tracked
+    device = await add_device(engine, interval_seconds=60, timeout_seconds=5)
+    await writer.write(check(device, 0, True))
+    assert await state(engine, device) == "up"
+    nc = await nats.connect(settings.nats_url)
+    async with running_worker(settings, worker=False) as broker:
+        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        scheduler.sweep_every = 0.2  # the leader's 10 s, shortened
+        async with collect_events(settings) as events:
+            await scheduler.start()
+            try:
+
+                def announced() -> list[dict[str, Any]]:
+                    return [
+                        e["payload"]
+                        for e in events
+                        if e["type"] == DEVICE_STATE_CHANGED and e["payload"]["device_id"] == device
+                    ]
+
+                async def unknown() -> bool:
+                    return bool(announced())
+
+                await wait_for(unknown, what="the sweep's device.state_changed")
+            finally:
+                await scheduler.stop()
+                await nc.close()
+    [payload] = announced()
+    deadline = T0 + timedelta(seconds=2 * 60 + 5)
+    assert (payload["from"], payload["to"], payload["run_key"]) == ("up", "unknown", None)
+    assert payload["since"] == isoformat_z(deadline)
+    assert payload["cause"].startswith("no result for two intervals (120 s)")
+    assert await state(engine, device) == "unknown"
+    assert await changes(engine, device) == [
+        ("unknown", "up", f"probe:{device}:0"),
+        ("up", "unknown", None),
+    ]
+    assert scheduler.sweeps >= 1
+
+
 async def test_pause_and_resume_follow_is_active(
     settings: Settings,
     engine: AsyncEngine,

@@ -55,6 +55,7 @@ def test_a_result_becomes_one_row_and_its_event(
         "verdicts": None,
         "degraded_verdicts": None,
         "certificate_expires_at": None,
+        "certificate_subject": None,
         "in_maintenance": False,
     }
     event = check_event_payload(row)
@@ -80,10 +81,20 @@ def test_a_judged_result_keeps_its_outcome_verdicts_and_certificate() -> None:
         verdicts=[{"condition": "[STATUS] < 500", "success": True, "actual": "200"}],
         degraded_verdicts=verdicts,
         certificate_expires_at=SLOT,
+        certificate_subject="CN=mail.local",
     )
     row = check_row(device_id=7, run_key="k2", source="schedule", result=result, checked_at=AT)
     assert (row["outcome"], row["status_up"]) == ("degraded", True)
     assert row["degraded_verdicts"] == verdicts
     assert row["verdicts"] == result.verdicts
     assert row["certificate_expires_at"] == SLOT
+    assert row["certificate_subject"] == "CN=mail.local"
+    long = check_row(
+        device_id=7,
+        run_key="k3",
+        source="schedule",
+        result=ProbeResult(status_up=True, latency_ms=1.0, certificate_subject="CN=" + "x" * 600),
+        checked_at=AT,
+    )
+    assert long["certificate_subject"] == ("CN=" + "x" * 600)[:500]  # the column's length
     assert check_event_payload(row)["outcome"] == "degraded"

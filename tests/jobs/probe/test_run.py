@@ -77,6 +77,15 @@ async def test_a_body_that_never_ends_is_read_only_up_to_the_cap(
     assert r.status_up and r.status_code == 200 and len(r.body_excerpt) == 1000
 
 
+async def test_at_most_ten_redirects_are_followed(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    ten = await run_probe(client, f"{http_target}/hops/10", 5)
+    eleven = await run_probe(client, f"{http_target}/hops/11", 5)
+    assert (ten.status_up, ten.status_code, ten.error_kind) == (True, 200, None)
+    assert not eleven.status_up and eleven.error_kind is ErrorKind.TOO_MANY_REDIRECTS
+
+
 async def test_a_redirect_loop_is_a_failure(client: httpx.AsyncClient, http_target: str) -> None:
     r = await run_probe(client, f"{http_target}/loop", 2)
     assert not r.status_up and r.error_kind is ErrorKind.TOO_MANY_REDIRECTS
