@@ -119,7 +119,7 @@ async def test_probes_are_counted_and_the_fleet_is_read_from_the_database(
     # States as device_health holds them (no row: unknown); the inactive one is paused.
     async with engine.connect() as conn:
         stmt = select(col(DeviceHealth.device_id), col(DeviceHealth.state))
-        rows = dict((await conn.execute(stmt)).tuples().all())
+        rows = dict((await conn.execute(stmt)).all())
     expected = {up: rows.get(up, "unknown"), down: rows.get(down, "unknown"), off: "paused"}
     for device_id, state in expected.items():
         labels = {
