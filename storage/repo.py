@@ -181,6 +181,7 @@ PROBE_FIELDS = (
     "verify_tls",
     "conditions",
     "degraded_when",
+    "updated_at",
 )
 
 

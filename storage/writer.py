@@ -153,11 +153,15 @@ class BatchWriter:
         if self._engine.dialect.name == "postgresql":
             # PostgreSQL text refuses NUL; probe errors and recorder replies come from outside.
             rows = [scrub_nul(row) for row in rows]
+        # Keys inserted in one order by every writer: two batches holding the same keys
+        # (a redelivered task stored by two workers) then wait for each other instead of
+        # deadlocking on PostgreSQL's unique index.  The hooks still see batch order.
+        ordered = sorted(rows, key=lambda row: str(row.get(self._key)))
         delay = 0.05
         for attempt in range(1, self._retries + 1):
             try:
                 async with self._engine.begin() as conn:
-                    inserted = (await conn.execute(self._stmt, rows)).all()
+                    inserted = (await conn.execute(self._stmt, ordered)).all()
                     actions = await self._run_hooks(conn, rows, {key for key, _ in inserted})
             except (DBAPIError, RetryBatch) as exc:
                 reason = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -225,6 +229,20 @@ def scrub_nul(row: Row) -> Row:
     return {k: v.replace("\x00", "") if isinstance(v, str) else v for k, v in row.items()}
 
 
+# PostgreSQL's "deadlock detected" and "could not serialize access": the transaction was
+# chosen to give way and is to be run again (SQLSTATE class 40, transaction rollback).
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
 def _transient(exc: DBAPIError | RetryBatch) -> bool:
-    text = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
-    return any(s in text for s in ("locked", "busy", "connection", "timeout", "closed"))
+    """Whether writing the batch again may succeed (a lock, a busy file, a lost
+    connection, a deadlock victim)::
+
+    >>> _transient(RetryBatch("database is locked")), _transient(RetryBatch("NOT NULL"))
+    (True, False)
+    """
+    reason = exc.orig if isinstance(exc, DBAPIError) else exc
+    if getattr(reason, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    text = str(reason).lower()
+    return any(s in text for s in ("locked", "busy", "connection", "timeout", "closed", "deadlock"))

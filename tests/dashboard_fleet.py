@@ -284,9 +284,9 @@ def main() -> int:
                     for touched, per in ((ids[:100], 10), (ids, 1)):
                         got = measure_burst(page, fp, touched, per, next(count))
                         runs.setdefault(len(touched), []).append(got)
-                for rows, got in runs.items():
+                for rows, bursts in runs.items():
                     medians = {
-                        f"{k}_ms": round(statistics.median(g[k] for g in got)) for k in got[0]
+                        f"{k}_ms": round(statistics.median(b[k] for b in bursts)) for k in bursts[0]
                     }
                     print(json.dumps({"events": 1000, "rows": rows, **medians}))
         finally:

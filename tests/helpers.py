@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import nats
 from nats.aio.msg import Msg
@@ -94,3 +94,15 @@ async def stored_checks(settings: Settings) -> list[CheckResult]:
         rows = list((await session.exec(select(CheckResult))).all())
     await engine.dispose()
     return rows
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def row_id(row: _Stored) -> int:
+    """The id of a row read back from (or committed to) the database: always set there,
+    though the model types it ``int | None`` for rows not yet inserted."""
+    assert row.id is not None, row
+    return row.id

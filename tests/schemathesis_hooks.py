@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any
+from typing import Any, TypeAlias
 
 import schemathesis
 from pydantic import TypeAdapter, ValidationError
@@ -28,12 +28,14 @@ from web.schemas import Address
 
 WAIT_CAP_SECONDS = 0.2
 _ADDRESS: TypeAdapter[str] = TypeAdapter(Address)
+# A generated request of an OpenAPI operation (what every hook below receives).
+Case: TypeAlias = schemathesis.Case[schemathesis.APIOperation[Any, Any, Any, Any]]
 _WRITES = ("POST", "PATCH", "PUT", "DELETE")
 # (the case, devices and schedules before it was sent); calls run one at a time.
-_before: tuple[schemathesis.Case, Any] | None = None
+_before: tuple[Case, Any] | None = None
 
 
-def _cap_wait(case: schemathesis.Case) -> None:
+def _cap_wait(case: Case) -> None:
     query = dict(case.query or {})
     if "timeout" in query:
         try:
@@ -46,12 +48,14 @@ def _cap_wait(case: schemathesis.Case) -> None:
     case.query = query
 
 
-def _local_address(case: schemathesis.Case) -> None:
+def _local_address(case: Case) -> None:
     body = case.body
     target = os.environ.get("FUZZ_TARGET_URL")
-    if not target or not isinstance(body, dict) or not isinstance(body.get("address"), str):
+    if not target or not isinstance(body, dict):
         return
-    address = body["address"]
+    address = body.get("address")
+    if not isinstance(address, str):
+        return
     try:
         _ADDRESS.validate_python(address)
     except ValidationError:
@@ -60,7 +64,7 @@ def _local_address(case: schemathesis.Case) -> None:
         case.body = {**body, "address": f"{target}/ok"}
 
 
-def _local_channel(case: schemathesis.Case) -> None:
+def _local_channel(case: Case) -> None:
     body = case.body
     target = os.environ.get("FUZZ_TARGET_URL")
     if not target or not isinstance(body, dict) or not isinstance(body.get("url"), str):
@@ -71,7 +75,7 @@ def _local_channel(case: schemathesis.Case) -> None:
         case.body = {**body, "url": f"{target}/ok"}
 
 
-def _usable_window(case: schemathesis.Case) -> None:
+def _usable_window(case: Case) -> None:
     """Random crons and zone names almost never parse: a window body's cron and timezone
     (when they are strings) are made valid, so windows get created and read back; their
     422s are tested in tests/web/test_alerts_api.py."""
@@ -98,9 +102,7 @@ def _snapshot() -> Any:
 
 
 @schemathesis.hook
-def before_call(
-    context: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict[str, Any]
-) -> None:
+def before_call(context: schemathesis.HookContext, case: Case, kwargs: dict[str, Any]) -> None:
     global _before
     if case.operation.path in ("/jobs/probe", "/tasks/run"):
         _cap_wait(case)
@@ -122,9 +124,7 @@ class refused_requests_change_nothing:
     def __init__(self) -> None:
         self.compared = 0
 
-    def after_response(
-        self, ctx: Any, response: schemathesis.Response, case: schemathesis.Case
-    ) -> None:
+    def after_response(self, ctx: Any, response: schemathesis.Response, case: Case) -> None:
         if response.status_code < 400 or _before is None or _before[0] is not case:
             return
         if _before[1] is None:
@@ -153,9 +153,7 @@ class every_operation_succeeds_once:
         self.tested: set[str] = set()
         self.reached: set[str] = set()
 
-    def after_response(
-        self, ctx: Any, response: schemathesis.Response, case: schemathesis.Case
-    ) -> None:
+    def after_response(self, ctx: Any, response: schemathesis.Response, case: Case) -> None:
         self.tested.add(case.operation.label)
         if 200 <= response.status_code < 300:
             self.reached.add(case.operation.label)

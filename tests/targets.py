@@ -18,6 +18,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 
 async def ok(request: Request) -> Response:
@@ -138,7 +139,7 @@ app = Starlette(
 class ThreadedServer:
     """uvicorn in a daemon thread; ``url`` once started."""
 
-    def __init__(self, asgi_app: object, port: int) -> None:
+    def __init__(self, asgi_app: ASGIApp, port: int) -> None:
         config = uvicorn.Config(
             asgi_app,
             host="127.0.0.1",

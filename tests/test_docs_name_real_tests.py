@@ -20,8 +20,9 @@ def defined_tests() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in (ROOT / "tests").rglob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            if function and node.name.startswith("test_"):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if node.name.startswith("test_"):
                 found.setdefault(node.name, set()).add(str(path.relative_to(ROOT)))
     return found
 

@@ -14,7 +14,7 @@ never what runs probes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -73,6 +73,10 @@ class ProbeJobSpec:
     interval: int
     timeout: float
     check: CheckSettings = DEFAULT_CHECK
+    # The device row's updated_at (the API stamps it on every change): names the one
+    # probe kicked when the scheduler first sees this version (:func:`first_job`).  Not
+    # compared: a change of the name alone does not reschedule.
+    changed_at: datetime | None = field(default=None, compare=False)
 
 
 # The check fields of a message and their defaults: left out of the message when at the
@@ -130,6 +134,21 @@ def scheduled_job(spec: ProbeJobSpec, slot: datetime) -> ProbeJob:
     )
 
 
+def first_key(spec: ProbeJobSpec) -> str:
+    """The run key of the probe kicked when a device is created, re-activated or has its
+    address or check changed: ``probe:<id>:new:<updated_at>``, the same in every scheduler
+    that reads that version of the row (so JetStream de-duplication and the idempotent
+    store leave one run), and never a slot's (:func:`slot_key`: no ``new`` part)."""
+    changed = spec.changed_at or datetime.fromtimestamp(0, UTC)
+    return f"probe:{spec.device_id}:new:{changed.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+
+
+def first_job(spec: ProbeJobSpec) -> ProbeJob:
+    """The probe of a device new to the schedule: ``source`` ``schedule`` (the scheduler
+    kicks it on the device's behalf, no one asked) with no ``slot_at`` (it is no slot)."""
+    return one_off_job(spec, first_key(spec), "schedule")
+
+
 def one_off_job(spec: ProbeJobSpec, run_key: str, source: ProbeSource) -> ProbeJob:
     return ProbeJob(
         device_id=spec.device_id,
@@ -150,6 +169,7 @@ def spec_for(row: Row[Any], settings: Settings) -> ProbeJobSpec:
         interval=row.interval_seconds or settings.monitor_period_seconds,
         timeout=row.timeout_seconds or settings.probe_timeout_seconds,
         check=check_settings(row),
+        changed_at=row.updated_at,
     )
 
 

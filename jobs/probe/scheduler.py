@@ -4,6 +4,12 @@ The jobs mirror the ``devices`` table (:mod:`jobs.scheduling.mirror`).  Only the
 leader lease kicks, and prunes old results (:mod:`jobs.scheduling.retention`); while NATS
 is down each device owes its latest slot, kicked once when the queue answers again
 (coalesced: one catch-up run, not a burst).
+
+A device that appears while it runs (created, re-activated) or whose address or check
+changes is also probed once at once by the leader, beside its slots: the run key
+``probe:<id>:new:<updated_at>`` (:func:`jobs.probe.job.first_key`) is the same in every
+scheduler, so one run even with two.  Start-up's own sync kicks nothing of the kind: a
+restart probes no device beyond its owed slots.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import islice
 
 from apscheduler.triggers.interval import IntervalTrigger
 from nats.aio.client import Client
@@ -22,7 +29,7 @@ from taskiq import AsyncBroker
 from core.settings import Settings
 from jobs.events import SCHEDULE_DEVICE_EVENTS, EventPublisher
 from jobs.probe.health import HealthTracker, StateListener, retry_intervals
-from jobs.probe.job import ProbeJobSpec, load_specs, scheduled_job
+from jobs.probe.job import ProbeJobSpec, first_job, load_specs, scheduled_job
 from jobs.probe.kick import kick_probe
 from jobs.scheduling.calendar import MaintenanceCalendar
 from jobs.scheduling.lease import LeaderLease
@@ -41,6 +48,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
     kind = "probe"
     # Seconds between the leader's health sweeps (stale -> unknown, is_active -> paused).
     sweep_every = 10.0
+    # Immediate probes of new devices (kick_fresh) at most this many a second: devices
+    # added by the thousand while it runs (a resync after a bulk import) are spread out.
+    first_probes_per_second = 100
 
     def __init__(
         self,
@@ -80,6 +90,15 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         # Maintenance windows in skip_probes mode: their devices' slots are not kicked.
         self.maintenance = MaintenanceCalendar(engine, settings.alert_sweep_seconds)
         self.skipped = 0
+        # Devices new to the schedule (or with a new address or check) whose one immediate
+        # probe is not out yet (the queue refused it: tried again every second).
+        self.fresh: dict[int, ProbeJobSpec] = {}
+        self.first_wanted = 0  # immediate probes decided (on_scheduled)
+        self.first_kicks = 0  # ... and enqueued
+        self._fresh_soon = False  # a kick_fresh is spawned and not yet started
+        # The clock's second whose budget of first_probes_per_second is being spent.
+        self._first_second = -1
+        self._first_budget = 0
 
     async def start(self) -> None:
         if self.lease is not None:
@@ -98,6 +117,12 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             self.catch_up,
             IntervalTrigger(seconds=1),
             id="fleetprobe:catch-up",
+            replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.kick_fresh,
+            IntervalTrigger(seconds=1),
+            id="fleetprobe:first-probes",
             replace_existing=True,
         )
         # The first run a minute after start (not during start-up's burst of work).
@@ -122,8 +147,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         if self.lease is not None:
             await self.lease.release()
         log.info(
-            "probe kicks=%d failures=%d missed_queue_down=%d caught_up=%d still_owed=%d",
+            "probe kicks=%d first=%d failures=%d missed_queue_down=%d caught_up=%d still_owed=%d",
             self.kicks,
+            self.first_kicks,
             self.kick_failures,
             self.missed,
             self.caught_up,
@@ -164,7 +190,60 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
 
     def remove(self, row_id: int) -> None:
         self.owed.pop(row_id, None)
+        self.fresh.pop(row_id, None)
         super().remove(row_id)
+
+    def on_scheduled(self, row_id: int, old: ProbeJobSpec | None, new: ProbeJobSpec) -> None:
+        """The leader probes a device at once when it appears while the scheduler runs
+        (created, re-activated) or its address or check changes; a new interval or
+        timeout alone waits for its slots."""
+        if old is not None and (old.address, old.check) == (new.address, new.check):
+            return
+        if not self.is_leader:
+            return  # the leader hears of it too (the event, the resync) and kicks it
+        self.fresh[row_id] = new
+        self.first_wanted += 1
+        if not self._fresh_soon:  # one task for a burst of changes (a resync's)
+            self._fresh_soon = True
+            self.spawn(self._kick_fresh_soon())
+
+    async def _kick_fresh_soon(self) -> None:
+        self._fresh_soon = False
+        await self.kick_fresh()
+
+    async def kick_fresh(self) -> int:
+        """Kick the immediate probes of the devices in ``fresh`` (the leader, the queue
+        connected), at most ``first_probes_per_second`` a second of the clock: the rest,
+        and any the queue refused, wait for the next call (every second)."""
+        if not self.fresh or not self.is_leader or not self._queue_connected():
+            return 0
+        second = int(self.clock().timestamp())
+        if second != self._first_second:
+            self._first_second, self._first_budget = second, self.first_probes_per_second
+        taken = list(islice(self.fresh.items(), self._first_budget))
+        if not taken:
+            return 0
+        self._first_budget -= len(taken)
+        for device_id, _ in taken:  # taken now: another call cannot kick them too
+            del self.fresh[device_id]
+        with self.in_flight():
+            results = await asyncio.gather(*(self._kick_first(d, s) for d, s in taken))
+        return sum(results)
+
+    async def _kick_first(self, device_id: int, spec: ProbeJobSpec) -> bool:
+        if await self.in_skip_window(device_id, self.clock()):
+            return False
+        try:
+            await kick_probe(self.broker, first_job(spec))
+        except Exception as exc:
+            self.kick_failures += 1
+            log.warning("first probe not kicked device=%d error=%r", device_id, exc)
+            if device_id in self.registered:  # tried again, unless a newer one came
+                self.fresh.setdefault(device_id, spec)
+            return False
+        self.first_kicks += 1
+        log.info("first probe kicked device=%d", device_id)
+        return True
 
     async def refresh_lease(self) -> None:
         """Renew or take the lease; on taking it, catch up what nobody kicked."""
@@ -241,8 +320,10 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             self._owe(spec, slot, repr(exc))
             return False
         self.kicks += 1
-        # A later slot went out: an older owed one is coalesced into it.
+        # A later slot went out: an older owed one is coalesced into it, and the device's
+        # pending immediate probe (kick_fresh) is no longer needed.
         self.owed.pop(spec.device_id, None)
+        self.fresh.pop(spec.device_id, None)
         return True
 
     async def in_skip_window(self, device_id: int, slot: datetime) -> bool:

@@ -5,7 +5,9 @@ Jobs live in APScheduler's in-memory store (its SQL job store blocks the loop an
 schedulers double-fire) and are rebuilt from the table: at start, on every matching event
 on the events subject (``{"type": ..., "payload": {"id": N}}``), and every
 ``SCHEDULER_RESYNC_SECONDS`` as a safety net for rows changed behind the API's back.
-A subclass says how to read its rows and how to turn one into a job.
+A subclass says how to read its rows and how to turn one into a job, and may act on a row
+that appears or changes while it runs (:meth:`TableMirror.on_scheduled`; the rows found by
+start-up's first sync are not "new").
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class TableMirror(ABC, Generic[Spec]):
         self._background: set[asyncio.Task[Any]] = set()
         # Job runs under way (see ``in_flight``): stop() lets them finish.
         self._in_flight: set[asyncio.Task[Any]] = set()
+        # False until start()'s first sync is done: what it finds is not new (on_scheduled).
+        self._live = False
 
     # What a subclass provides.
 
@@ -99,6 +103,10 @@ class TableMirror(ABC, Generic[Spec]):
     def add_job(self, row_id: int, spec: Spec) -> bool:
         """Add or replace the row's job; False when the row cannot be scheduled."""
 
+    def on_scheduled(self, row_id: int, old: Spec | None, new: Spec) -> None:
+        """A row was scheduled anew (``old`` None: created, re-activated, or first seen by
+        a resync) or its spec changed, after start-up's first sync; nothing by default."""
+
     # The life cycle.
 
     def job_id(self, row_id: int) -> str:
@@ -107,6 +115,7 @@ class TableMirror(ABC, Generic[Spec]):
     async def start(self) -> None:
         self.scheduler.start()
         await self.sync()
+        self._live = True
         self.scheduler.add_job(
             self.sync,
             IntervalTrigger(seconds=self.settings.scheduler_resync_seconds),
@@ -183,8 +192,11 @@ class TableMirror(ABC, Generic[Spec]):
                 self._upsert(row_id, spec)
 
     def _upsert(self, row_id: int, spec: Spec) -> None:
+        old = self.registered.get(row_id)
         if self.add_job(row_id, spec):
             self.registered[row_id] = spec
+            if self._live:
+                self.on_scheduled(row_id, old, spec)
         else:
             self.remove(row_id)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.scenarios import median_raw, median_run
 
 
 def test_the_median_run_is_reported_with_every_runs_figure() -> None:
-    runs = [{"probes_per_s": 900.0, "n": 1}, {"error": "timeout"}, {"probes_per_s": 1500.0}]
+    runs: list[dict[str, Any]] = [
+        {"probes_per_s": 900.0, "n": 1},
+        {"error": "timeout"},
+        {"probes_per_s": 1500.0},
+    ]
     median = median_run(runs)
     assert median["n"] == 1 and median["runs_probes_per_s"] == [900.0, 0.0, 1500.0]
     assert median_run([{"probes_per_s": 5.0}])["runs_probes_per_s"] == [5.0]

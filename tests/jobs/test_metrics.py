@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
 
 from jobs import metrics
 from jobs.metrics import (
@@ -31,12 +33,9 @@ def registry() -> tuple[CollectorRegistry, Counter, Histogram]:
     return reg, counter, histogram
 
 
-def value(families: list[object], sample: str, **labels: str) -> float:
+def value(families: Sequence[Metric], sample: str, **labels: str) -> float:
     found = [
-        s.value
-        for f in families
-        for s in f.samples  # type: ignore[attr-defined]
-        if s.name == sample and s.labels == labels
+        s.value for f in families for s in f.samples if s.name == sample and s.labels == labels
     ]
     assert len(found) == 1, (sample, labels, found)
     return float(found[0])

@@ -27,7 +27,7 @@ from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult
 from storage.types import utcnow
 from tests.conftest import isolated_env
-from tests.helpers import collect_events, running_worker
+from tests.helpers import collect_events, row_id, running_worker
 from tests.jobs.alerts.helpers import add_change, add_channel, add_device, eventually
 from tests.jobs.alerts.receiver import receiver
 from tests.storage.test_postgres import empty_database
@@ -126,7 +126,9 @@ async def test_the_ledger_records_each_notification_once_on_postgresql(
         page = await alert_repo.list_notifications(
             session, device_id=device, channel_id=None, status=None, limit=5, before_id=None
         )
-        assert len(page) == 5 and [r.id for r in page] == sorted((r.id for r in page), reverse=True)
+        assert len(page) == 5 and [r.id for r in page] == sorted(
+            (row_id(r) for r in page), reverse=True
+        )
         rest = await alert_repo.list_notifications(
             session, device_id=device, channel_id=None, status=None, limit=50,
             before_id=page[-1].id,
@@ -233,9 +235,9 @@ async def test_deleting_a_device_takes_its_notifications_and_window_entries_on_p
         session.add(MaintenanceWindow(name="both", device_ids=[kept, doomed], cron="0 2 * * 0",
                                       duration_seconds=60, mode="suppress_alerts"))  # fmt: skip
         await session.commit()
-        device = await repo.get_device(session, doomed)
-        assert device is not None
-        await repo.delete_device(session, device)
+        doomed_row = await repo.get_device(session, doomed)
+        assert doomed_row is not None
+        await repo.delete_device(session, doomed_row)
     async with session_factory(engine)() as session:
         left = await alert_repo.list_notifications(
             session, device_id=None, channel_id=None, status=None, limit=10, before_id=None

@@ -57,18 +57,18 @@ async def test_each_device_with_its_state_latest_latency_and_certificate(
     async with engine.begin() as conn:
         for d in devices:
             await conn.execute(
-                insert(Device.__table__),  # type: ignore[arg-type]
+                insert(Device.__table__),  # type: ignore[attr-defined]
                 [{"is_active": True, "created_at": T0, "updated_at": T0} | d],
             )
         await conn.execute(
-            insert(DeviceHealth.__table__),  # type: ignore[arg-type]
+            insert(DeviceHealth.__table__),  # type: ignore[attr-defined]
             [
                 {"device_id": 1, "state": "down", "since": T0, "health": {}, "updated_at": T0},
                 {"device_id": 3, "state": "up", "since": T0, "health": {}, "updated_at": T0},
             ],
         )
         await conn.execute(
-            insert(CheckResult.__table__),  # type: ignore[arg-type]
+            insert(CheckResult.__table__),  # type: ignore[attr-defined]
             [
                 check(1, 1, certificate_expires_at=expiry - timedelta(days=1)),
                 check(1, 3, certificate_expires_at=expiry),

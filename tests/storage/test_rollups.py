@@ -60,7 +60,7 @@ async def recount(engine: AsyncEngine) -> list[dict[str, Any]]:
     table = CheckResult.__table__  # type: ignore[attr-defined]
     async with engine.connect() as conn:
         rows = (await conn.execute(select(table))).mappings().all()
-    return rollup_rows(rows)
+    return rollup_rows(dict(r) for r in rows)
 
 
 async def test_rollups_equal_a_recount_after_two_writers_stored_overlapping_batches(

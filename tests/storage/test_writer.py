@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import session_factory
 from storage.models import CheckResult
 from storage.repo import count_checks, get_check_by_run_key
-from storage.writer import BatchWriter, WriterClosedError
+from storage.writer import BatchWriter, WriterClosedError, _transient
 
 
 def row(key: str, device_id: int = 1, up: bool = True) -> dict[str, Any]:
@@ -167,3 +169,52 @@ async def test_a_failing_hook_rolls_the_batch_back_and_every_waiter_learns_why(
         await w.write(row("x"))
     await w.close()
     assert await count(engine) == 0
+
+
+@pytest.mark.postgres
+async def test_two_writers_storing_the_same_keys_in_opposite_orders_do_not_deadlock(
+    pg: tuple[AsyncEngine, AsyncEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A redelivered batch stored by two workers at once: every writer inserts its keys
+    in one order, so PostgreSQL never picks a deadlock victim (nor does one need a retry).
+    2,000 rows a batch are two statements of SQLAlchemy's 1,000-row insertmanyvalues
+    pages: in opposite orders each transaction would hold half the keys the other wants."""
+    first, second = pg
+    caplog.set_level(logging.WARNING, logger="storage.writer")
+    for rnd in range(3):
+        keys = [f"k{rnd}-{i:04d}" for i in range(2000)]
+        a = writer(first, batch_size=2000, flush_ms=5)
+        b = writer(second, batch_size=2000, flush_ms=5)
+        try:
+            await asyncio.gather(
+                *(a.write(row(k)) for k in keys), *(b.write(row(k)) for k in reversed(keys))
+            )
+        finally:
+            await a.close()
+            await b.close()
+        assert a.rows_written + b.rows_written == 2000
+    assert await count(first) == 6000
+    assert not [r.getMessage() for r in caplog.records], "a batch was retried or failed"
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str, text: str) -> None:
+        super().__init__(text)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "text", "retry"),
+    [
+        ("40P01", "deadlock detected", True),
+        ("40001", "could not serialize access due to concurrent update", True),
+        ("23502", 'null value in column "device_id" violates not-null constraint', False),
+        ("42P01", 'relation "check_results" does not exist', False),
+        (None, "database is locked", True),
+    ],
+)
+def test_which_database_errors_are_written_again(
+    sqlstate: str | None, text: str, retry: bool
+) -> None:
+    orig = _PgError(sqlstate, text) if sqlstate else Exception(text)
+    assert _transient(DBAPIError("INSERT ...", None, orig)) is retry

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import uuid
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from storage.db import init_db, make_engine, session_factory
 from storage.models import DeviceHealth, StateChange
 from tests import targets
 from tests.conftest import isolated_env
-from tests.helpers import collect_events, running_worker, wait_for
+from tests.helpers import collect_events, row_id, running_worker, wait_for
 from tests.jobs.alerts.helpers import add_change, add_channel, add_device, eventually, notifications
 from tests.jobs.alerts.receiver import receiver
 from tests.processes import running, taskiq_worker
@@ -69,7 +70,7 @@ async def test_a_flapping_target_probed_by_two_workers_sends_one_signed_webhook_
         w2 = taskiq_worker(env, tmp_path / "w2.log")
         with running(w1, w2):
             for w in (w1, w2):
-                await wait_for(lambda w=w: ready(w), timeout=30, what=f"{w.log.name} ready")
+                await wait_for(partial(ready, w), timeout=30, what=f"{w.log.name} ready")
             async with (
                 collect_events(settings) as events,
                 running_worker(settings, worker=False) as broker,
@@ -111,7 +112,7 @@ async def test_a_flapping_target_probed_by_two_workers_sends_one_signed_webhook_
             assert got.headers["x-fleetprobe-signature"] == f"sha256={digest}"
             change_id = got.body["state_change"]["id"]
             assert got.headers["idempotency-key"] == f"notify:{change_id}:{channel}"
-        by_id = {c.id: c for c in announced}
+        by_id = {row_id(c): c for c in announced}
         for got in rx.requests:
             change = by_id[got.body["state_change"]["id"]]
             assert got.body["state_change"]["to"] == change.to_state
@@ -145,7 +146,7 @@ async def test_two_workers_send_one_signed_webhook_per_change_enqueued_twice(
         w2 = taskiq_worker(env, tmp_path / "w2.log")
         with running(w1, w2):
             for w in (w1, w2):
-                await wait_for(lambda w=w: ready(w), timeout=30, what=f"{w.log.name} ready")
+                await wait_for(partial(ready, w), timeout=30, what=f"{w.log.name} ready")
             async with (
                 collect_events(settings) as events,
                 running_worker(settings, worker=False) as broker,

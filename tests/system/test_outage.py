@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,7 @@ async def test_a_restarted_scheduler_fires_no_slot_twice(
         for run in range(2):
             proc = scheduler_cmd(env, tmp_path / f"run{run}.log", "--no-web")
             with running(proc):
-                await wait_for(lambda p=proc: running_up(p), timeout=60, what="scheduler up")
+                await wait_for(partial(running_up, proc), timeout=60, what="scheduler up")
                 await asyncio.sleep(3)
                 proc.stop(signal.SIGTERM)
             assert proc.popen.returncode == 0

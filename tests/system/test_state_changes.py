@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ async def test_a_flapping_target_gives_one_down_one_up_and_one_incident(
             running_worker(settings, worker=False) as broker,
         ):
             for w in (w1, w2):
-                await wait_for(lambda w=w: _ready(w), timeout=30, what=f"{w.log.name} ready")
+                await wait_for(partial(_ready, w), timeout=30, what=f"{w.log.name} ready")
             scheduler = ProbeScheduler(settings, broker, engine)
             await scheduler.start()
             try:

@@ -15,6 +15,7 @@ import signal
 import time
 from collections import Counter
 from datetime import datetime
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 
@@ -89,7 +90,7 @@ async def test_two_scheduler_processes_share_one_leader_and_fail_over(
     async with collect_events(settings) as events:
         with running(first, second):
             for p in (first, second):
-                await wait_for(lambda p=p: _running(p), timeout=60, what=f"{p.log.name} up")
+                await wait_for(partial(_running, p), timeout=60, what=f"{p.log.name} up")
             await wait_for(lambda: _one_leader((first, second)), timeout=10, what="a leader")
             leader = _leader((first, second))
             assert leader is not None

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, event, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from jobs.probe.health import encode_health
 from jobs.probe.state import Health, State
@@ -28,7 +29,7 @@ async def add_changes(
     health = replace(Health.new(now - last_ago, State(last)), revision=len(changes))
     async with engine.begin() as conn:
         await conn.execute(
-            delete(StateChange.__table__).where(StateChange.device_id == device_id)  # type: ignore[attr-defined]
+            delete(StateChange.__table__).where(col(StateChange.device_id) == device_id)  # type: ignore[attr-defined]
         )
         await conn.execute(
             insert(StateChange.__table__),  # type: ignore[attr-defined]
@@ -40,7 +41,7 @@ async def add_changes(
         )  # fmt: skip
         await conn.execute(
             update(DeviceHealth.__table__)  # type: ignore[attr-defined]
-            .where(DeviceHealth.device_id == device_id)
+            .where(col(DeviceHealth.device_id) == device_id)
             .values(state=last, since=now - last_ago, revision=len(changes),
                     health=encode_health(health))
         )  # fmt: skip

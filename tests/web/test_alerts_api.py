@@ -252,6 +252,7 @@ async def test_channel_ids_must_name_channels_that_exist(web: WebApp, engine: As
         await check_channel_ids(session, None)
         with pytest.raises(RequestInvalid) as refused:
             await check_channel_ids(session, [channel["id"], 4242])
+    assert isinstance(refused.value.detail, list)
     (issue,) = refused.value.detail
     assert issue.loc == ["body", "channel_ids"] and "4242" in issue.msg
 

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from core.settings import Settings
 from storage.fleet import FleetDevice
@@ -117,7 +118,8 @@ async def test_probes_are_counted_and_the_fleet_is_read_from_the_database(
 
     # States as device_health holds them (no row: unknown); the inactive one is paused.
     async with engine.connect() as conn:
-        rows = dict((await conn.execute(select(DeviceHealth.device_id, DeviceHealth.state))).all())
+        stmt = select(col(DeviceHealth.device_id), col(DeviceHealth.state))
+        rows = dict((await conn.execute(stmt)).all())
     expected = {up: rows.get(up, "unknown"), down: rows.get(down, "unknown"), off: "paused"}
     for device_id, state in expected.items():
         labels = {

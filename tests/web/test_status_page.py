@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from core.settings import Settings
 from storage.models import CheckRollup, Device, DeviceHealth, StateChange
@@ -33,9 +34,9 @@ async def add_device(web: WebApp, name: str, *, public: bool, address: str = SEC
     if public:  # the API field is the pipeline's; the column is already there
         async with web.services.engine.begin() as conn:
             await conn.execute(
-                update(Device.__table__)
-                .where(Device.__table__.c.id == device_id)
-                .values(public=True)  # type: ignore[attr-defined]
+                update(Device.__table__)  # type: ignore[attr-defined]
+                .where(col(Device.id) == device_id)
+                .values(public=True)
             )
     return device_id
 
@@ -106,7 +107,7 @@ async def test_a_health_row_decides_the_state_over_the_latest_check(web: WebApp)
     async with web.services.engine.begin() as conn:
         await conn.execute(
             update(DeviceHealth.__table__)  # type: ignore[attr-defined]
-            .where(DeviceHealth.device_id == device_id)
+            .where(col(DeviceHealth.device_id) == device_id)
             .values(state="degraded", since=since, revision=1, health={}, updated_at=since)
         )  # fmt: skip
     page = (await web.client.get("/status-page")).text

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from storage.models import DeviceHealth
 from storage.types import utcnow
@@ -164,7 +165,7 @@ async def test_status_lists_every_device_with_its_state_newest_check_and_uptime(
     async with engine.begin() as conn:
         await conn.execute(
             update(DeviceHealth.__table__)  # type: ignore[attr-defined]
-            .where(DeviceHealth.device_id == ids[0])
+            .where(col(DeviceHealth.device_id) == ids[0])
             .values(state="up", since=since, revision=2, health={}, updated_at=since)
         )
     await web.client.patch(f"/devices/{ids[3]}", json={"is_active": False})

@@ -21,7 +21,7 @@ from storage.models import CheckResult, DeviceHealth, StateChange
 from storage.types import utcnow
 from tests import targets
 from tests.conftest import isolated_env
-from tests.helpers import running_worker, wait_for
+from tests.helpers import row_id, running_worker, wait_for
 from tests.jobs.alerts.helpers import add_channel, add_device, eventually, notifications
 from tests.jobs.alerts.receiver import receiver
 
@@ -100,10 +100,11 @@ async def test_a_window_suppresses_the_alerts_of_a_flap_and_the_next_flap_is_sen
         rows = {r.state_change_id: r for r in await notifications(engine)}
         assert sorted(rows) == [c.id for c in in_window + after]
         for c in in_window:
-            assert rows[c.id].status == "suppressed", rows[c.id]
-            assert rows[c.id].reason == f"maintenance window {window_id}"
-            assert rows[c.id].channel_id == channel and rows[c.id].attempts == 0
-        assert [rows[c.id].status for c in after] == ["sent", "sent"]
+            note = rows[row_id(c)]
+            assert note.status == "suppressed", note
+            assert note.reason == f"maintenance window {window_id}"
+            assert note.channel_id == channel and note.attempts == 0
+        assert [rows[row_id(c)].status for c in after] == ["sent", "sent"]
         # The window's results were marked (those probed before its up slot were judged
         # before the window was deleted), the last ones (well after it) not.
         window_results = [r for r in results if in_window[0].at <= r.checked_at < in_window[1].at]

@@ -27,6 +27,7 @@ async def test_windows_skip_or_mark_the_probes_of_their_devices(
         session.add_all(devices)
         await session.commit()
         skipped, marked, plain = (d.id for d in devices)
+        assert skipped is not None and marked is not None and plain is not None
         for ids, mode in (([skipped], "skip_probes"), ([marked], "suppress_alerts")):
             session.add(MaintenanceWindow(name=mode, device_ids=ids, mode=mode,
                                           start=now - timedelta(minutes=1),

@@ -34,8 +34,8 @@ async def test_slots_missed_after_the_lease_lapsed_in_an_outage_are_counted(
 ) -> None:
     # A server of the test's own, to take away.
     server = start_nats_server("127.0.0.1", free_port(), tmp_path / "store")
-    settings = Settings(  # type: ignore[arg-type]
-        **isolated_env(server.url, tmp_path, LEADER_LEASE_SECONDS="3", LEADER_BUCKET="lb_out")
+    settings = Settings(
+        **isolated_env(server.url, tmp_path, LEADER_LEASE_SECONDS="3", LEADER_BUCKET="lb_out")  # type: ignore[arg-type]
     )
     engine = make_engine(settings)
     await init_db(engine)

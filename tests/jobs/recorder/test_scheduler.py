@@ -199,6 +199,7 @@ async def test_a_skip_probes_window_holds_back_its_recorder_devices_commands(
         session.add_all([cam, other])
         await session.commit()
         start = now - timedelta(minutes=1)
+        assert cam.id is not None
         window = MaintenanceWindow(
             name="w", device_ids=[cam.id], mode="skip_probes", start=start, duration_seconds=600
         )

@@ -8,7 +8,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,7 +78,7 @@ def self_signed(valid_for: timedelta, common_name: str = "localhost") -> SelfSig
     return SelfSigned(cert.public_bytes(serialization.Encoding.PEM), key_pem, not_after)
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], object]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
 
 async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
