@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
+import pytest
 from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncEngine
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 from core.natsconn import subscribe_ready
 from core.natsserver import EmbeddedNats
@@ -23,6 +26,8 @@ from jobs.events import INSTALLATION_HEADER
 from storage.db import init_db, make_engine
 from storage.installation import installation_id
 from tests.conftest import isolated_env
+from tests.dashboard_fleet import db_installation
+from tests.processes import Fleetprobe
 from tests.webapp import WebApp, of_type, receive_until, served
 
 
@@ -151,3 +156,74 @@ async def test_the_feed_of_one_installation_is_read_from_its_database(
     async with served(settings, engine) as web:
         assert web.services.installation_id == await installation_id(engine)
         assert web.services.events.installation == web.services.installation_id
+
+
+@pytest.mark.slow
+async def test_two_scheduler_processes_on_one_server_keep_their_live_feeds_apart(
+    nats_server: EmbeddedNats, tmp_path: Path, http_target: str
+) -> None:
+    """The user's setup: two ``python scheduler.py`` (each its SQLite file, instance name
+    and web port) on one NATS server and one events subject; B probes its device 1 while
+    A's WebSocket client listens."""
+    tag = uuid.uuid4().hex[:8]
+    shared = {
+        "NATS_URL": nats_server.url,
+        "EMBEDDED_NATS": "false",
+        "EVENTS_SUBJECT": f"t.{tag}.items.updates",  # one subject for both (the default's role)
+        "LOG_LEVEL": "DEBUG",
+    }
+    fleet = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        fleet[name] = Fleetprobe(tmp_path / name, **shared, FLEETPROBE_INSTANCE=f"{name}{tag}")
+    a, b = fleet["a"], fleet["b"]
+    a.start()
+    b.start()
+    nc = await nats.connect(nats_server.url)
+    try:
+        async with connect(a.url.replace("http://", "ws://") + "/ws/items") as ws:
+            async with httpx.AsyncClient(timeout=30) as http:
+                # A pong comes through the hub: the client is subscribed, nothing is missed.
+                await ws.send("ping")
+                await receive_until(ws, of_type("pong"))
+                for fp, label in ((a, "a-device"), (b, "b-device")):
+                    body = {"name": label, "address": f"{http_target}/ok", "timeout_seconds": 2}
+                    r = await http.post(f"{fp.url}/devices", json=body)
+                    assert r.status_code == 201 and r.json()["id"] == 1, r.text
+                keys = {}
+                for fp, label in ((b, "b"), (a, "a")):
+                    r = await http.post(
+                        f"{fp.url}/jobs/probe",
+                        params={"wait": "true", "timeout": "20"},
+                        json={"device_ids": [1]},
+                    )
+                    assert r.status_code == 200 and r.json()["complete"] is True, r.text
+                    keys[label] = r.json()["jobs"][0]["run_key"]
+                # Every result B stored (its manual probe, and the probe of a new device).
+                r = await http.get(f"{b.url}/devices/1/checks")
+                b_keys = {c["run_key"] for c in r.json()}
+                assert keys["b"] in b_keys
+                await nc.publish(shared["EVENTS_SUBJECT"], b'{"hello": "both"}')
+                await nc.flush()
+                r = await http.patch(f"{a.url}/devices/1", json={"name": "a-done"})
+                assert r.status_code == 200, r.text
+            seen = await read_until_sentinel(ws, "a-done")
+        kinds = [e["type"] for e in seen]
+        assert "check.created" in kinds and "device.created" in kinds
+        a_keys = {e["payload"]["run_key"] for e in seen if e["type"] == "check.created"}
+        assert keys["a"] in a_keys and not a_keys & b_keys
+        assert all(
+            e["payload"].get("name") != "b-device" for e in seen if e["type"].startswith("device.")
+        )
+        assert {"type": "nats.inbound", "payload": {"hello": "both"}} in seen
+    finally:
+        await nc.close()
+        b.stop()
+        a.stop()
+    # A's process dropped B's events, each said in a DEBUG line naming B; B's dropped A's.
+    ids = {name: db_installation(fp.tmp / "monitoring.db") for name, fp in fleet.items()}
+    for fp, other in ((a, "b"), (b, "a")):
+        log = (fp.tmp / "scheduler-1.log").read_text()
+        dropped = [line for line in log.splitlines() if "another installation dropped" in line]
+        assert dropped and all(f"installation={ids[other]}" in line for line in dropped), log
+        assert "Traceback" not in log
