@@ -25,6 +25,8 @@ The guarantees are taskiq's (docs/reliability.md):
 - a task name this worker lacks is refused by the broker's fetch (``nak`` with a delay,
   then the worker stops); a message that does not decode is logged and acknowledged.
 
+taskiq's ``--max-prefetch`` has no use here: a fetch takes only what fits under the limit.
+
 A task this fast path does not cover (a sync function, one with taskiq dependencies,
 a broker with middlewares or a result backend, a broker that is not fleetprobe's) runs
 through taskiq's own ``Receiver.callback`` in the same slots, or the whole receiver falls
