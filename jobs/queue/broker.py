@@ -256,6 +256,17 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         """Hand back what this process fetched but never acknowledged (not started, or
         cancelled at the end of the grace time), so another worker gets it now rather
         than after ``ack_wait``."""
+        # First drop the pull subscription: a pull request still open on the server (a
+        # fetch cut short by the stop) would otherwise take the messages handed back
+        # below straight back to this process, which would never see them, and they
+        # would come back only after ack_wait.  The server skips a request whose inbox
+        # no longer has interest (tests/jobs/queue/test_receiver.py, the stop test).
+        consumer = getattr(self, "consumer", None)  # only in a worker process
+        if consumer is not None:
+            try:
+                await consumer.unsubscribe()
+            except Exception as exc:  # connection gone: nothing to drop
+                log.debug("unsubscribe on shutdown failed error=%r", exc)
         unacked = list(self._unacked.values())
         self._unacked.clear()
         handed_back = 0

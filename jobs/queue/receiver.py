@@ -21,7 +21,9 @@ The guarantees are taskiq's (docs/reliability.md):
 - at most ``max_async_tasks`` tasks run at once; a ``timeout`` label bounds a task;
 - on stop no message is fetched any more, running tasks get ``wait_tasks_timeout``
   seconds, what is left is cancelled and **not** acknowledged: the broker's shutdown
-  hands it back (``nak``) with whatever was fetched and not started;
+  hands it back (``nak``) with whatever was fetched and not started; a pull open at the
+  stop is let end (within its one-second timeout) instead of being cancelled, so what
+  it brings is handed back too rather than left to ``ack_wait``;
 - a task name this worker lacks is refused by the broker's fetch (``nak`` with a delay,
   then the worker stops); a message that does not decode is logged and acknowledged.
 
@@ -36,7 +38,6 @@ back to taskiq's ``listen``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import random
@@ -128,6 +129,7 @@ class BatchReceiver(Receiver):  # type: ignore[misc]
         self._room = asyncio.Event()
         self._room.set()
         self._fast: dict[str, _Task] = {}
+        self._last_pull: asyncio.Future[list[Msg]] | None = None
         self._plain_broker = not broker.middlewares and _drops_results(broker.result_backend)
         for task in broker.get_all_tasks().values():
             graph = self.dependency_graphs.get(task.task_name)
@@ -176,32 +178,14 @@ class BatchReceiver(Receiver):  # type: ignore[misc]
         broker.log_listening()
         finish = asyncio.ensure_future(finish_event.wait())
         error: BaseException | None = None
-        fetched = 0
+        # A pull still open when the stop came: let it end (within the pull's timeout)
+        # rather than cancel it, so what it brings is ours to hand back at once.
+        self._last_pull = None
         try:
-            while not finish.done():
-                if self.max_tasks_to_execute and fetched >= self.max_tasks_to_execute:
-                    log.info("max number of tasks fetched count=%d", fetched)
-                    break
-                if not await self._wait_for_room(finish):
-                    break
-                room = self.limit - len(self._running)
-                if self.max_tasks_to_execute:
-                    room = min(room, self.max_tasks_to_execute - fetched)
-                pull = asyncio.ensure_future(broker.fetch(min(self._batch, room)))
-                await asyncio.wait((pull, finish), return_when=asyncio.FIRST_COMPLETED)
-                if not pull.done():
-                    # Stopping: a cancelled pull's messages (if any reached us) come back
-                    # after ack_wait, as with taskiq's receiver.
-                    pull.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await pull
-                    break
-                messages = pull.result()
-                if finish.done():
-                    break  # not started: the broker's shutdown hands them back
-                fetched += len(messages)
-                self._start(broker, messages)
+            await self._receive(broker, finish)
         except asyncio.CancelledError:
+            if self._last_pull is not None:
+                self._last_pull.cancel()
             self._cancel_running()
             await self._settle()
             raise
@@ -212,11 +196,59 @@ class BatchReceiver(Receiver):  # type: ignore[misc]
             raise
         finally:
             finish.cancel()
-        await self._drain()
+        try:
+            await self._drain()
+        finally:
+            if self._last_pull is not None:
+                await self._end_pull(self._last_pull)
         if error is not None:
             raise error
         if self.on_exit is not None:
             self.on_exit(self)
+
+    async def _receive(self, broker: FleetprobeBroker, finish: asyncio.Future[Any]) -> None:
+        """Fetch what fits and start it, until ``finish``."""
+        assert self.limit is not None
+        fetched = 0
+        while not finish.done():
+            if self.max_tasks_to_execute and fetched >= self.max_tasks_to_execute:
+                log.info("max number of tasks fetched count=%d", fetched)
+                return
+            if not await self._wait_for_room(finish):
+                return
+            room = self.limit - len(self._running)
+            if self.max_tasks_to_execute:
+                room = min(room, self.max_tasks_to_execute - fetched)
+            pull = asyncio.ensure_future(broker.fetch(min(self._batch, room)))
+            await asyncio.wait((pull, finish), return_when=asyncio.FIRST_COMPLETED)
+            if not pull.done():
+                # Stopping.  Cancelling the pull would leave its request open on the
+                # server: what it delivers after that would reach no one and come back
+                # only after ack_wait.  It ends by itself within its timeout; its
+                # messages are never started, the broker's shutdown hands them back.
+                self._last_pull = pull
+                return
+            messages = pull.result()
+            if finish.done():
+                return  # not started: the broker's shutdown hands them back
+            fetched += len(messages)
+            self._start(broker, messages)
+
+    async def _end_pull(self, pull: asyncio.Future[list[Msg]]) -> None:
+        """Wait for a pull left open at the stop (its fetch returns within its timeout);
+        its messages stay unacknowledged: the broker's shutdown hands them back."""
+        broker = self.broker
+        timeout = float(getattr(broker, "pull_consume_timeout", 1.0)) + 2.0
+        try:
+            await asyncio.wait_for(pull, timeout)
+        except asyncio.CancelledError:
+            pull.cancel()
+            raise
+        except Exception as exc:  # timed out (then cancelled), NATS gone, a refusal
+            log.debug("the last pull ended error=%r", exc)
+        else:
+            if pull.result():
+                log.info("fetched while stopping, not started count=%d", len(pull.result()))
 
     async def _wait_for_room(self, finish: asyncio.Future[Any]) -> bool:
         """Wait until a fetch of a useful size fits; False when stopping first."""
