@@ -45,6 +45,7 @@ from jobs.probe.scheduler import ProbeScheduler
 from jobs.queue.broker import FleetprobeBroker, make_broker
 from jobs.queue.errors import BrokerConfigError
 from jobs.queue.inprocess import InProcessWorker
+from jobs.queue.receiver import RECEIVER
 from jobs.recorder.client import RecorderClient
 from jobs.recorder.scheduler import RecorderScheduler
 from jobs.scheduling.lease import owned_lease
@@ -194,6 +195,7 @@ def worker_argv(settings: Settings) -> list[str]:
         sys.executable, "-m", "taskiq", "worker", "worker:broker",
         "--app-dir", str(Path(__file__).resolve().parent),
         "--workers", "1",
+        "--receiver", RECEIVER,
         "--max-async-tasks", str(settings.worker_concurrency),
         "--wait-tasks-timeout", f"{settings.shutdown_grace_seconds:g}",
         "--shutdown-timeout", f"{WORKER_SHUTDOWN_SECONDS:g}",

@@ -91,10 +91,12 @@ def python(*args: str) -> list[str]:
 
 
 def worker_command(*extra: str) -> list[str]:
-    """One ``taskiq worker`` process on fleetprobe's broker, quick to stop (the bench's
-    and the tests' extra workers)."""
+    """One ``taskiq worker`` process on fleetprobe's broker with fleetprobe's receiver (as
+    ``scheduler.py --workers N`` starts them: ``jobs.queue.receiver.RECEIVER``), quick to
+    stop (the bench's and the tests' extra workers)."""
     return python(
         "-m", "taskiq", "worker", "worker:broker", "--workers", "1", "--shutdown-timeout", "3",
+        "--receiver", "jobs.queue.receiver:BatchReceiver",
         *extra,
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ import pytest
 
 import scheduler
 from core.settings import Settings, auto_workers, usable_cpus
+from jobs.queue.receiver import RECEIVER
 
 
 @pytest.mark.parametrize(
@@ -47,5 +48,6 @@ def test_each_worker_process_runs_taskiq_worker_with_the_in_process_limits() -> 
     assert argv[1:5] == ["-m", "taskiq", "worker", "worker:broker"]
     flags = dict(zip(argv[5::2], argv[6::2], strict=True))
     assert flags["--workers"] == "1"
+    assert flags["--receiver"] == RECEIVER
     assert flags["--max-async-tasks"] == "150"
     assert flags["--wait-tasks-timeout"] == "4"

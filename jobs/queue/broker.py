@@ -194,48 +194,64 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
                 )
         await super()._startup_consumer()
 
-    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+    def log_listening(self) -> None:
         log.info(
             "listening stream=%s durable=%s batch=%d",
             self.stream_name,
             self.durable,
             self.pull_consume_batch,
         )
+
+    async def fetch(self, batch: int) -> list[Msg]:
+        """One pull of up to ``batch`` messages (none when the pull timed out or NATS is
+        away: then after a second's pause).  Each one is this process's to hand back on
+        shutdown until :meth:`ack` (those of the batch not run yet included); one naming a
+        task this worker lacks is refused (:meth:`_refuse`) and left out."""
+        try:
+            messages = await self.consumer.fetch(batch=batch, timeout=self.pull_consume_timeout)
+        except TimeoutError:
+            # An empty fetch: nats-py's own TimeoutError, or asyncio's bare one when the
+            # deadline ran out inside fetch (a busy box: a worker process starting).
+            return []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # NATS down or reconnecting: wait and fetch again
+            self._fetch_outage.log_failed(log, repr(exc))
+            await asyncio.sleep(1.0)
+            return []
+        self._fetch_outage.log_recovered(log)
+        # Fetched is delivered: until acked, each one is ours to hand back on shutdown.
+        for msg in messages:
+            self._unacked[id(msg)] = msg
+        kept: list[Msg] = []
+        for msg in messages:
+            name = task_name_of(msg.data, msg.headers)
+            if name is not None and self.find_task(name) is None:
+                self._unacked.pop(id(msg), None)
+                await self._refuse(msg, name)
+                continue
+            # Unparseable messages go on to the receiver, which logs and drops them.
+            kept.append(msg)
+        return kept
+
+    async def ack(self, msg: Msg) -> None:
+        """Acknowledge ``msg`` (its task ran), forgetting it as unacknowledged."""
+        self._unacked.pop(id(msg), None)
+        await msg.ack()
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """taskiq's way in (its ``Receiver``, e.g. a ``taskiq worker`` started without
+        ``--receiver``): the messages of :meth:`fetch`, one at a time."""
+        self.log_listening()
         while True:
-            try:
-                messages = await self.consumer.fetch(
-                    batch=self.pull_consume_batch, timeout=self.pull_consume_timeout
-                )
-            except TimeoutError:
-                # An empty fetch: nats-py's own TimeoutError, or asyncio's bare one when the
-                # deadline ran out inside fetch (a busy box: a worker process starting).
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS down or reconnecting: wait and fetch again
-                self._fetch_outage.log_failed(log, repr(exc))
-                await asyncio.sleep(1.0)
-                continue
-            self._fetch_outage.log_recovered(log)
-            # Fetched is delivered: until acked, each one is ours to hand back on shutdown
-            # (including those of the batch not yet given to taskiq).
-            for msg in messages:
-                self._unacked[id(msg)] = msg
-            for msg in messages:
-                name = task_name_of(msg.data, msg.headers)
-                if name is not None and self.find_task(name) is None:
-                    self._unacked.pop(id(msg), None)
-                    await self._refuse(msg, name)
-                    continue
-                # Unparseable messages go on to taskiq, which logs and drops them.
+            for msg in await self.fetch(self.pull_consume_batch):
                 yield AckableMessage(data=msg.data, ack=self._tracked_ack(msg))
 
     def _tracked_ack(self, msg: Msg) -> Callable[[], Awaitable[None]]:
         """The message's ack, forgetting it as unacknowledged."""
 
         async def ack() -> None:
-            self._unacked.pop(id(msg), None)
-            await msg.ack()
+            await self.ack(msg)
 
         return ack
 
@@ -243,6 +259,17 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         """Hand back what this process fetched but never acknowledged (not started, or
         cancelled at the end of the grace time), so another worker gets it now rather
         than after ``ack_wait``."""
+        # First drop the pull subscription: a pull request still open on the server (a
+        # fetch cut short by the stop) would otherwise take the messages handed back
+        # below straight back to this process, which would never see them, and they
+        # would come back only after ack_wait.  The server skips a request whose inbox
+        # no longer has interest (tests/jobs/queue/test_receiver.py, the stop test).
+        consumer = getattr(self, "consumer", None)  # only in a worker process
+        if consumer is not None:
+            try:
+                await consumer.unsubscribe()
+            except Exception as exc:  # connection gone: nothing to drop
+                log.debug("unsubscribe on shutdown failed error=%r", exc)
         unacked = list(self._unacked.values())
         self._unacked.clear()
         handed_back = 0

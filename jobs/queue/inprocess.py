@@ -1,4 +1,5 @@
-"""The in-process worker of ``python scheduler.py``: a taskiq receiver on this event loop.
+"""The in-process worker of ``python scheduler.py``: fleetprobe's receiver
+(:class:`jobs.queue.receiver.BatchReceiver`) on this event loop.
 
 Stopping is graceful: no new messages are fetched, running tasks get ``grace`` seconds to
 finish (and be acknowledged), then whatever is left is cancelled.  A cancelled or
@@ -13,7 +14,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from taskiq import AsyncBroker
-from taskiq.receiver import Receiver
+
+from jobs.queue.receiver import BatchReceiver
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class InProcessWorker:
 
     def start(self) -> None:
         self._broker.is_worker_process = True
-        receiver = Receiver(
+        receiver = BatchReceiver(
             broker=self._broker,
             executor=self._executor,
             max_async_tasks=self._concurrency,

@@ -54,21 +54,24 @@ def test_a_killed_embedded_server_is_reaped_reported_restarted_and_keeps_the_que
 ) -> None:
     web_port = free_port()
     env = embedded_env(tmp_path, tmp_path / "m.db", web_port, JOBS_STREAM="SUPERVISED")
-    # --no-worker: the probe job stays queued, so the restarted server must still have it.
+    # --no-worker: the probe jobs stay queued, so the restarted server must still have them.
     proc = scheduler_cmd(env, tmp_path / "scheduler.log", "--no-worker")
     try:
         wait_until(lambda: "fleetprobe running" in proc.output(), 60, "start-up", proc)
         first = nats_pid(proc)
         device = post(web_port, "/devices", {"name": "d", "address": "http://127.0.0.1:9/"})
         post(web_port, "/jobs/probe", {"device_ids": [device["id"]]})
-        assert asyncio.run(queued(env["NATS_URL"], "SUPERVISED")) == 1
+        # The leader's first probe of the new device and the manual one: both stay queued.
+        wait_until(
+            lambda: asyncio.run(queued(env["NATS_URL"], "SUPERVISED")) == 2, 10, "queued", proc
+        )
 
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: "embedded nats-server restarted" in proc.output(), 30, "restart", proc)
         assert not _alive(first)  # reaped: no <defunct> left
         second = nats_pid(proc, 1)
         assert second != first and _alive(second)
-        assert asyncio.run(queued(env["NATS_URL"], "SUPERVISED")) == 1  # the same store
+        assert asyncio.run(queued(env["NATS_URL"], "SUPERVISED")) == 2  # the same store
         wait_until(
             # --no-worker: two connections (the queue's, the events')
             lambda: proc.output().count("nats reconnected") >= 2,

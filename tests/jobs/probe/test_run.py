@@ -6,6 +6,7 @@ through both HTTP engines.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
@@ -16,6 +17,7 @@ import pytest
 import trustme
 
 from core.settings import Settings
+from jobs.probe import run
 from jobs.probe.http import make_http_client
 from jobs.probe.run import ErrorKind, classify_error, error_text, result_from_response, run_probe
 from tests.jobs.probe.kinds.servers import http_ok, listening
@@ -61,6 +63,33 @@ async def test_a_hanging_target_times_out_within_the_device_timeout(
     elapsed = time.monotonic() - started
     assert not r.status_up and r.error_kind is ErrorKind.TIMEOUT
     assert elapsed < 5  # bounded by the timeout, not by the target's 30 s
+
+
+async def test_a_cancelled_probe_stops_its_request(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    """A worker stopping cancels the task running a probe: the GET goes too, not left
+    running unreferenced until the device timeout."""
+    probe = asyncio.create_task(run_probe(client, f"{http_target}/hang?s=30", 20))
+    await asyncio.sleep(0.3)  # the request is out
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    for _ in range(100):  # its cancellation unwinds within a few loop turns
+        if not _requests_running() and not run._abandoned:
+            break
+        await asyncio.sleep(0.05)
+    assert not _requests_running()
+    assert not run._abandoned
+
+
+def _requests_running() -> list[asyncio.Task[object]]:
+    """The tasks of this loop still sending a probe's request (``run._get``)."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "") == "_get" and not t.done()
+    ]
 
 
 async def test_a_closed_port_is_refused(client: httpx.AsyncClient, closed_port_url: str) -> None:
