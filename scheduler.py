@@ -36,7 +36,7 @@ from core.loop import run as run_on_loop
 from core.natsconn import close_quietly, connect
 from core.natssupervisor import start_supervised
 from core.parts import Parts, Refused, refusals
-from core.settings import MAX_WORKERS, Settings, settings_error, shared_feed_warning
+from core.settings import MAX_WORKERS, Settings, settings_error, shared_feed_note
 from jobs.alerts.enqueue import change_listener
 from jobs.alerts.sweep import AlertSweeper
 from jobs.events import EventPublisher
@@ -52,6 +52,7 @@ from jobs.scheduling.lease import owned_lease
 from jobs.worker import instance_name, recorder_check, register_tasks
 from storage import migrate
 from storage.db import init_db, make_engine
+from storage.installation import installation_id
 from storage.migrate import SchemaError
 from web.app import create_app
 from web.auth import warn_if_exposed
@@ -133,21 +134,31 @@ async def start_scheduler(
     broker: FleetprobeBroker,
     engine: AsyncEngine,
     nc: Client,
+    installation: str,
     on_change: StateListener,
 ) -> ProbeScheduler:
     # In a bucket checked to be this installation's (jobs.queue.ownership).
-    lease = await owned_lease(
-        nc.jetstream(), settings, broker.installation_id, instance_name("scheduler")
-    )
+    lease = await owned_lease(nc.jetstream(), settings, installation, instance_name("scheduler"))
     # The leader's sweep (stale -> unknown) queues notifications of what it changes.
     scheduler = ProbeScheduler(
-        settings, broker, engine, nc, lease=lease, state_listeners=[on_change]
+        settings,
+        broker,
+        engine,
+        nc,
+        lease=lease,
+        state_listeners=[on_change],
+        installation=installation,
     )
     await scheduler.start()
     parts.add("scheduler", scheduler.stop)
     # Recorder schedules: jobs of their own, kicked only while the probe scheduler leads.
     recorder = RecorderScheduler(
-        settings, broker, engine, nc, is_leader=lambda: scheduler.is_leader
+        settings,
+        broker,
+        engine,
+        nc,
+        is_leader=lambda: scheduler.is_leader,
+        installation=installation,
     )
     await recorder.start()
     parts.add("recorder scheduler", recorder.stop)
@@ -156,7 +167,7 @@ async def start_scheduler(
         settings,
         broker,
         engine,
-        EventPublisher(nc, settings.events_subject, instance_name("alerts")),
+        EventPublisher(nc, settings.events_subject, instance_name("alerts"), installation),
         is_leader=lambda: scheduler.is_leader,
     )
     sweeper.start()
@@ -214,6 +225,7 @@ async def start_web(
     engine: AsyncEngine,
     broker: AsyncBroker,
     nc: Client,
+    installation: str,
     scheduler: ProbeScheduler | None,
     on_change: StateListener,
 ) -> Callable[[], Awaitable[None]]:
@@ -222,7 +234,8 @@ async def start_web(
         engine=engine,
         broker=broker,
         nc=nc,
-        events=EventPublisher(nc, settings.events_subject, instance_name("web")),
+        events=EventPublisher(nc, settings.events_subject, instance_name("web"), installation),
+        installation_id=installation,
         scheduler=scheduler,
         # pause and resume through the API are state changes too
         state_listeners=[on_change],
@@ -248,6 +261,8 @@ async def start_parts(
     parts.add("database", engine.dispose)
     with refusals(BrokerConfigError, SchemaError):
         await init_db(engine)  # brings the schema to head (storage.migrate)
+        # Who we are: on the queue (jobs.queue.ownership) and on every event (jobs.events).
+        installation = await installation_id(engine)
         broker = await start_queue(args, settings, parts, engine, fatal)
     nc = await connect(settings, instance_name("scheduler-events"))
     parts.add("nats", lambda: close_quietly(nc))
@@ -257,14 +272,18 @@ async def start_parts(
     scheduler = None
     if not args.no_scheduler:
         with refusals(BrokerConfigError):
-            scheduler = await start_scheduler(settings, parts, broker, engine, nc, on_change)
+            scheduler = await start_scheduler(
+                settings, parts, broker, engine, nc, installation, on_change
+            )
     if not args.no_worker:
         start_worker(settings, parts, broker)
     if sock is not None:
         with refusals(WebStartError):
             parts.add(
                 "web",
-                await start_web(args, settings, sock, engine, broker, nc, scheduler, on_change),
+                await start_web(
+                    args, settings, sock, engine, broker, nc, installation, scheduler, on_change
+                ),
             )
     # Last, so the first to stop: they hand back what they fetched while the rest still runs.
     workers = worker_count(args, settings)
@@ -295,8 +314,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not args.no_web:  # the web port first: a port in use stops everything here
             host, port = web_address(args, settings)
             warn_if_exposed(host, settings.api_token)
-            if shared := shared_feed_warning(settings):
-                log.warning("%s", shared)
+            if shared := shared_feed_note(settings):
+                log.info("%s", shared)
             try:
                 sock = bind(host, port)
             except WebStartError as exc:

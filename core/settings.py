@@ -393,22 +393,25 @@ def settings_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def shared_feed_warning(settings: Settings) -> str | None:
-    """What an installation with an instance name shares unless told otherwise: the live
-    feed (``EVENTS_SUBJECT`` is not prefixed, the seed's ``items.updates`` stays the
-    default), so two named installations on one NATS server see each other's events.
+def shared_feed_note(settings: Settings) -> str | None:
+    """What an installation with an instance name shares unless told otherwise: the events
+    subject (``EVENTS_SUBJECT`` is not prefixed, the seed's ``items.updates`` stays the
+    default).  Said at start as information, not as a warning: each event carries its
+    installation's id and the other installations' are dropped (jobs.events); only
+    messages from outside fleetprobe reach every installation, as ``nats.inbound``.
 
-    >>> shared_feed_warning(Settings(FLEETPROBE_INSTANCE="b", EVENTS_SUBJECT="items.updates"))
-    'FLEETPROBE_INSTANCE=b keeps its own job queue, but its live feed is ...'
-    >>> shared_feed_warning(Settings(FLEETPROBE_INSTANCE="b", EVENTS_SUBJECT="b.items"))
-    >>> shared_feed_warning(Settings(FLEETPROBE_INSTANCE="", EVENTS_SUBJECT="items.updates"))
+    >>> print(shared_feed_note(Settings(FLEETPROBE_INSTANCE="b", EVENTS_SUBJECT="items.updates")))
+    FLEETPROBE_INSTANCE=b shares EVENTS_SUBJECT=items.updates with ... their events are dropped ...
+    >>> shared_feed_note(Settings(FLEETPROBE_INSTANCE="b", EVENTS_SUBJECT="b.items"))
+    >>> shared_feed_note(Settings(FLEETPROBE_INSTANCE="", EVENTS_SUBJECT="items.updates"))
     """
     default = Settings.model_fields["events_subject"].default
     if not settings.fleetprobe_instance or settings.events_subject != default:
         return None
     return (
-        f"FLEETPROBE_INSTANCE={settings.fleetprobe_instance} keeps its own job queue, but "
-        f"its live feed is EVENTS_SUBJECT={default}, shared with any other installation "
-        "on this NATS server (their events reach this dashboard and WebSocket): set "
-        f"EVENTS_SUBJECT (e.g. {settings.fleetprobe_instance}.{default}) to keep it apart"
+        f"FLEETPROBE_INSTANCE={settings.fleetprobe_instance} shares EVENTS_SUBJECT={default} "
+        "with any other installation on this NATS server: their events are dropped here "
+        "(each carries its installation's id), messages from outside fleetprobe reach every "
+        f"installation as nats.inbound; set EVENTS_SUBJECT (e.g. "
+        f"{settings.fleetprobe_instance}.{default}) for a subject of its own"
     )

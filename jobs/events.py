@@ -3,6 +3,15 @@
 fleetprobe marks what it publishes with the ``Fleetprobe-Origin`` header, so a message
 from outside (``nats pub items.updates ...``) is told apart by a header, not by guessing
 from its body, and relayed to WebSocket clients as ``nats.inbound``.
+
+The subject is the seed's and is shared by every installation on a NATS server
+(``FLEETPROBE_INSTANCE`` prefixes the job queue, not this subject), so each event also
+carries its installation's id (``Fleetprobe-Installation``, the id in its database,
+storage.installation), and the event feed of a process drops the events of another
+installation (:func:`provenance`): they are neither its own nor outside messages.  An
+event with the origin header and no installation header comes from a fleetprobe before
+installation ids; it is taken as this installation's, so that a rolling upgrade (old
+workers beside a new web process) keeps its live feed.
 """
 
 from __future__ import annotations
@@ -12,8 +21,9 @@ import itertools
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from nats.aio.client import Client
@@ -26,6 +36,9 @@ from storage.types import isoformat_z
 log = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "Fleetprobe-Origin"
+# The installation that published the event (storage.installation): two installations on
+# one NATS server share the events subject, each keeps only its own events.
+INSTALLATION_HEADER = "Fleetprobe-Installation"
 # The event type, repeated as a header so that listeners interested in a few types (the
 # schedulers want device.* among a stream of check.created) skip the rest undecoded.
 TYPE_HEADER = "Fleetprobe-Event"
@@ -107,6 +120,35 @@ def encode_event(type_: str, payload: Any) -> bytes:
     ).encode()
 
 
+class Provenance(StrEnum):
+    """Where a message on the events subject comes from, as one installation sees it."""
+
+    OURS = "ours"  # published by this installation
+    LEGACY = "legacy"  # by a fleetprobe before installation ids: taken as ours
+    FOREIGN = "foreign"  # by another installation on the same NATS server: dropped
+    OUTSIDE = "outside"  # not by fleetprobe: relayed as nats.inbound
+
+
+def provenance(headers: Mapping[str, str] | None, ours: str) -> Provenance:
+    """Whose message this is, from its headers alone (pure).
+
+    >>> provenance({ORIGIN_HEADER: "w", INSTALLATION_HEADER: "a1"}, "a1")
+    <Provenance.OURS: 'ours'>
+    >>> provenance({ORIGIN_HEADER: "w", INSTALLATION_HEADER: "b2"}, "a1")
+    <Provenance.FOREIGN: 'foreign'>
+    >>> provenance({ORIGIN_HEADER: "w"}, "a1")
+    <Provenance.LEGACY: 'legacy'>
+    >>> provenance(None, "a1")
+    <Provenance.OUTSIDE: 'outside'>
+    """
+    if not headers or not headers.get(ORIGIN_HEADER):
+        return Provenance.OUTSIDE
+    installation = headers.get(INSTALLATION_HEADER)
+    if not installation:
+        return Provenance.LEGACY
+    return Provenance.OURS if installation == ours else Provenance.FOREIGN
+
+
 def own_event_text(data: bytes, headers: dict[str, str] | None) -> tuple[str, str] | None:
     """``(type, JSON text)`` of an event fleetprobe published (:func:`encode_event`), as
     clients see it, without decoding it; None for anything else (pure)."""
@@ -139,12 +181,20 @@ def decode_message(data: bytes, headers: dict[str, str] | None) -> dict[str, Any
 
 
 class EventPublisher:
-    """Publishes events on the events subject over an existing NATS connection."""
+    """Publishes events on the events subject over an existing NATS connection, marked as
+    fleetprobe's (``origin``: the process, for the logs of whoever reads them) and as
+    ``installation``'s (the id in its database: other installations drop them)."""
 
-    def __init__(self, nc: Client, subject: str, origin: str) -> None:
+    def __init__(self, nc: Client, subject: str, origin: str, installation: str) -> None:
+        if not installation:
+            raise ValueError("an event publisher needs its installation id")
         self._nc = nc
         self._subject = subject
-        self._origin = origin
+        self._headers = {ORIGIN_HEADER: origin, INSTALLATION_HEADER: installation}
+
+    @property
+    def installation(self) -> str:
+        return self._headers[INSTALLATION_HEADER]
 
     async def publish(self, type_: str, payload: Any) -> None:
         """Fire and forget; an event lost while NATS is down is logged, never raised."""
@@ -152,7 +202,7 @@ class EventPublisher:
             await self._nc.publish(
                 self._subject,
                 encode_event(type_, payload),
-                headers={ORIGIN_HEADER: self._origin, TYPE_HEADER: type_},
+                headers={**self._headers, TYPE_HEADER: type_},
             )
         except Exception as exc:
             log.warning("event not published type=%s error=%s", type_, exc)
@@ -169,15 +219,27 @@ class EventFeed:
     meant as many copies of every ``check.created`` to parse and dispatch.  Listeners run
     in arrival order inside the connection's read path, so they must not block (queue or
     spawn their work).  Get the feed with :func:`event_feed`.
+
+    The feed is one installation's (``installation``): the events another installation
+    publishes on the shared subject are dropped here, before any listener (counted in
+    :attr:`foreign`, each said in a DEBUG line); outside messages still reach every
+    listener, and events without an installation (an older fleetprobe) are taken as ours
+    (counted in :attr:`legacy`, said once).
     """
 
-    def __init__(self, nc: Client, subject: str) -> None:
+    def __init__(self, nc: Client, subject: str, installation: str) -> None:
+        if not installation:
+            raise ValueError("an event feed needs its installation id")
         self._nc = nc
         self._subject = subject
+        self.installation = installation
         self._listeners: dict[int, tuple[frozenset[str] | None, Listener]] = {}
         self._ids = itertools.count()
         self._sub: Subscription | None = None
         self._lock = asyncio.Lock()
+        # Events of another installation dropped, events of an older fleetprobe kept.
+        self.foreign = 0
+        self.legacy = 0
 
     @property
     def listeners(self) -> int:
@@ -186,9 +248,10 @@ class EventFeed:
     async def listen(
         self, listener: Listener, types: frozenset[str] | None = None
     ) -> Callable[[], Awaitable[None]]:
-        """Call ``listener`` with every message, or only those of ``types`` (by the type
-        header; messages without it, from outside, reach every listener).  Live at the
-        server when this returns; the returned coroutine function removes it."""
+        """Call ``listener`` with every message of this installation or from outside, or
+        only those of ``types`` (by the type header; messages without it, from outside,
+        reach every listener).  Live at the server when this returns; the returned
+        coroutine function removes it."""
         key = next(self._ids)
         async with self._lock:
             self._listeners[key] = (types, listener)
@@ -208,7 +271,37 @@ class EventFeed:
 
         return remove
 
+    def _admits(self, msg: Msg) -> bool:
+        """Is this message for this installation's listeners?  Counts what it drops."""
+        found = provenance(msg.headers, self.installation)
+        if found is Provenance.FOREIGN:
+            self.foreign += 1
+            headers = msg.headers or {}
+            log.debug(
+                "event of another installation dropped subject=%s type=%s installation=%s "
+                "origin=%s ours=%s dropped=%d",
+                msg.subject,
+                headers.get(TYPE_HEADER),
+                headers.get(INSTALLATION_HEADER),
+                headers.get(ORIGIN_HEADER),
+                self.installation,
+                self.foreign,
+            )
+            return False
+        if found is Provenance.LEGACY:
+            self.legacy += 1
+            if self.legacy == 1:
+                log.info(
+                    "event without an installation id taken as this installation's "
+                    "(a fleetprobe before installation ids) subject=%s origin=%s",
+                    msg.subject,
+                    (msg.headers or {}).get(ORIGIN_HEADER),
+                )
+        return True
+
     async def _dispatch(self, msg: Msg) -> None:
+        if not self._admits(msg):
+            return
         kind = msg.headers.get(TYPE_HEADER) if msg.headers else None
         for types, listener in list(self._listeners.values()):
             if types is not None and kind is not None and kind not in types:
@@ -219,13 +312,16 @@ class EventFeed:
                 log.exception("event listener failed subject=%s", self._subject)
 
 
-_feeds: weakref.WeakKeyDictionary[Client, dict[str, EventFeed]] = weakref.WeakKeyDictionary()
+_feeds: weakref.WeakKeyDictionary[Client, dict[tuple[str, str], EventFeed]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def event_feed(nc: Client, subject: str) -> EventFeed:
-    """The feed of ``subject`` on connection ``nc``, shared by everything using both."""
-    by_subject = _feeds.setdefault(nc, {})
-    feed = by_subject.get(subject)
+def event_feed(nc: Client, subject: str, installation: str) -> EventFeed:
+    """The feed of ``subject`` on connection ``nc`` as installation ``installation`` sees
+    it, shared by everything using the three (a process has one installation)."""
+    by_key = _feeds.setdefault(nc, {})
+    feed = by_key.get((subject, installation))
     if feed is None:
-        feed = by_subject[subject] = EventFeed(nc, subject)
+        feed = by_key[(subject, installation)] = EventFeed(nc, subject, installation)
     return feed

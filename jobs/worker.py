@@ -45,6 +45,7 @@ from jobs.recorder.job import RecorderJob
 from jobs.recorder.task import send_recorder_command
 from jobs.scheduling.calendar import MaintenanceCalendar
 from storage.db import init_db, make_engine
+from storage.installation import installation_id
 from storage.models import CheckResult
 from storage.recorder_models import CommandResult
 from storage.rollups import rollups_hook
@@ -64,6 +65,7 @@ class WorkerRuntime:
     engine: AsyncEngine
     http: httpx.AsyncClient
     nc: Client
+    # This installation's events (the id in its database on every one: jobs.events).
     events: EventPublisher
     checks: BatchWriter
     # Recorder commands: sent over the events connection (borrowed), results written
@@ -104,10 +106,11 @@ class WorkerRuntime:
         if engine is None:
             engine = make_engine(settings)
             await init_db(engine)
+        installation = await installation_id(engine)  # before NATS: a bad database stops here
         nc = await connect(settings, name)
         http = make_http_client(settings)
         recorder = RecorderClient(settings, name=f"{name}-recorder", connection=nc)
-        events = EventPublisher(nc, settings.events_subject, name)
+        events = EventPublisher(nc, settings.events_subject, name, installation)
         health = HealthTracker(events)
         runtime = cls(
             name=name,

@@ -150,13 +150,20 @@ def burst(ids: list[int], per_device: int, down: list[int]) -> list[tuple[str, d
     return events
 
 
-def publish(nats_url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-    """The events on the events subject, as fleetprobe publishes them, back to back."""
+def db_installation(db: Path) -> str:
+    """The installation id of the server's database (its events carry it: jobs.events)."""
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("SELECT id FROM installation").fetchone()[0])
+
+
+def publish(nats_url: str, events: list[tuple[str, dict[str, Any]]], installation: str) -> None:
+    """The events on the events subject, as installation ``installation`` publishes them,
+    back to back."""
 
     async def run() -> None:
         nc = await nats.connect(nats_url)
         try:
-            publisher = EventPublisher(nc, "items.updates", "test-burst")
+            publisher = EventPublisher(nc, "items.updates", "test-burst", installation)
             for kind, payload in events:
                 await publisher.publish(kind, payload)
             await nc.flush()
@@ -229,7 +236,7 @@ def measure_burst(
         if payload["latency_ms"] == FINAL_MS:
             payload["latency_ms"] = final
     before = metrics()
-    publish(fp.env["NATS_URL"], events)
+    publish(fp.env["NATS_URL"], events, db_installation(fp.tmp / "monitoring.db"))
     wait_applied(page, touched, f"{final:.0f} ms")
     after = metrics()
     report = page.evaluate(REPORT)

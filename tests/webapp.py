@@ -25,6 +25,7 @@ from jobs.events import EventPublisher
 from jobs.probe.scheduler import ProbeScheduler
 from jobs.recorder.client import RecorderClient
 from jobs.worker import recorder_check
+from storage.installation import installation_id
 from web.app import create_app
 from web.hub import Hub
 from web.server import server_config
@@ -76,12 +77,14 @@ async def serve_app(
 ) -> AsyncIterator[WebApp]:
     own_nc = nc is None
     conn = nc if nc is not None else await nats_connect(settings, "test-web")
+    installation = await installation_id(engine)
     services = Services(
         settings=settings,
         engine=engine,
         broker=broker,
         nc=conn,
-        events=EventPublisher(conn, settings.events_subject, "test-web"),
+        events=EventPublisher(conn, settings.events_subject, "test-web", installation),
+        installation_id=installation,
         scheduler=scheduler,
         recorder_check=recorder_check(RecorderClient(settings, connection=conn)),
     )

@@ -155,6 +155,7 @@ def create_app(services: Services, bind_host: str | None = None) -> Starlette:
     hub = Hub(
         services.nc,
         settings.events_subject,
+        services.installation_id,
         tick_seconds=settings.tick_seconds,
         client_buffer_bytes=settings.ws_client_buffer_bytes,
     )

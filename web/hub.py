@@ -6,9 +6,11 @@ manager so cleanup always runs).  Publishing to a client never waits: a client w
 queue would pass ``WS_CLIENT_BUFFER_BYTES`` is dropped (closed with
 :data:`SLOW_CLIENT_CLOSE`) and logged, and the others carry on.
 
-Every event is ``{"type": ..., "payload": ...}``: fleetprobe's own events pass through,
-anything published on the subject by someone else arrives as ``nats.inbound``, and a
-``tick`` is sent every ``TICK_SECONDS``.
+Every event is ``{"type": ..., "payload": ...}``: this installation's events pass through,
+anything published on the subject by someone else than fleetprobe arrives as
+``nats.inbound``, the events of another installation on the same NATS server never
+arrive (the feed drops them: :class:`jobs.events.EventFeed`), and a ``tick`` is sent
+every ``TICK_SECONDS``.
 
 Filters (query string): ``?types=check.created,device.updated`` keeps only those types
 (names from :data:`jobs.events.EVENT_TYPES`; any other name is refused);
@@ -35,6 +37,7 @@ from jobs.events import (
     EVENT_TYPES,
     NATS_INBOUND,
     TICK,
+    EventFeed,
     decode_message,
     event_feed,
     json_default,
@@ -166,13 +169,21 @@ class Subscriber:
 
 
 class Hub:
-    """Fan-out of events to subscribers: a listener on the process's event feed, one tick."""
+    """Fan-out of events to subscribers: a listener on the process's event feed (of its
+    installation, ``installation``: the id in its database), one tick."""
 
     def __init__(
-        self, nc: Client, subject: str, *, tick_seconds: float, client_buffer_bytes: int
+        self,
+        nc: Client,
+        subject: str,
+        installation: str,
+        *,
+        tick_seconds: float,
+        client_buffer_bytes: int,
     ) -> None:
         self._nc = nc
         self._subject = subject
+        self._feed: EventFeed = event_feed(nc, subject, installation)
         self._tick_seconds = tick_seconds
         self._client_buffer_bytes = client_buffer_bytes
         self._subscribers: set[Subscriber] = set()
@@ -188,7 +199,7 @@ class Hub:
         return len(self._subscribers)
 
     async def start(self) -> None:
-        self._unlisten = await event_feed(self._nc, self._subject).listen(self._on_message)
+        self._unlisten = await self._feed.listen(self._on_message)
         self._ticker = asyncio.create_task(self._tick(), name="ws-tick")
         log.info(
             "ws hub started subject=%s tick_s=%.0f client_buffer_bytes=%d",
@@ -206,7 +217,18 @@ class Hub:
         if self._unlisten is not None:
             await self._unlisten()
             self._unlisten = None
-        log.info("ws hub stopped delivered=%d dropped=%d", self.delivered, self.dropped)
+        log.info(
+            "ws hub stopped delivered=%d dropped=%d inbound=%d other_installations=%d",
+            self.delivered,
+            self.dropped,
+            self.inbound,
+            self._feed.foreign,
+        )
+
+    @property
+    def foreign(self) -> int:
+        """Events of other installations on the subject, dropped by this process's feed."""
+        return self._feed.foreign
 
     @contextlib.asynccontextmanager
     async def subscribe(self, event_filter: EventFilter) -> AsyncIterator[Subscriber]:

@@ -33,6 +33,9 @@ class Services:
     nc: Client
     # Publishes device.* / check.created / monitor.cycle.finished on settings.events_subject.
     events: EventPublisher
+    # This installation's id (storage.installation): the events of another installation on
+    # the shared events subject are dropped (web.hub, web.waiting; jobs.events.EventFeed).
+    installation_id: str
     scheduler: DeviceSchedule | None = None
     # The recorder:// check for POST /devices/validate (the host binds it to a recorder
     # client: the web layer may not load one); None: such a device cannot be tried here.

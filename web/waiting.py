@@ -30,7 +30,8 @@ Reader = Callable[[AsyncSession, list[str]], Awaitable[Mapping[str, Result]]]
 
 def names_a_pending_run(msg: Msg, event_type: str, pending: Collection[str]) -> bool:
     """Is this an ``event_type`` event about one of the ``pending`` run keys?  (The event
-    feed already skipped ours of other types undecoded.)"""
+    feed already skipped ours of other types undecoded, and another installation's: their
+    run keys are not ours, but a wake-up for nothing is a table read.)"""
     try:
         event = json.loads(msg.data)
         return bool(event["type"] == event_type and event["payload"]["run_key"] in pending)
@@ -56,7 +57,7 @@ async def wait_for_stored(
             wake.set()
 
     sessions = session_factory(services.engine)
-    feed = event_feed(services.nc, services.settings.events_subject)
+    feed = event_feed(services.nc, services.settings.events_subject, services.installation_id)
     unlisten = await feed.listen(on_event, frozenset({event_type}))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

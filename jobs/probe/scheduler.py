@@ -61,9 +61,14 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
         clock: Clock = utcnow,
         lease: LeaderLease | None = None,
         state_listeners: list[StateListener] | None = None,
+        installation: str | None = None,
     ) -> None:
-        super().__init__(settings, nc, SCHEDULE_DEVICE_EVENTS)
-        events = None if nc is None else EventPublisher(nc, settings.events_subject, "scheduler")
+        """``nc`` and ``installation`` (the id in the database): device events are followed
+        and the sweep's state changes announced, as that installation's."""
+        super().__init__(settings, nc, SCHEDULE_DEVICE_EVENTS, installation)
+        events = None
+        if nc is not None and installation:
+            events = EventPublisher(nc, settings.events_subject, "scheduler", installation)
         # The sweep's changes are announced like a worker's (device.state_changed, listeners).
         self.health = HealthTracker(events, state_listeners)
         self.sweeps = 0

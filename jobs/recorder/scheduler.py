@@ -67,8 +67,9 @@ class RecorderScheduler(TableMirror[ScheduleSpec]):
         *,
         clock: Clock = utcnow,
         is_leader: Callable[[], bool] = _always_leader,
+        installation: str | None = None,
     ) -> None:
-        super().__init__(settings, nc, SCHEDULE_EVENTS)
+        super().__init__(settings, nc, SCHEDULE_EVENTS, installation)
         self.broker = broker
         self.clock = clock
         # Only the leader kicks (several schedulers may run); slot keys de-duplicate anyway.

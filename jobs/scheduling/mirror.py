@@ -63,9 +63,21 @@ class TableMirror(ABC, Generic[Spec]):
     #: Used in job ids and log lines, e.g. "probe".
     kind: str = "row"
 
-    def __init__(self, settings: Settings, nc: Client | None, event_types: frozenset[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        nc: Client | None,
+        event_types: frozenset[str],
+        installation: str | None = None,
+    ) -> None:
+        """``nc``: follow the table's events (``event_types``) on the events subject, as
+        installation ``installation`` (the id in its database: another installation's
+        events, same row ids, are not this table's); None: re-read on the resync only."""
+        if nc is not None and not installation:
+            raise ValueError(f"a {self.kind} scheduler following events needs its installation id")
         self.settings = settings
         self.nc = nc
+        self.installation = installation
         self.registered: dict[int, Spec] = {}
         self.scheduler = make_apscheduler(settings)
         self._event_types = event_types
@@ -110,8 +122,9 @@ class TableMirror(ABC, Generic[Spec]):
             id=f"fleetprobe:{self.kind}-resync",
             replace_existing=True,
         )
-        if self.nc is not None:  # live at the server before start() returns: no event missed
-            feed = event_feed(self.nc, self.settings.events_subject)
+        if self.nc is not None and self.installation:  # live at the server before start()
+            # returns: no event missed
+            feed = event_feed(self.nc, self.settings.events_subject, self.installation)
             self._unlisten = await feed.listen(self._on_event, self._event_types)
         log.info(
             "%s scheduler started jobs=%d resync_s=%.0f",

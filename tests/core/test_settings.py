@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings, shared_feed_warning
+from core.settings import Settings, shared_feed_note
 
 
 def test_defaults_are_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,19 +87,22 @@ def test_the_instance_prefix_is_applied_once_when_settings_are_validated_again()
 
 
 @pytest.mark.parametrize(
-    ("instance", "events", "warned"),
+    ("instance", "events", "told"),
     [
         ("", "items.updates", False),  # one installation, the seed's feed
-        ("site-b", "items.updates", True),  # its own queue, a shared feed
+        ("site-b", "items.updates", True),  # its own queue, a shared subject
         ("site-b", "site-b.items.updates", False),
         ("", "mine.updates", False),
     ],
 )
-def test_a_named_installation_on_the_default_feed_is_warned(
-    instance: str, events: str, warned: bool
+def test_a_named_installation_on_the_default_feed_is_told_what_it_shares(
+    instance: str, events: str, told: bool
 ) -> None:
+    """Information, no longer a warning: other installations' events are dropped (each
+    carries its installation's id); only outside messages reach every installation."""
     settings = Settings(FLEETPROBE_INSTANCE=instance, EVENTS_SUBJECT=events)  # type: ignore[call-arg]
-    said = shared_feed_warning(settings)
-    assert (said is not None) == warned
+    said = shared_feed_note(settings)
+    assert (said is not None) == told
     if said is not None:
+        assert "dropped" in said and "nats.inbound" in said
         assert "EVENTS_SUBJECT" in said and f"{instance}.items.updates" in said

@@ -22,6 +22,7 @@ from tests.dashboard_fleet import (
     OBSERVE,
     REPORT,
     burst,
+    db_installation,
     insert_checks,
     insert_devices,
     insert_history,
@@ -76,7 +77,7 @@ def test_a_burst_of_events_writes_only_the_rows_it_names_among_1000(
         touched = ids[100:300:2]
         down = touched[:20]
         page.evaluate(OBSERVE)
-        publish(fleetprobe.env["NATS_URL"], burst(touched, 10, down))
+        publish(fleetprobe.env["NATS_URL"], burst(touched, 10, down), db_installation(db))
         wait_applied(page, touched, f"{FINAL_MS:.0f} ms")
         for device_id in down:
             expect(page.locator(f'#devices tr[data-id="{device_id}"] .state')).to_have_text("down")

@@ -262,7 +262,9 @@ async def test_a_schedule_created_over_rest_fires_without_a_restart(
     web: WebApp, settings: Settings, engine: AsyncEngine, recorder: RecorderSimulator
 ) -> None:
     nc = await nats.connect(settings.nats_url)
-    scheduler = RecorderScheduler(settings, web.services.broker, engine, nc)
+    scheduler = RecorderScheduler(
+        settings, web.services.broker, engine, nc, installation=web.services.installation_id
+    )
     await scheduler.start()
     try:
         schedule = await create(web, task_id="cam9", cmd="status", interval_seconds=1)

@@ -280,7 +280,10 @@ async def test_the_leader_announces_windows_opening_and_closing(alert_settings: 
         import nats
 
         nc = await nats.connect(alert_settings.nats_url)
-        publisher = EventPublisher(nc, alert_settings.events_subject, "test-leader")
+        assert broker.installation_id is not None
+        publisher = EventPublisher(
+            nc, alert_settings.events_subject, "test-leader", broker.installation_id
+        )
         sweeper = AlertSweeper(alert_settings, broker, engine, publisher)
         assert await sweeper.announce_windows(now, windows) == (set(), set())  # first look
         opened = await sweeper.announce_windows(now + timedelta(minutes=2), windows)

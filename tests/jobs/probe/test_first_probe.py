@@ -61,7 +61,9 @@ async def test_a_device_posted_with_an_hour_interval_is_probed_at_once(
 ) -> None:
     assert settings.monitor_period_seconds == HOUR  # the default a user meets
     async with running_worker(settings) as broker:
-        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id
+        )
         await scheduler.start()
         try:
             async with serve_app(settings, engine, broker, scheduler=scheduler) as web:
@@ -85,7 +87,9 @@ async def test_re_activating_or_readdressing_probes_at_once_a_new_interval_or_na
     settings: Settings, engine: AsyncEngine, nc: Client, http_target: str
 ) -> None:
     async with running_worker(settings) as broker:
-        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id
+        )
         await scheduler.start()
         try:
             async with serve_app(settings, engine, broker, scheduler=scheduler) as web:
@@ -122,8 +126,8 @@ async def test_two_schedulers_kicking_the_immediate_probe_give_one_run(
 ) -> None:
     """No lease: both act as leader, both kick; the shared run key leaves one message."""
     async with running_worker(settings) as broker, collect_events(settings) as events:
-        a = ProbeScheduler(settings, broker, engine, nc)
-        b = ProbeScheduler(settings, broker, engine, nc)
+        a = ProbeScheduler(settings, broker, engine, nc, installation=broker.installation_id)
+        b = ProbeScheduler(settings, broker, engine, nc, installation=broker.installation_id)
         await a.start()
         await b.start()
         try:
@@ -156,10 +160,20 @@ async def test_with_a_lease_only_the_leader_kicks_the_immediate_probe(
     bucket = f"lease_{uuid.uuid4().hex[:8]}"
     async with running_worker(settings) as broker:
         leader = ProbeScheduler(
-            settings, broker, engine, nc, lease=LeaderLease(nc.jetstream(), bucket, "a", ttl=30)
+            settings,
+            broker,
+            engine,
+            nc,
+            installation=broker.installation_id,
+            lease=LeaderLease(nc.jetstream(), bucket, "a", ttl=30),
         )
         follower = ProbeScheduler(
-            settings, broker, engine, nc, lease=LeaderLease(nc.jetstream(), bucket, "b", ttl=30)
+            settings,
+            broker,
+            engine,
+            nc,
+            installation=broker.installation_id,
+            lease=LeaderLease(nc.jetstream(), bucket, "b", ttl=30),
         )
         await leader.start()
         await follower.start()
@@ -198,7 +212,9 @@ async def test_a_restart_probes_no_device_at_once_only_those_that_appear_while_i
     async with running_worker(settings, worker=False) as broker:
         for run in ("first", "restart"):
             lease = LeaderLease(nc.jetstream(), bucket, run, ttl=30)
-            scheduler = ProbeScheduler(settings, broker, engine, nc, lease=lease)
+            scheduler = ProbeScheduler(
+                settings, broker, engine, nc, installation=broker.installation_id, lease=lease
+            )
             await scheduler.start()
             try:
                 assert scheduler.is_leader and len(scheduler.registered) >= 20
@@ -224,7 +240,9 @@ async def test_devices_appearing_by_the_hundred_are_probed_at_most_100_a_second(
     spread out (``first_probes_per_second``, counted on the scheduler's clock)."""
     now = [utcnow()]
     async with running_worker(settings, worker=False) as broker:  # kicks, never runs
-        scheduler = ProbeScheduler(settings, broker, engine, nc, clock=lambda: now[0])
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id, clock=lambda: now[0]
+        )
         await scheduler.start()
         try:
             async with session_factory(engine)() as session:

@@ -19,6 +19,7 @@ from jobs.events import DEVICE_RETRYING, DEVICE_STATE_CHANGED, EventPublisher
 from jobs.probe.health import HealthTracker, StateChangeRecord, cause
 from jobs.probe.scheduler import ProbeScheduler
 from storage.db import init_db, make_engine, session_factory
+from storage.installation import installation_id
 from storage.models import CheckResult, Device, DeviceHealth, StateChange
 from storage.types import isoformat_z
 from storage.writer import BatchWriter
@@ -81,7 +82,8 @@ async def tracked(
     """The check writer with the health hook, as jobs/worker.py builds it, publishing on
     the test's events subject; and what its listener was told."""
     nc = await nats.connect(settings.nats_url)
-    tracker = HealthTracker(EventPublisher(nc, settings.events_subject, "test"))
+    installation = await installation_id(engine)
+    tracker = HealthTracker(EventPublisher(nc, settings.events_subject, "test", installation))
     told: list[StateChangeRecord] = []
 
     async def listener(changes: Sequence[StateChangeRecord]) -> None:
@@ -263,7 +265,9 @@ async def test_the_leading_scheduler_sweeps_a_silent_device_to_unknown_and_annou
     assert await state(engine, device) == "up"
     nc = await nats.connect(settings.nats_url)
     async with running_worker(settings, worker=False) as broker:
-        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id
+        )
         scheduler.sweep_every = 0.2  # the leader's 10 s, shortened
         async with collect_events(settings) as events:
             await scheduler.start()
@@ -392,7 +396,9 @@ async def test_a_failing_device_is_scheduled_at_its_retry_interval_until_down(
     other = await add_device(engine, interval_seconds=60)  # no retry interval: unchanged
     nc = await nats.connect(settings.nats_url)
     async with running_worker(settings, worker=False) as broker:
-        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id
+        )
         await scheduler.start()
         try:
 

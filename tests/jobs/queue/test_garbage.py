@@ -56,7 +56,9 @@ async def test_garbage_on_the_events_subject_leaves_the_scheduler_working(
 ) -> None:
     nc = await nats.connect(settings.nats_url)
     async with running_worker(settings, worker=False) as broker:
-        scheduler = ProbeScheduler(settings, broker, engine, nc)
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id
+        )
         await scheduler.start()
         try:
             for body in [

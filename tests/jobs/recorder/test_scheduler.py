@@ -18,6 +18,7 @@ from jobs.recorder.scheduler import RecorderScheduler
 from jobs.recorder.simulator import RecorderSimulator
 from jobs.recorder.slots import slot_key
 from storage.db import session_factory
+from storage.installation import installation_id
 from storage.recorder_models import CommandResult, RecorderSchedule
 from tests.helpers import running_worker, wait_for
 from tests.recorder_helpers import running_simulator
@@ -51,7 +52,9 @@ async def running_scheduler(
     settings: Settings, broker: Any, engine: AsyncEngine
 ) -> AsyncIterator[RecorderScheduler]:
     nc = await nats.connect(settings.nats_url)
-    scheduler = RecorderScheduler(settings, broker, engine, nc)
+    scheduler = RecorderScheduler(
+        settings, broker, engine, nc, installation=await installation_id(engine)
+    )
     await scheduler.start()
     try:
         yield scheduler
