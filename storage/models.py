@@ -74,6 +74,11 @@ class Device(SQLModel, table=True):
     public: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    # With public: the status page also shows the address and the last check's latency,
+    # status code and error text (storage/public.py decides).
+    public_details: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )

@@ -1,7 +1,10 @@
 """What the public status page and the badges may show: public devices only, and of them
 only the name, the state, since when, the uptime and open incidents (no address, no error
-text).  The public pages take device ids from :func:`public_devices` only, and
-:func:`uptime_percent` takes the :class:`PublicDevice` s it returned.
+text) unless the device allows more: with ``public_details`` also its address and its
+last check's time, latency, status code and error text (:class:`PublicDetails`; None on
+every other device, so nothing downstream can show what was not allowed).  The public
+pages take device ids from :func:`public_devices` only, and :func:`uptime_percent` takes
+the :class:`PublicDevice` s it returned.
 
 The state is ``device_health.state`` when the device has a health row, else the outcome
 of its latest check (``outcome``, or ``status_up`` on rows stored before outcomes), else
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,11 +31,23 @@ from storage.models import CheckResult, Device, DeviceHealth
 from storage.uptime import uptime_percents
 from storage.uptime_maths import Period, Window, outcome_of
 
-__all__ = ["PublicDevice", "public_device", "public_devices", "uptime_percent"]
+__all__ = ["PublicDetails", "PublicDevice", "public_device", "public_devices", "uptime_percent"]
 
 _devices = Device.__table__  # type: ignore[attr-defined]
 _checks = CheckResult.__table__  # type: ignore[attr-defined]
 _health = DeviceHealth.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PublicDetails:
+    """What a device with ``public_details`` lets the status page show besides the rest:
+    its address and its last check (all None when it has none)."""
+
+    address: str
+    checked_at: datetime | None
+    latency_ms: float | None
+    status_code: int | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,8 @@ class PublicDevice:
     name: str
     state: str
     since: datetime | None
+    # None unless the device allows its details (``public_details``).
+    details: PublicDetails | None = None
 
 
 async def public_devices(conn: AsyncConnection, device_id: int | None = None) -> list[PublicDevice]:
@@ -49,11 +67,16 @@ async def public_devices(conn: AsyncConnection, device_id: int | None = None) ->
             _devices.c.id,
             _devices.c.name,
             _devices.c.is_active,
+            _devices.c.public_details,
+            _devices.c.address,
             _health.c.state,
             _health.c.since,
             _checks.c.outcome,
             _checks.c.status_up,
             _checks.c.checked_at,
+            _checks.c.latency_ms,
+            _checks.c.status_code,
+            _checks.c.error,
         )
         .select_from(_devices)
         .outerjoin(_health, _health.c.device_id == _devices.c.id)
@@ -77,9 +100,21 @@ async def public_devices(conn: AsyncConnection, device_id: int | None = None) ->
                 # Without a health row (a database from before them), the latest result.
                 state=device_state(row.is_active, row.state or latest),
                 since=since,
+                details=_details(row) if row.public_details else None,
             )
         )
     return found
+
+
+def _details(row: Any) -> PublicDetails:
+    """``row``: a row of :func:`public_devices`' query."""
+    return PublicDetails(
+        address=row.address,
+        checked_at=row.checked_at,
+        latency_ms=row.latency_ms,
+        status_code=row.status_code,
+        error=row.error,
+    )
 
 
 _NOT_DOWN = case(

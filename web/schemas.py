@@ -269,6 +269,11 @@ class DeviceBase(BaseModel):
         None, description="no notifications until then (ISO 8601 with a zone)"
     )
     public: bool = Field(False, description="shown on the public status page and badges")
+    public_details: bool = Field(
+        False,
+        description="with public: the status page also shows the address and the last "
+        "check's latency, status code and error text",
+    )
 
 
 class DeviceCreate(DeviceBase):
@@ -302,6 +307,7 @@ class DeviceUpdate(BaseModel):
     reminder_every_minutes: Reminder | MISSING = MISSING
     snoozed_until: AwareDatetime | None = None
     public: bool | MISSING = MISSING
+    public_details: bool | MISSING = MISSING
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -336,6 +342,7 @@ class DeviceRead(BaseModel):
     reminder_every_minutes: int
     snoozed_until: datetime | None
     public: bool
+    public_details: bool
     created_at: datetime
     updated_at: datetime
 

@@ -5,7 +5,9 @@ No token is needed (``web/auth.py`` lets these paths through) and nothing here w
 Only devices whose ``public`` flag is set appear; every other id answers 404, the same
 404 as an id that does not exist, so the badges tell nobody which private ids exist.
 What is shown is the name, the state, since when, the uptime and the open incidents
-(``storage/public.py``): never the address, a status code or an error text.  The uptime is
+(``storage/public.py``); the address and the last check's latency, status code and error
+text only of a device whose ``public_details`` is set (``PublicDevice.details``, which
+``storage/public.py`` fills for those alone).  The badges never show them.  The uptime is
 the figure ``GET /devices/{id}/uptime`` gives for the same window (time, from state
 changes, with the active maintenance windows' time left out).  The page is rendered on
 the server (Jinja2, autoescaped), so it needs no JavaScript.
@@ -71,6 +73,8 @@ async def status_page(request: Request) -> Response:
             "state": d.state,
             "since": d.since,
             "uptime": format_uptime(uptimes.get(d.id)),
+            "details": d.details,
+            "latency": None if d.details is None else _latency(d.details.latency_ms),
         }
         for d in devices
     ]
@@ -89,6 +93,12 @@ async def status_page(request: Request) -> Response:
         devices=rows, incidents=incidents, overall=overall, now=now
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+
+def _latency(ms: float | None) -> str | None:
+    if ms is None:
+        return None
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
 
 
 async def _device_or_404(request: Request) -> PublicDevice:

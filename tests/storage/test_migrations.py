@@ -147,6 +147,8 @@ async def assert_legacy_rows_read_back(engine: AsyncEngine) -> None:
         assert (old.outcome, old.verdicts, old.in_maintenance) == (None, None, False)
         # Revision 0006 (certificate_subject): null on old results.
         assert old.certificate_subject is None
+        # Revision 0007 (public_details): old devices show no details.
+        assert router.public_details is False
     # New rows still get fresh ids after the old ones (the id sequences came along).
     async with session_factory(engine)() as session:
         from storage.repo import create_device

@@ -106,6 +106,36 @@ def test_an_edit_shows_the_apis_errors_beside_their_fields_then_saves(
     assert saved["failure_threshold"] == 2
 
 
+def test_the_form_opts_a_device_into_the_status_pages_details_and_back_out(
+    page: Page, browser: Browser, fleetprobe: Fleetprobe, target: ThreadedServer
+) -> None:
+    address = f"{target.url}/ok"
+    device = new_device(fleetprobe, "shown-with-details", address, is_active=False)
+    row_of(page, device).locator("button[data-action=edit]").click()
+    form = page.locator("#device-form")
+    details = form.locator("input[name=public_details]")
+    expect(details).not_to_be_checked()
+    form.locator("input[name=public]").check()
+    details.check()
+    form.locator("#save-device").click()
+    expect(page.locator("#device-dialog")).to_be_hidden()
+    saved = fleetprobe.call("GET", f"/devices/{device}")
+    assert (saved["public"], saved["public_details"]) == (True, True)
+    status = browser.new_page()
+    status.goto(fleetprobe.url + "/status-page")
+    expect(status.locator("tr.details code.address")).to_have_text(address)
+    status.close()
+
+    # the form opened again shows the stored flags; unticking one sends it
+    row_of(page, device).locator("button[data-action=edit]").click()
+    expect(details).to_be_checked()
+    details.uncheck()
+    form.locator("#save-device").click()
+    expect(page.locator("#device-dialog")).to_be_hidden()
+    saved = fleetprobe.call("GET", f"/devices/{device}")
+    assert (saved["public"], saved["public_details"]) == (True, False)
+
+
 def test_a_device_is_paused_resumed_and_deleted(
     page: Page, fleetprobe: Fleetprobe, target: ThreadedServer
 ) -> None:

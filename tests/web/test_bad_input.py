@@ -145,6 +145,7 @@ REFUSED: list[Refused] = [
     Refused("POST", "/devices", DEVICE | {"snoozed_until": "2030-01-01T00:00"},
             ["body", "snoozed_until"]),
     Refused("POST", "/devices", DEVICE | {"public": 1}, ["body", "public"]),
+    Refused("POST", "/devices", DEVICE | {"public_details": "yes"}, ["body", "public_details"]),
     # {device} is an http:// device with no conditions of its own
     Refused("PATCH", "/devices/{device}", {"conditions": ["[MSG_STATUS] == success"]},
             ["body", "conditions", 0], "[MSG_STATUS] is not filled by a http:// check"),

@@ -162,6 +162,7 @@ HEALTH_FIELDS: dict[str, Any] = {
     "reminder_every_minutes": 30,
     "snoozed_until": "2030-01-01T00:00:00Z",
     "public": True,
+    "public_details": True,
 }
 DEFAULTS: dict[str, Any] = {
     "conditions": None,
@@ -179,6 +180,7 @@ DEFAULTS: dict[str, Any] = {
     "reminder_every_minutes": 0,
     "snoozed_until": None,
     "public": False,
+    "public_details": False,
 }
 
 

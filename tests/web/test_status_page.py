@@ -314,3 +314,91 @@ async def test_without_a_health_row_since_is_where_the_latest_streak_began(
     page = (await web.client.get("/status-page")).text
     assert rows_of(page)["streaky"][0] == "up" and "2026-05-01 10:40 UTC" in page
     assert "Open incidents" not in page
+
+
+async def add_api_device(web: WebApp, name: str, address: str, **flags: bool) -> int:
+    """A device made through the API with its ``public`` / ``public_details`` flags."""
+    r = await web.client.post("/devices", json={"name": name, "address": address, **flags})
+    assert r.status_code == 201, r.text
+    assert {k: r.json()[k] for k in flags} == flags
+    device_id: int = r.json()["id"]
+    return device_id
+
+
+async def test_public_details_show_the_address_and_last_check_of_that_device_only(
+    web: WebApp,
+) -> None:
+    now = datetime.now(UTC)
+    open_address = "http://198.51.100.7:8080/health"
+    open_ = await add_api_device(web, "open", open_address, public=True, public_details=True)
+    closed = await add_api_device(web, "closed", SECRET_ADDRESS, public=True)
+    for device_id in (open_, closed):
+        for minutes in (3, 2, 1):  # down after the failure threshold (3)
+            await add_check(web, device_id, False, now - timedelta(minutes=minutes))
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page) == {"open": ("down", "0%"), "closed": ("down", "0%")}
+    [details] = re.findall(r'<tr class="details">(.*?)</tr>', page, re.S)
+    assert f'<code class="address">{open_address}</code>' in details
+    assert '<span class="latency">12 ms</span>' in details
+    assert '<span class="status-code">HTTP 503</span>' in details
+    assert f'<span class="error">{SECRET_ERROR}</span>' in details
+    last = (now - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert "last check\n            <time" in details and last in details
+    # the open incident says why; the other device's says nothing more
+    [incident] = re.findall(r"<li><strong>open</strong> is down.*?</li>", page, re.S)
+    assert SECRET_ERROR in incident
+    closed_incident = r"<li><strong>closed</strong> is down since\s*<time[^>]*>[^<]*</time></li>"
+    assert re.search(closed_incident, page)
+    # one details row, of "open": nothing of "closed" besides its name, state and uptime
+    assert page.count(SECRET_ERROR) == 2 and "10.9.8.7" not in page
+    # the badges stay as they were: the state only, for either device
+    for device_id in (open_, closed):
+        badge = (await web.client.get(f"/badges/{device_id}/status.json")).json()
+        assert badge == {"schemaVersion": 1, "label": "status", "message": "down", "color": "red"}
+
+    # taken back by a PATCH: the address and error are gone from the page
+    r = await web.client.patch(f"/devices/{open_}", json={"public_details": False})
+    assert r.status_code == 200 and r.json()["public_details"] is False
+    page = (await web.client.get("/status-page")).text
+    assert open_address not in page and SECRET_ERROR not in page and "HTTP 503" not in page
+    assert '<tr class="details">' not in page
+
+
+async def test_a_private_device_with_public_details_shows_nothing(web: WebApp) -> None:
+    hidden = await add_api_device(web, "hidden", SECRET_ADDRESS, public_details=True)
+    await add_check(web, hidden, False, datetime.now(UTC))
+    page = (await web.client.get("/status-page")).text
+    assert rows_of(page) == {} and "No public devices" in page
+    for leaked in ("hidden", SECRET_ADDRESS, "10.9.8.7", SECRET_ERROR, "503"):
+        assert leaked not in page
+    for path in ("status.svg", "status.json", "uptime.json"):
+        assert (await web.client.get(f"/badges/{hidden}/{path}")).status_code == 404
+
+
+async def test_a_device_that_was_never_checked_shows_its_address_only(web: WebApp) -> None:
+    await add_api_device(web, "new", "tcp://192.0.2.1:22", public=True, public_details=True)
+    page = (await web.client.get("/status-page")).text
+    [details] = re.findall(r'<tr class="details">(.*?)</tr>', page, re.S)
+    assert '<code class="address">tcp://192.0.2.1:22</code>' in details
+    assert "not checked yet" in details and "HTTP" not in details and " ms<" not in details
+
+
+async def test_details_are_escaped_on_the_page(web: WebApp) -> None:
+    device_id = await add_api_device(
+        web, "html", "http://127.0.0.1:9/ok", public=True, public_details=True
+    )
+    markup = '<img src=x onerror="alert(1)">'
+    # whatever the address validation lets through, the page must escape what is stored
+    async with web.services.engine.begin() as conn:
+        await conn.execute(
+            update(Device.__table__)  # type: ignore[attr-defined]
+            .where(col(Device.id) == device_id)
+            .values(address=f"http://127.0.0.1:9/{markup}")
+        )
+    body = {"status_up": False, "latency_ms": 3.25, "error": f"boom {markup}</td>"}
+    r = await web.client.post(f"/devices/{device_id}/checks", json=body)
+    assert r.status_code == 201, r.text
+    page = (await web.client.get("/status-page")).text
+    assert "<img" not in page and 'onerror="' not in page and "boom &lt;img" in page
+    assert "http://127.0.0.1:9/&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+    assert "&lt;/td&gt;" in page and '<span class="latency">3.2 ms</span>' in page

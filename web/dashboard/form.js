@@ -9,7 +9,7 @@ const INTS = ["interval_seconds", "failure_threshold", "success_threshold", "ret
 const FLOATS = ["timeout_seconds"];
 const LINES = ["conditions", "degraded_when"];
 const LISTS = { channel_ids: Number, notify_on: String };
-const BOOLS = { is_active: true, public: false, follow_redirects: true, verify_tls: true };
+const BOOLS = { is_active: true, public: false, public_details: false, follow_redirects: true, verify_tls: true };
 const FIELDS = [...TEXT, ...INTS, ...FLOATS, ...LINES, ...Object.keys(LISTS), ...Object.keys(BOOLS), "headers"];
 
 let editing = null; // the device being edited, or null for a new one
