@@ -6,10 +6,8 @@ results store theirs; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import (
     JSON,
@@ -26,14 +24,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.settings import Settings
-from storage.db import init_db, make_engine, session_factory
+from storage.db import init_db, session_factory
 from storage.migrate import alembic_config, schema_state
 from storage.models import CheckResult
 from storage.repo import list_checks
 from storage.types import UTCDateTime
 from storage.writer import BatchWriter
-from tests.storage.test_postgres import empty_database
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 EXPIRES = datetime(2027, 3, 1, tzinfo=UTC)
@@ -127,20 +123,7 @@ async def _upgrade_keeps_results_and_stores_subjects(engine: AsyncEngine) -> Non
     assert rows["probe:1:2"].certificate_expires_at == EXPIRES
 
 
-async def test_0006_keeps_every_result_of_0005_and_stores_subjects(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
-    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-    try:
-        await _upgrade_keeps_results_and_stores_subjects(engine)
-    finally:
-        await engine.dispose()
-
-
-@pytest.mark.postgres
-async def test_0006_on_postgres_keeps_every_result_and_stores_subjects() -> None:
-    async with empty_database() as url:
-        engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        try:
-            await _upgrade_keeps_results_and_stores_subjects(engine)
-        finally:
-            await engine.dispose()
+async def test_0006_keeps_every_result_of_0005_and_stores_subjects(
+    blank_engine: AsyncEngine,
+) -> None:
+    await _upgrade_keeps_results_and_stores_subjects(blank_engine)

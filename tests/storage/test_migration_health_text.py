@@ -9,23 +9,20 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from alembic import command
 from pydantic import TypeAdapter
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.settings import Settings
 from jobs.probe.conditions import Outcome
 from jobs.probe.health import HealthTracker, decode_health
 from jobs.probe.state import Health, Observation, State, Thresholds, step
-from storage.db import init_db, make_engine
+from storage.db import init_db
 from storage.migrate import alembic_config, schema_state
 from storage.models import CheckResult
 from storage.types import UTCDateTime
 from storage.writer import BatchWriter
-from tests.storage.test_postgres import empty_database
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -169,22 +166,8 @@ async def _upgrade_and_go_on(engine: AsyncEngine, documents: dict[int, Any]) -> 
     ]
 
 
-async def test_0005_keeps_every_health_row_of_0004_and_goes_on_from_it(tmp_path: Any) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
-    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-    try:
-        documents = await _at_0004_with_rows(engine)
-        await _upgrade_and_go_on(engine, documents)
-    finally:
-        await engine.dispose()
-
-
-@pytest.mark.postgres
-async def test_0005_on_postgres_keeps_every_health_row_and_goes_on_from_it() -> None:
-    async with empty_database() as url:
-        engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        try:
-            documents = await _at_0004_with_rows(engine)
-            await _upgrade_and_go_on(engine, documents)
-        finally:
-            await engine.dispose()
+async def test_0005_keeps_every_health_row_of_0004_and_goes_on_from_it(
+    blank_engine: AsyncEngine,
+) -> None:
+    documents = await _at_0004_with_rows(blank_engine)
+    await _upgrade_and_go_on(blank_engine, documents)

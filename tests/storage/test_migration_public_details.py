@@ -7,10 +7,8 @@ a new device stores the flag; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import (
     JSON,
@@ -28,14 +26,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.settings import Settings
-from storage.db import init_db, make_engine, session_factory
+from storage.db import init_db, session_factory
 from storage.migrate import alembic_config, schema_state
 from storage.models import Device
 from storage.public import PublicDetails, public_devices
 from storage.repo import create_device
 from storage.types import UTCDateTime
-from tests.storage.test_postgres import empty_database
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ERROR = "connection refused by db.internal"
@@ -194,20 +190,7 @@ async def _upgrade_keeps_devices_and_adds_the_flag(engine: AsyncEngine) -> None:
         assert stored is not None and (stored.public, stored.public_details) == (True, True)
 
 
-async def test_0007_keeps_every_device_of_0006_and_adds_public_details(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
-    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-    try:
-        await _upgrade_keeps_devices_and_adds_the_flag(engine)
-    finally:
-        await engine.dispose()
-
-
-@pytest.mark.postgres
-async def test_0007_on_postgres_keeps_every_device_and_adds_public_details() -> None:
-    async with empty_database() as url:
-        engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-        try:
-            await _upgrade_keeps_devices_and_adds_the_flag(engine)
-        finally:
-            await engine.dispose()
+async def test_0007_keeps_every_device_of_0006_and_adds_public_details(
+    blank_engine: AsyncEngine,
+) -> None:
+    await _upgrade_keeps_devices_and_adds_the_flag(blank_engine)
