@@ -213,8 +213,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
 
     async def kick_fresh(self) -> int:
         """Kick the immediate probes of the devices in ``fresh`` (the leader, the queue
-        connected), at most ``first_probes_per_second`` a second of the clock: the rest,
-        and any the queue refused, wait for the next call (every second)."""
+        connected), at most ``first_probes_per_second`` sent a second of the clock: the
+        rest, and any the queue refused, wait for the next call (every second); a refused
+        one does not count against its second."""
         if not self.fresh or not self.is_leader or not self._queue_connected():
             return 0
         second = int(self.clock().timestamp())
@@ -228,7 +229,10 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
             del self.fresh[device_id]
         with self.in_flight():
             results = await asyncio.gather(*(self._kick_first(d, s) for d, s in taken))
-        return sum(results)
+        sent = sum(results)
+        if second == self._first_second:  # what did not go out is not spent
+            self._first_budget += len(taken) - sent
+        return sent
 
     async def _kick_first(self, device_id: int, spec: ProbeJobSpec) -> bool:
         if await self.in_skip_window(device_id, self.clock()):
