@@ -32,7 +32,8 @@ URL_CACHE_SIZE = 16384
 
 # Prepared requests kept per client (one a device and timeout): building an httpx.Request
 # (URL and headers merged with the client's, Headers normalised, Host set, the timeout
-# dict) cost ~11 % of a probe's CPU, the same work for the same device every time.
+# dict: ~10 us, 11 % of the scheduler's main thread at saturation) is the same work for
+# the same device every time (docs/performance.md).
 PREPARED_CACHE_SIZE = 16384
 
 # (key, value) pairs of a device's headers, or None; hashable, for the cache key.
@@ -106,9 +107,9 @@ class ProbeTransport(AiohttpTransport):
     Trimmed: the ``ClientTimeout`` is built once per timeout value; the request's headers
     go to aiohttp as a dict of what aiohttp would have read from them (it converted
     ``httpx.Headers`` key by key through ``Headers.__getitem__``, each decoding and
-    joining the whole list, ~7 % of a probe); the proxy arguments are not computed
-    (``trust_env=False`` and no proxy: a transport given one goes through
-    httpx-aiohttp's own code)."""
+    joining the whole list: 7 % of the scheduler's main thread at saturation); the proxy
+    arguments are not computed (``trust_env=False`` and no proxy: a transport given one
+    goes through httpx-aiohttp's own code)."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.proxy is not None:
