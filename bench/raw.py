@@ -80,7 +80,8 @@ def _engine(engine: str, url: str) -> tuple[Get, Callable[[], Awaitable[None]]]:
         h2client = httpx2.AsyncClient(limits=limits, timeout=10.0, trust_env=False)
 
         async def get2() -> bool:
-            # Duck-typed: httpx2 keeps httpx's API, run_probe only calls .stream().
+            # Duck-typed: httpx2 keeps httpx's API; run_probe calls .build_request() and
+            # .send(stream=True) on it.
             result = await run_probe(h2client, url, 10.0)  # type: ignore[arg-type]
             return result.status_up
 

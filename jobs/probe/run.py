@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from jobs.probe.http import peer_der, probe_url
+from jobs.probe.http import peer_der, prepared_request, probe_url
 
 ERROR_TEXT_MAX = 300
 
@@ -246,19 +246,17 @@ async def _get(
 ) -> ProbeResult:
     try:
         url = probe_url(address)
-        stream = (
-            client.stream("GET", url, timeout=timeout)
+        prepared = (
+            prepared_request(client, address, url, timeout)
             if request is PLAIN_GET  # the hot path: no per-request options
-            else client.stream(
-                request.method,
-                url,
-                timeout=timeout,
-                headers=request.headers,
-                content=request.body.encode() if request.body is not None else None,
-                follow_redirects=request.follow_redirects,
+            else prepared_request(
+                client, address, url, timeout, request.method, request.headers, request.body
             )
         )
-        async with stream as response:
+        response = await client.send(
+            prepared, stream=True, follow_redirects=request.follow_redirects
+        )
+        try:
             body = bytearray()
             if body_max_bytes > 0:
                 async for chunk in response.aiter_raw():
@@ -270,6 +268,8 @@ async def _get(
             return result_from_response(
                 response.status_code, round(latency_ms, 3), bytes(body), peer_der(response)
             )
+        finally:
+            await response.aclose()
     except Exception as exc:  # failures are data (see module docstring)
         latency_ms = (time.perf_counter() - started) * 1000
         return result_from_error(exc, round(latency_ms, 3))

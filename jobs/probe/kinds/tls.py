@@ -103,7 +103,7 @@ def peer_certificate(writer: asyncio.StreamWriter, now: datetime | None) -> Fact
 
 
 def response_certificate(response: httpx.Response, now: datetime | None = None) -> Facts | None:
-    """The certificate facts of an https ``response`` still open (inside ``client.stream``),
+    """The certificate facts of an https ``response`` still open (before ``aclose``),
     or ``None`` when the engine does not expose its connection.
 
     httpx's own transport puts its connection in ``response.extensions["network_stream"]``

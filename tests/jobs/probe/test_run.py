@@ -7,6 +7,7 @@ through both HTTP engines.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import time
@@ -15,11 +16,19 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import trustme
+from httpx_aiohttp import HttpxAiohttpClient
 
 from core.settings import Settings
 from jobs.probe import run
-from jobs.probe.http import make_http_client
-from jobs.probe.run import ErrorKind, classify_error, error_text, result_from_response, run_probe
+from jobs.probe.http import ProbeTransport, make_http_client
+from jobs.probe.run import (
+    ErrorKind,
+    HttpRequest,
+    classify_error,
+    error_text,
+    result_from_response,
+    run_probe,
+)
 from tests.jobs.probe.kinds.servers import http_ok, listening
 
 
@@ -167,6 +176,55 @@ async def test_a_probe_keeps_no_cookie_for_the_next_one(
     assert first.status_up and first.body_excerpt == b"set"
     again = await run_probe(client, f"{http_target}/cookie/echo", 2)
     assert again.status_up and again.body_excerpt == b"none"
+
+
+async def test_a_device_sends_its_request_each_time_and_a_changed_one_anew(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    # The request of a device is built once and sent again (jobs.probe.http.prepared_request).
+    posted = HttpRequest(method="POST", headers={"X-Probe": "one"}, body='{"n": 1}')
+    seen = []
+    for _ in range(2):
+        r = await run_probe(client, f"{http_target}/echo", 2, request=posted)
+        assert r.status_up, r
+        seen.append(json.loads(r.body_excerpt))
+    assert seen[0] == seen[1]
+    assert (seen[0]["method"], seen[0]["body"]) == ("POST", '{"n": 1}')
+    assert seen[0]["headers"]["x-probe"] == "one"
+    assert seen[0]["headers"]["user-agent"] == "fleetprobe/0.1"
+    changed = HttpRequest(method="PUT", headers={"X-Probe": "two"}, body="b")
+    r = await run_probe(client, f"{http_target}/echo", 2, request=changed)
+    again = json.loads(r.body_excerpt)
+    assert (again["method"], again["headers"]["x-probe"], again["body"]) == ("PUT", "two", "b")
+    plain = json.loads((await run_probe(client, f"{http_target}/echo", 2)).body_excerpt)
+    assert (plain["method"], plain["body"], "x-probe" in plain["headers"]) == ("GET", "", False)
+    assert len(client.prepared) == 3  # type: ignore[attr-defined]
+
+
+async def test_the_trimmed_transport_sends_what_httpx_aiohttps_own_sends(
+    http_target: str,
+) -> None:
+    options = {"headers": {"User-Agent": "fleetprobe/0.1"}, "trust_env": False}
+    ours = make_http_client(Settings(HTTP_ENGINE="aiohttp"))  # type: ignore[call-arg]
+    stock = HttpxAiohttpClient(**options)  # type: ignore[arg-type]
+    assert isinstance(ours._transport, ProbeTransport)
+    assert not isinstance(stock._transport, ProbeTransport)
+    sent = []
+    try:
+        for c in (ours, stock):
+            response = await c.request(
+                "PATCH",
+                f"{http_target}/echo?q=1",
+                headers={"X-A": "1", "Content-Type": "text/plain"},
+                content=b"payload",
+                timeout=3,
+            )
+            sent.append((response.status_code, response.json(), response.headers["content-type"]))
+    finally:
+        await ours.aclose()
+        await stock.aclose()
+    assert sent[0] == sent[1]
+    assert sent[0][1]["headers"]["x-a"] == "1" and sent[0][1]["body"] == "payload"
 
 
 @pytest.mark.parametrize("address", ["http://[::1/", "http://:80/"])
