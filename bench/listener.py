@@ -55,6 +55,12 @@ def _settings(nats_url: str, db: Path) -> Settings:
     return Settings(**env)  # type: ignore[arg-type]
 
 
+def _stored_id(device: Device) -> int:
+    """A committed row's id: set by then, though the model types it ``int | None``."""
+    assert device.id is not None, device
+    return device.id
+
+
 async def _changes(settings: Settings, devices: int, channel: bool) -> list[Any]:
     """A fresh database: ``devices`` devices, a stored change each; the records."""
     engine = make_engine(settings)
@@ -70,7 +76,7 @@ async def _changes(settings: Settings, devices: int, channel: bool) -> list[Any]
                     )
                 )
             await session.commit()
-            ids = [d.id for d in rows]
+            ids = [_stored_id(d) for d in rows]
             changes = [
                 StateChange(
                     device_id=i,

@@ -269,7 +269,7 @@ def peer_table(p: dict[str, Any]) -> str:
     from bench.stats import table
 
     if "missing" in p:
-        return p["missing"]
+        return str(p["missing"])
     rows = [
         [
             "blackbox_exporter",

@@ -157,7 +157,8 @@ class Sampler:
     def _box_busy() -> float:
         """CPU seconds the whole machine spent busy (every process, ours or not)."""
         t = psutil.cpu_times()
-        return float(sum(t)) - t.idle - getattr(t, "iowait", 0.0)
+        busy: float = sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        return busy
 
     def mark(self) -> None:
         """Start a new measurement period: CPU and peak RSS count from now."""

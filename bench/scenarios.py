@@ -201,7 +201,7 @@ async def scaleout(
                 while sum(p.name.startswith("worker") for p in system.procs) < extra:
                     system.add_worker()
                 out = workdir / f"profile-scheduler+{extra}.txt"
-                results = []
+                results: list[dict[str, Any]] = []
                 for _ in range(repeat):
                     ceiling = await asyncio.to_thread(raw_ceiling) if raw_ceiling else {}
                     with profile.recording(

@@ -24,7 +24,8 @@ from core.natsserver import EmbeddedNats
 from core.settings import Settings
 from jobs.probe.job import ProbeJobSpec, one_off_job
 from jobs.probe.kick import kick_probe
-from jobs.queue.broker import BrokerConfigError, make_broker
+from jobs.queue.broker import make_broker
+from jobs.queue.errors import BrokerConfigError
 from jobs.worker import register_tasks
 from storage.db import init_db, make_engine, session_factory
 from storage.models import CheckResult

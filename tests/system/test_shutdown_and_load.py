@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,7 @@ async def test_four_workers_share_one_sqlite_file_without_losses_or_lock_errors(
     total = 2000
     with running(*workers):
         for w in workers:
-            await wait_for(lambda w=w: listening(w), timeout=60, what=f"{w.log.name}")
+            await wait_for(partial(listening, w), timeout=60, what=f"{w.log.name}")
         await kick_many(settings, f"{http_target}/ok", total, "many")
 
         async def all_stored() -> bool:

@@ -41,7 +41,8 @@ async def _started(proc: Proc, listeners: int) -> None:
 
 
 def _tree(pid: int) -> list[psutil.Process]:
-    return psutil.Process(pid).children(recursive=True)
+    children: list[psutil.Process] = psutil.Process(pid).children(recursive=True)
+    return children
 
 
 def _gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:

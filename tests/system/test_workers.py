@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ async def test_two_worker_processes_store_every_scheduled_probe_exactly_once(
         ):
             # Kick only once both workers are consuming, so both can take part.
             for w in (w1, w2):
-                await wait_for(lambda w=w: _ready(w), timeout=30, what=f"{w.log.name} ready")
+                await wait_for(partial(_ready, w), timeout=30, what=f"{w.log.name} ready")
             scheduler = ProbeScheduler(settings, broker, engine)
             await scheduler.start()
             await asyncio.sleep(4.5)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
+from nats.js.client import JetStreamContext
 
 from core.settings import Settings
 from jobs.queue.broker import (
@@ -81,7 +83,8 @@ async def test_a_fetch_timing_out_is_an_empty_fetch_not_an_outage(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broker = make_broker(Settings())  # type: ignore[call-arg]
-    broker.consumer = _Consumer()
+    # A stub with only fetch(): the fetch loop uses nothing else.
+    broker.consumer = cast(JetStreamContext.PullSubscription, _Consumer())
     monkeypatch.setattr(asyncio, "sleep", _no_wait)
     with caplog.at_level(logging.WARNING), pytest.raises(asyncio.CancelledError):
         async for _ in broker.listen():

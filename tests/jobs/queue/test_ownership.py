@@ -11,6 +11,7 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from core.natsserver import EmbeddedNats
 from core.settings import Settings
@@ -226,7 +227,9 @@ async def checks_by_device(settings: Settings) -> dict[int, int]:
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                select(CheckResult.device_id, func.count()).group_by(CheckResult.device_id)  # type: ignore[arg-type]
+                select(col(CheckResult.device_id), func.count()).group_by(
+                    col(CheckResult.device_id)
+                )
             )
             return {int(device): int(n) for device, n in rows.all()}
     finally:
@@ -239,8 +242,8 @@ async def test_two_named_instances_on_one_server_each_run_only_their_own_jobs(
     """Same base names (as two default installs would have), different instance names."""
     base = isolated_env(nats_server.url, tmp_path)
     a, b = (
-        Settings(  # type: ignore[arg-type]
-            **same_queue_other_database(base, tmp_path / f"{name}.db"),
+        Settings(
+            **same_queue_other_database(base, tmp_path / f"{name}.db"),  # type: ignore[arg-type]
             FLEETPROBE_INSTANCE=name,
         )
         for name in ("a", "b")
