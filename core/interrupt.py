@@ -10,7 +10,8 @@ which retries for ever: a stop request must cancel that wait, not queue behind i
   start-up that is cancelled by SIGINT/SIGTERM; the host's own handler still runs.
 - :func:`stop_taskiq_parent`: a ``taskiq worker`` child that refuses to start for good
   (invalid settings, another installation's queue, an old schema) stops its parent too,
-  which would otherwise start it again every second for ever.
+  which would otherwise start it again every second for ever; one child per parent
+  (:func:`claim_parent_stop`), as two signals at once can hang taskiq's parent.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Awaitable, Coroutine
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -102,6 +105,57 @@ def stop_taskiq_parent() -> int | None:
         return None
     if not multiprocessing.current_process().name.startswith("worker-"):
         return None  # a multiprocessing child of something else: not ours to stop
+    if not claim_parent_stop(parent.pid):
+        return parent.pid  # a sibling refused first and stopped it
     with contextlib.suppress(ProcessLookupError):
         os.kill(parent.pid, signal.SIGTERM)
     return parent.pid
+
+
+STOP_MARKER = "fleetprobe-taskiq-stop-"
+
+
+def claim_parent_stop(parent_pid: int, directory: Path | None = None) -> bool:
+    """Whether this child is the first of its siblings to stop ``parent_pid``.
+
+    Only one SIGTERM may reach taskiq's parent: its handler puts into a multiprocessing
+    queue, and a second signal arriving while the first handler holds the queue's lock
+    (its first ``put`` starts a thread) deadlocks the parent for ever.  Children of one
+    parent refuse together (same settings, same database), so the first to create the
+    marker (``O_EXCL``, named by the parent's pid and start time: a reused pid is another
+    parent) sends it; markers of parents that are gone are removed on the way."""
+    directory = Path(tempfile.gettempdir()) if directory is None else directory
+    marker = directory / f"{STOP_MARKER}{parent_pid}-{_start_time(parent_pid)}"
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no marker can be written here: stopping the parent matters more
+    os.close(fd)
+    for old in directory.glob(f"{STOP_MARKER}*"):
+        pid = old.name.removeprefix(STOP_MARKER).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return True
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), or "" elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
