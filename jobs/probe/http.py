@@ -70,9 +70,7 @@ def prepared_request(
     Sharing one request between sends is safe: nothing on the send path changes it (the
     client keeps no cookies; a URL's user:password sets the same Authorization header each
     time).  A client that is not this module's builds a new request every time."""
-    cache: dict[tuple[str, float, str, HeaderItems, str | None], httpx.Request] | None = getattr(
-        client, "prepared", None
-    )
+    cache = client.prepared if isinstance(client, _Stateless) else None
     items: HeaderItems = tuple(headers.items()) if headers else None
     key = (address, timeout, method, items, body)
     if cache is not None:

@@ -246,12 +246,8 @@ async def _get(
 ) -> ProbeResult:
     try:
         url = probe_url(address)
-        prepared = (
-            prepared_request(client, address, url, timeout)
-            if request is PLAIN_GET  # the hot path: no per-request options
-            else prepared_request(
-                client, address, url, timeout, request.method, request.headers, request.body
-            )
+        prepared = prepared_request(
+            client, address, url, timeout, request.method, request.headers, request.body
         )
         response = await client.send(
             prepared, stream=True, follow_redirects=request.follow_redirects
