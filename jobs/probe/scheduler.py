@@ -318,7 +318,9 @@ class ProbeScheduler(TableMirror[ProbeJobSpec]):
 
     async def kick(self, spec: ProbeJobSpec, slot: datetime) -> bool:
         try:
-            await kick_probe(self.broker, scheduled_job(spec, slot))
+            # A stop waits for the PubAck: a kick the server stored is counted, not cut.
+            with self.in_flight():
+                await kick_probe(self.broker, scheduled_job(spec, slot))
         except Exception as exc:
             self.kick_failures += 1
             self._owe(spec, slot, repr(exc))

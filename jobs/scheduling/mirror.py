@@ -138,13 +138,16 @@ class TableMirror(ABC, Generic[Spec]):
         """Wrap a job run whose side effect must not be cut in half (a kick published but
         not yet counted): stop() waits for it instead of cancelling it."""
         task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
+        if task is None or task in self._in_flight:
+            # Reentrant: a kick inside a run already wrapped (took_lead under
+            # refresh_lease) must not unmark the outer run when it ends.
+            yield
+            return
+        self._in_flight.add(task)
         try:
             yield
         finally:
-            if task is not None:
-                self._in_flight.discard(task)
+            self._in_flight.discard(task)
 
     async def stop(self, drain_seconds: float = 5.0) -> None:
         if self._unlisten is not None:
