@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
+from core import garbage_collector
 from core.children import ChildSupervisor
 from core.interrupt import unless_stopped
 from core.logs import setup_logging
@@ -334,6 +335,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if not started:
             log.info("stopped while starting")
             return exit_code
+        garbage_collector.freeze_start_up()
         log.info(
             "fleetprobe running loop=%s worker=%s worker_processes=%d; Ctrl-C to stop",
             loop_name(settings.event_loop),
@@ -356,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"invalid settings: {settings_error(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    garbage_collector.tune(settings.gc_thresholds)
     try:
         loop = loop_name(settings.event_loop)
     except RuntimeError as exc:

@@ -19,8 +19,8 @@ from bench.procs import ROOT, Proc
 def recording(pid: int, out: Path, enabled: bool, subprocesses: bool = False) -> Iterator[None]:
     """Record ``pid`` with py-spy (collapsed stacks in ``out``) while the block runs; with
     ``subprocesses``, its Python children too (``python scheduler.py``'s worker processes),
-    and only threads holding the GIL (the Python code's own CPU, not C code that released
-    it, such as socket and SQLite calls)."""
+    and in every case only threads holding the GIL (the Python code's own CPU, not C code
+    that released it, such as socket and SQLite calls)."""
     beside = Path(sys.executable).parent / "py-spy"  # a venv's python run by its path
     binary = str(beside) if beside.exists() else shutil.which("py-spy")
     if not enabled or binary is None:
@@ -38,10 +38,13 @@ def recording(pid: int, out: Path, enabled: bool, subprocesses: bool = False) ->
         "--output",
         str(out),
     ]
+    # Only samples holding the GIL: a thread waiting for it (or for work) would show at
+    # whatever line it stopped on (httpx's Headers.items read 26 % without this), and the
+    # main thread idle inside uvloop at a frame that had already returned (aiohttp's
+    # ``BaseConnector._get`` at its ``def`` line: 6.7 % of an in-process profile).
+    cmd.append("--gil")
     if subprocesses:
-        # Only samples holding the GIL: a thread waiting for it (or for work) would show
-        # at whatever line it stopped on (httpx's Headers.items read 26 % without this).
-        cmd.extend(["--subprocesses", "--gil"])
+        cmd.append("--subprocesses")
     proc = Proc("py-spy", cmd, {}, out.with_suffix(".log"))
     try:
         yield

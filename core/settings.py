@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     alert_link_base: str = Field("", alias="ALERT_LINK_BASE")
 
     log_level: LogLevel = Field("INFO", alias="LOG_LEVEL")
+    # The cyclic garbage collector's three thresholds ("young,middle,old", e.g. CPython's
+    # own "700,10,10"); fleetprobe's are measured in docs/performance.md
+    # (core/garbage_collector.py).
+    gc_thresholds: Annotated[tuple[int, int, int], NoDecode] = Field(
+        (10_000, 50, 100), alias="GC_THRESHOLDS"
+    )
 
     @field_validator("fleetprobe_instance")
     @classmethod
@@ -237,6 +243,19 @@ class Settings(BaseSettings):
     def _split_delays(cls, value: object) -> object:
         entries = _split(value)
         return tuple(entries) if entries is not None else value
+
+    @field_validator("gc_thresholds", mode="before")
+    @classmethod
+    def _split_thresholds(cls, value: object) -> object:
+        entries = _split(value)
+        return tuple(entries) if entries is not None else value
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _thresholds_fit(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(not 1 <= t <= 10_000_000 for t in value):
+            raise ValueError("give three thresholds, each between 1 and 10000000")
+        return value
 
     @field_validator("alert_retry_delays_seconds")
     @classmethod

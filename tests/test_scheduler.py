@@ -84,6 +84,10 @@ def test_scheduler_runs_everything_and_stops_cleanly_on_sigint(
         wait_until(
             lambda: proc.output().count("listening stream=") == workers + 1, 60, "workers", proc
         )
+        # The collector is set for a server in every process, and start-up frozen
+        # (core/garbage_collector.py).
+        assert proc.output().count("start-up objects frozen") == workers + 1
+        assert proc.output().count("gc_thresholds=10000,50,100") == workers + 1
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) == 1 + 2 * workers  # nats-server; taskiq's parent and child each
         # uvloop is a dependency (on Linux and macOS): the default loop is uvloop.

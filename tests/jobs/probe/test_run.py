@@ -7,6 +7,7 @@ through both HTTP engines.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import ssl
@@ -272,3 +273,27 @@ def test_error_text_is_one_short_line() -> None:
 def test_result_from_response_applies_the_seed_rule() -> None:
     assert result_from_response(204, 1.0, b"").status_up
     assert not result_from_response(599, 1.0, b"").status_up
+
+
+async def test_a_probe_leaves_no_garbage_for_the_cyclic_collector(
+    client: httpx.AsyncClient, http_target: str
+) -> None:
+    """Everything a probe built is freed by refcounting when it ends: nothing waits for
+    the collector (httpx's response and its stream referred to each other, keeping
+    aiohttp's response with them: core/garbage_collector.py)."""
+    url = f"{http_target}/ok"
+    for _ in range(5):  # warm: the client's pool, the address caches
+        await run_probe(client, url, 2)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            assert (await run_probe(client, url, 2)).status_up
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        found = gc.collect()
+        kinds = sorted({type(o).__name__ for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert found == 0, kinds
