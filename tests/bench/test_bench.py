@@ -71,6 +71,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     assert all({"target", "value", "met"} <= set(t) for t in result["targets"])
     names = {t["target"] for t in result["targets"]}
     assert "saturation with conditions and thresholds / plain devices (%)" in names
+    assert any(n.startswith("in-process worker, CPU per probe (us") for n in names)  # issue 14
     # The peer when installed (.ci/run installs it), else a plain sentence saying so.
     peer = result["peer"]
     if find_peer() is None:
