@@ -7,6 +7,7 @@ each other's messages on the shared server.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,16 @@ from storage.db import init_db, make_engine
 from tests.targets import ThreadedServer
 from tests.targets import app as target_app
 from tests.webapp import WebApp, served
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a non-interactive shell (``.ci/run &``, a CI
+    runner) inherits SIGINT ignored (POSIX), and so would every process a test starts:
+    Python then installs no KeyboardInterrupt, and the tests that press Ctrl-C on a child
+    (``tests/system/test_stop_while_waiting.py``: the recorder CLI) would be testing a
+    background job. They get what a terminal gives instead."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
