@@ -21,6 +21,8 @@ from typing import Any
 
 import psutil
 
+from jobs.queue.receiver import RECEIVER
+
 ROOT = Path(__file__).resolve().parent.parent
 _running: list[Proc] = []
 _cleanups: list[Callable[[], None]] = []
@@ -92,11 +94,11 @@ def python(*args: str) -> list[str]:
 
 def worker_command(*extra: str) -> list[str]:
     """One ``taskiq worker`` process on fleetprobe's broker with fleetprobe's receiver (as
-    ``scheduler.py --workers N`` starts them: ``jobs.queue.receiver.RECEIVER``), quick to
+    ``scheduler.py --workers N`` starts them: :data:`jobs.queue.receiver.RECEIVER`), quick to
     stop (the bench's and the tests' extra workers)."""
     return python(
         "-m", "taskiq", "worker", "worker:broker", "--workers", "1", "--shutdown-timeout", "3",
-        "--receiver", "jobs.queue.receiver:BatchReceiver",
+        "--receiver", RECEIVER,
         *extra,
     )  # fmt: skip
 

@@ -238,15 +238,9 @@ class Settings(BaseSettings):
         entries = _split(value)
         return tuple(str(parse_origin(e)) for e in entries) if entries is not None else value
 
-    @field_validator("alert_retry_delays_seconds", mode="before")
+    @field_validator("alert_retry_delays_seconds", "gc_thresholds", mode="before")
     @classmethod
-    def _split_delays(cls, value: object) -> object:
-        entries = _split(value)
-        return tuple(entries) if entries is not None else value
-
-    @field_validator("gc_thresholds", mode="before")
-    @classmethod
-    def _split_thresholds(cls, value: object) -> object:
+    def _split_numbers(cls, value: object) -> object:
         entries = _split(value)
         return tuple(entries) if entries is not None else value
 

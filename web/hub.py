@@ -181,7 +181,6 @@ class Hub:
         tick_seconds: float,
         client_buffer_bytes: int,
     ) -> None:
-        self._nc = nc
         self._subject = subject
         self._feed: EventFeed = event_feed(nc, subject, installation)
         self._tick_seconds = tick_seconds

@@ -5,6 +5,7 @@ scheduler probes no device that way."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -24,7 +25,7 @@ from storage.db import session_factory
 from storage.models import CheckResult, Device
 from storage.types import utcnow
 from tests.helpers import collect_events, running_worker, wait_for
-from tests.webapp import serve_app
+from tests.webapp import WebApp, serve_app
 
 HOUR = 3600
 
@@ -50,6 +51,23 @@ async def wait_checks(engine: AsyncEngine, device_id: int, n: int, what: str) ->
     return await checks_of(engine, device_id)
 
 
+@contextlib.asynccontextmanager
+async def scheduler_and_app(
+    settings: Settings, engine: AsyncEngine, nc: Client
+) -> AsyncIterator[tuple[ProbeScheduler, WebApp]]:
+    """A worker, a started probe scheduler (no lease: it leads) and the web app on it."""
+    async with running_worker(settings) as broker:
+        scheduler = ProbeScheduler(
+            settings, broker, engine, nc, installation=broker.installation_id
+        )
+        await scheduler.start()
+        try:
+            async with serve_app(settings, engine, broker, scheduler=scheduler) as web:
+                yield scheduler, web
+        finally:
+            await scheduler.stop()
+
+
 async def current_key(engine: AsyncEngine, settings: Settings, device_id: int) -> str:
     """The run key of the immediate probe of the device as stored now."""
     specs = await load_specs(engine, settings, ids=[device_id])
@@ -60,21 +78,13 @@ async def test_a_device_posted_with_an_hour_interval_is_probed_at_once(
     settings: Settings, engine: AsyncEngine, nc: Client, http_target: str
 ) -> None:
     assert settings.monitor_period_seconds == HOUR  # the default a user meets
-    async with running_worker(settings) as broker:
-        scheduler = ProbeScheduler(
-            settings, broker, engine, nc, installation=broker.installation_id
-        )
-        await scheduler.start()
-        try:
-            async with serve_app(settings, engine, broker, scheduler=scheduler) as web:
-                body = {"name": "new", "address": f"{http_target}/ok"}
-                device = (await web.client.post("/devices", json=body)).json()
-                assert device["interval_seconds"] is None  # MONITOR_PERIOD_SECONDS
-                rows = await wait_checks(engine, device["id"], 1, "the first result")
-                key = await current_key(engine, settings, device["id"])
-                (status,) = (await web.client.get("/status")).json()
-        finally:
-            await scheduler.stop()
+    async with scheduler_and_app(settings, engine, nc) as (scheduler, web):
+        body = {"name": "new", "address": f"{http_target}/ok"}
+        device = (await web.client.post("/devices", json=body)).json()
+        assert device["interval_seconds"] is None  # MONITOR_PERIOD_SECONDS
+        rows = await wait_checks(engine, device["id"], 1, "the first result")
+        key = await current_key(engine, settings, device["id"])
+        (status,) = (await web.client.get("/status")).json()
     (row,) = rows
     assert row.run_key == key and key.startswith(f"probe:{device['id']}:new:")
     assert (row.source, row.slot_at, row.status_up) == ("schedule", None, True)
@@ -86,36 +96,28 @@ async def test_a_device_posted_with_an_hour_interval_is_probed_at_once(
 async def test_re_activating_or_readdressing_probes_at_once_a_new_interval_or_name_does_not(
     settings: Settings, engine: AsyncEngine, nc: Client, http_target: str
 ) -> None:
-    async with running_worker(settings) as broker:
-        scheduler = ProbeScheduler(
-            settings, broker, engine, nc, installation=broker.installation_id
-        )
-        await scheduler.start()
-        try:
-            async with serve_app(settings, engine, broker, scheduler=scheduler) as web:
-                body = {"name": "p", "address": f"{http_target}/ok", "is_active": False}
-                device_id = (await web.client.post("/devices", json=body)).json()["id"]
-                one = f"/devices/{device_id}"
-                # Paused: not scheduled, nothing kicked (decided before the answer).
-                await web.client.patch(one, json={"name": "still paused"})
-                assert device_id not in scheduler.registered and scheduler.first_wanted == 0
+    async with scheduler_and_app(settings, engine, nc) as (scheduler, web):
+        body = {"name": "p", "address": f"{http_target}/ok", "is_active": False}
+        device_id = (await web.client.post("/devices", json=body)).json()["id"]
+        one = f"/devices/{device_id}"
+        # Paused: not scheduled, nothing kicked (decided before the answer).
+        await web.client.patch(one, json={"name": "still paused"})
+        assert device_id not in scheduler.registered and scheduler.first_wanted == 0
 
-                await web.client.patch(one, json={"is_active": True})
-                assert scheduler.first_wanted == 1
-                rows = await wait_checks(engine, device_id, 1, "a probe on re-activation")
-                resumed = await current_key(engine, settings, device_id)
+        await web.client.patch(one, json={"is_active": True})
+        assert scheduler.first_wanted == 1
+        rows = await wait_checks(engine, device_id, 1, "a probe on re-activation")
+        resumed = await current_key(engine, settings, device_id)
 
-                # Its interval or name alone: its slots, no immediate probe.
-                await web.client.patch(one, json={"interval_seconds": 1800, "name": "q"})
-                assert scheduler.registered[device_id].interval == 1800
-                assert scheduler.first_wanted == 1
+        # Its interval or name alone: its slots, no immediate probe.
+        await web.client.patch(one, json={"interval_seconds": 1800, "name": "q"})
+        assert scheduler.registered[device_id].interval == 1800
+        assert scheduler.first_wanted == 1
 
-                await web.client.patch(one, json={"address": f"{http_target}/status/503"})
-                assert scheduler.first_wanted == 2
-                rows = await wait_checks(engine, device_id, 2, "a probe of the new address")
-                readdressed = await current_key(engine, settings, device_id)
-        finally:
-            await scheduler.stop()
+        await web.client.patch(one, json={"address": f"{http_target}/status/503"})
+        assert scheduler.first_wanted == 2
+        rows = await wait_checks(engine, device_id, 2, "a probe of the new address")
+        readdressed = await current_key(engine, settings, device_id)
     assert [(r.run_key, r.status_up) for r in rows] == [(resumed, True), (readdressed, False)]
     assert resumed != readdressed
     assert scheduler.first_kicks == 2
