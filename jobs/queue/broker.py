@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
+from nats import errors as nats_errors
 from nats.aio.msg import Msg
 from nats.js.api import (
     AckPolicy,
@@ -23,7 +24,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AckableMessage, AsyncBroker
 from taskiq_nats import PullBasedJetStreamBroker
@@ -93,6 +94,20 @@ def task_name_of(data: bytes, headers: dict[str, str] | None = None) -> str | No
     return name if isinstance(name, str) else None
 
 
+def jetstream_silence(exc: Exception) -> str:
+    """What a JetStream API error at start-up says, in words (pure)::
+
+    >>> jetstream_silence(nats_errors.TimeoutError())
+    'no-answer'
+    >>> jetstream_silence(ServiceUnavailableError(description="not ready"))
+    'service-unavailable:not ready'
+    """
+    if isinstance(exc, ServiceUnavailableError):
+        told = exc.description if exc.description not in (None, "None") else None
+        return "service-unavailable" + (f":{told}" if told else "")
+    return "no-answer"
+
+
 class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     """The pull broker, made to survive NATS outages and to check the live config."""
 
@@ -112,6 +127,8 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
     # `taskiq worker` children: SIGINT/SIGTERM during start-up (waiting for NATS) end the
     # process (taskiq's own handler only sets a flag it reads once listening).
     exit_on_signal: bool = False
+    # The pause between two tries of a start-up step JetStream did not answer.
+    jetstream_retry_seconds: float = 1.0
 
     def __init__(
         self,
@@ -129,6 +146,9 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         # Messages handed to taskiq and not acknowledged yet (by id of the NATS message).
         self._unacked: dict[int, Msg] = {}
         self._fetch_outage = OutageLog(f"job queue fetch stream={self.stream_name}")
+        self._jetstream_outage = OutageLog(
+            f"jetstream stream={self.stream_name}", first=2.0, every=30.0
+        )
 
     async def startup(self) -> None:
         """Connect (waiting while NATS is away, see core.natsconn), create or check the
@@ -153,7 +173,35 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
         if self.nats_outage is not None:
             self.nats_outage.log_recovered(log)
 
+    async def _until_jetstream_answers(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run a start-up step against JetStream's API, again while JetStream does not
+        answer: a cluster still electing the stream's leader (nats-py's request timeout),
+        a server busy or without JetStream (503).  Each try is whole, so a stream created
+        by a try that timed out is found by the next; rate-limited lines say so."""
+        while True:
+            try:
+                await step()
+            except (nats_errors.TimeoutError, ServiceUnavailableError) as exc:
+                line = self._jetstream_outage.failed(jetstream_silence(exc))
+                if line is not None:
+                    log.warning(
+                        "%s; retrying every %.0fs (is the server started with JetStream, "
+                        "nats-server -js?)",
+                        line,
+                        self.jetstream_retry_seconds,
+                    )
+                await asyncio.sleep(self.jetstream_retry_seconds)
+                continue
+            self._jetstream_outage.log_recovered(log)
+            return
+
     async def _add_or_reuse_stream(self) -> None:
+        await self._until_jetstream_answers(self._set_up_stream)
+
+    async def _startup_consumer(self) -> None:
+        await self._until_jetstream_answers(self._set_up_consumer)
+
+    async def _set_up_stream(self) -> None:
         """Create the stream (or find it), then check it is this installation's and
         refuse one that would break delivery (another retention or subjects), before the
         consumer is touched."""
@@ -172,7 +220,8 @@ class FleetprobeBroker(PullBasedJetStreamBroker):  # type: ignore[misc]
                 f"stream {name} exists with another configuration: {', '.join(problems)}"
             )
 
-    async def _startup_consumer(self) -> None:
+    async def _set_up_consumer(self) -> None:
+        """Check the durable consumer against ours (owner, settings), then create it."""
         want = self.consumer_config
         stream = self.stream_config.name or self.stream_name
         try:
