@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import conditions, durability, outofbox, scenarios, storepath
+from bench import conditions, durability, outofbox, scenarios, storepath, sweep
 from bench.procs import Proc, Sampler, on_stop, python, stop_all
 from bench.stats import fmt, table
 from bench.uptime import run_uptime
@@ -45,6 +45,7 @@ ALL = (
     "uptime",
     "storepath",
     "conditions",
+    "sweep",
 )
 ENGINES = ("aiohttp", "httpx", "httpx2", "aiohttp-raw")
 
@@ -117,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="devices of the store-path scenario (1000; quick: 200)",
     )
     p.add_argument("--storepath-rounds", type=int, help="its rounds (20)")
+    p.add_argument("--sweep-devices", help="device counts for the health sweep (10000,100000)")
     p.add_argument(
         "--target-procs",
         type=int,
@@ -169,6 +171,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.uptime_calls = args.uptime_calls or (50 if quick else 500)
     args.storepath_devices = args.storepath_devices or (200 if quick else 1000)
     args.storepath_rounds = args.storepath_rounds or 20
+    args.sweep_devices = [
+        int(c) for c in (args.sweep_devices or ("1000" if quick else "10000,100000")).split(",")
+    ]
     args.durability_rounds = max(1, args.durability_rounds or (1 if quick else 3))
     args.env = dict(item.split("=", 1) for item in args.env)
     args.command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
@@ -321,6 +326,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 workdir, args.storepath_devices, args.storepath_rounds
             )
             _say(storepath.table_of(result["storepath"]))
+        if "sweep" in args.only:
+            sweeps = 2 * args.repeat + 1
+            result["sweep"] = await sweep.run_sweep(workdir, args.sweep_devices, sweeps)
+            _say(sweep.table_of(result["sweep"]))
         if "durability" in args.only:  # opt-in: not in ALL
             result["durability"] = await durability.run_durability(
                 workdir,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Row, Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -68,6 +68,9 @@ class HealthWrite:
     state: str
     since: datetime
     health: str
+    # When the device's silence started counting, in epoch seconds (the sweep's filter);
+    # None: no silence changes its state.
+    stale_from_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ async def ensure_rows(conn: AsyncConnection, initial: Mapping[int, HealthWrite])
             "revision": w.revision,
             "health": w.health,
             "updated_at": now,
+            "stale_from_s": w.stale_from_s,
         }
         for w in initial.values()
     ]
@@ -173,6 +177,44 @@ async def read_rows(
     }
 
 
+async def sweep_candidates(
+    conn: AsyncConnection,
+    *,
+    now_s: float,
+    default_interval_s: float,
+    default_grace_s: float,
+    paused: str,
+) -> list[int]:
+    """The devices the sweep may change at ``now_s`` (epoch seconds), by id: those with
+    no health row; inactive and not ``paused``; active and ``paused``; active and silent
+    for two intervals plus the grace (the device's timeout) since ``stale_from_s`` (a
+    second early, so float rounding never leaves one out; NULL: no silence changes it).
+    A superset of what the sweep changes: it still decides on each one's health.  One
+    statement, nothing decoded: at 100,000 devices most sweeps read none."""
+    d, h = DEVICES.c, HEALTH.c
+    interval = func.coalesce(func.nullif(d.interval_seconds, 0), default_interval_s)
+    grace = func.coalesce(func.nullif(d.timeout_seconds, 0), default_grace_s)
+    active = d.is_active.is_(True)
+    stmt = (
+        select(d.id)
+        .select_from(DEVICES.outerjoin(HEALTH, h.device_id == d.id))
+        .where(
+            or_(
+                h.device_id.is_(None),
+                and_(d.is_active.is_(False), h.state != paused),
+                and_(active, h.state == paused),
+                and_(
+                    active,
+                    h.state != paused,
+                    h.stale_from_s + 2 * interval + grace < now_s + 1.0,
+                ),
+            )
+        )
+        .order_by(d.id)
+    )
+    return list((await conn.execute(stmt)).scalars().all())
+
+
 async def retry_rows(
     conn: AsyncConnection, device_ids: Sequence[int] | None = None
 ) -> list[tuple[int, int, str]]:
@@ -188,7 +230,16 @@ async def retry_rows(
 
 
 # The compare-and-swap's parameters, in the order of HealthWrite's fields, then the time.
-_SWAP_KEYS = ("device_id", "old_revision", "revision", "state", "since", "health", "now")
+_SWAP_KEYS = (
+    "device_id",
+    "old_revision",
+    "revision",
+    "state",
+    "since",
+    "health",
+    "stale_from_s",
+    "now",
+)
 
 
 @functools.cache
@@ -208,6 +259,7 @@ def _swap_statement(dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]]
             state=bindparam("state", type_=h.state.type),
             since=bindparam("since", type_=h.since.type),
             health=bindparam("health", type_=h.health.type),
+            stale_from_s=bindparam("stale_from_s", type_=h.stale_from_s.type),
             updated_at=bindparam("now", type_=h.updated_at.type),
         )
     )
@@ -236,6 +288,7 @@ async def swap(conn: AsyncConnection, writes: Sequence[HealthWrite]) -> None:
                 "state": w.state,
                 "since": driver_time(dialect, w.since),
                 "health": w.health,
+                "stale_from_s": w.stale_from_s,
                 "now": now,
             }
         )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     Text,
@@ -142,6 +143,12 @@ class DeviceHealth(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False)
     )
+    # When the device's silence started counting (the later of its last result's slot
+    # and ``since``, jobs.probe.state.quiet_since), in seconds since the epoch: a number
+    # so the leader's sweep selects the devices it may turn ``unknown`` in SQL, on SQLite
+    # and PostgreSQL alike (storage.health.sweep_candidates).  NULL: no silence changes
+    # the state (paused; unknown with nothing heard since).
+    stale_from_s: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
 
 
 class StateChange(SQLModel, table=True):

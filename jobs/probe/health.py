@@ -36,6 +36,7 @@ from jobs.probe.state import (
     Thresholds,
     Transition,
     pause,
+    quiet_since,
     resume,
     retrying,
     stale,
@@ -135,6 +136,7 @@ def _write(device_id: int, old: int, health: Health) -> HealthWrite:
         str(health.state),
         health.since,
         encode_health(health),
+        None if (quiet := quiet_since(health)) is None else quiet.timestamp(),
     )
 
 
@@ -336,8 +338,17 @@ class HealthTracker:
             return new, [] if change is None else [(new.revision, change)]
 
         # A read without locks first: most sweeps change nothing and take no write lock.
+        # The database selects the devices that may change (storage.health's
+        # sweep_candidates, a superset); only their health is read and decoded.
         async with engine.connect() as conn:
-            found = await store.read_rows(conn)
+            candidates = await store.sweep_candidates(
+                conn,
+                now_s=now.timestamp(),
+                default_interval_s=settings.monitor_period_seconds,
+                default_grace_s=settings.probe_timeout_seconds,
+                paused=str(State.PAUSED),
+            )
+            found = await store.read_rows(conn, candidates) if candidates else {}
         due = [
             i for i, row in found.items() if row.health is None or decide(row, health_of(row))[1]
         ]

@@ -242,6 +242,19 @@ def _reset(
     return new, change
 
 
+def quiet_since(health: Health) -> datetime | None:
+    """From when :func:`stale` counts a device's silence: its last result's slot, or when
+    its state began if that is later (a reset, a resume).  None when no silence can change
+    it: ``paused``, or ``unknown`` with nothing heard since (created, reset, resumed).
+    Stored beside the health (``device_health.stale_from_s``) so the leader's sweep
+    selects only devices it may change."""
+    if health.state is State.PAUSED:
+        return None
+    if health.state is State.UNKNOWN and not health.recent and health.base == health.tally:
+        return None
+    return max(health.since, health.last_slot_at or health.since)
+
+
 def stale(
     health: Health, now: datetime, interval: int, grace: float = 0.0
 ) -> tuple[Health, Transition | None]:
@@ -249,12 +262,11 @@ def stale(
     timeout, for the second slot's result to be stored), dated at that deadline.
 
     Streaks end there too: results before the gap are not consecutive with those after."""
-    if health.state is State.PAUSED:
+    last = quiet_since(health)
+    if last is None:
         return health, None
-    last = max(health.since, health.last_slot_at or health.since)
     deadline = last + timedelta(seconds=2 * interval + grace)
-    fresh = health.state is State.UNKNOWN and not health.recent and health.base == health.tally
-    if now <= deadline or fresh:
+    if now <= deadline:
         return health, None
     cause = f"no result for two intervals ({2 * interval} s) after {last.isoformat()}"
     return _reset(health, State.UNKNOWN, deadline, health.last_slot_at, cause)

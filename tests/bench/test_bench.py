@@ -41,6 +41,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
         "outofbox",
         "storepath",
         "conditions",
+        "sweep",
         "targets",
     }
     assert {"rps", "p99_ms"} <= set(result["raw"][result["http_engine"]])
@@ -62,6 +63,9 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     for config in storepath["configs"].values():  # every result stored once, in every config
         assert config["stored"] == storepath["devices"] * storepath["rounds"]
         assert {"first_cpu_us_per_row", "cpu_us_per_row"} <= set(config)
+    sweep = result["sweep"]["counts"]["1000"]  # every sweep changed nothing (or it raised)
+    assert sweep["devices"] == 1000 and len(sweep["runs_cpu_ms"]) == result["sweep"]["repeat"]
+    assert sweep["cpu_ms"] > 0
     ab = result["conditions"]
     for name in ("plain", "conditions"):
         assert ab[name]["stored"] == ab[name]["events"] == ab[name]["devices"] == ab["devices"]

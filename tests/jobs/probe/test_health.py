@@ -252,6 +252,93 @@ async def test_a_device_with_no_result_for_two_intervals_becomes_unknown(
     assert await state(engine, device) == "up"
 
 
+async def test_the_sweep_reads_only_the_devices_it_may_change_and_misses_none(
+    settings: Settings,
+    engine: AsyncEngine,
+    tracked: tuple[BatchWriter, HealthTracker, list[StateChangeRecord]],
+) -> None:
+    """The database picks the sweep's candidates (storage.health.sweep_candidates): every
+    device the sweep changes is one, a device heard from recently is not, and a sweep with
+    none reads no health at all."""
+    from sqlalchemy import event, update
+
+    from storage.health import sweep_candidates
+
+    writer, tracker, told = tracked
+    now = T0 + timedelta(minutes=10)
+    # Each device's situation at ``now`` (results at T0 + n minutes; interval 60 s, timeout
+    # 5 s: silent from 125 s after its last slot), and whether the sweep changes it.
+    fresh = await add_device(engine, interval_seconds=60, timeout_seconds=5)
+    await writer.write(check(fresh, 9, True))  # heard 1 min ago
+    quiet = await add_device(engine, interval_seconds=60, timeout_seconds=5)
+    await writer.write(check(quiet, 7, True))  # 3 min ago: unknown now
+    on_the_edge = await add_device(engine, interval_seconds=60, timeout_seconds=5)
+    await writer.write(check(on_the_edge, 8, True))  # 2 min ago: 5 s left
+    hourly = await add_device(engine)  # no interval: MONITOR_PERIOD_SECONDS (an hour)
+    await writer.write(check(hourly, 0, True))  # 10 min ago
+    no_row = await add_device(engine, interval_seconds=60)  # never tracked: no health row
+    deactivated = await add_device(engine, interval_seconds=60)
+    await writer.write(check(deactivated, 9, True))
+    reactivated = await add_device(engine, interval_seconds=60, is_active=False)
+    await tracker.create(engine, reactivated)  # paused
+    asleep = await add_device(engine, interval_seconds=60, is_active=False)
+    await tracker.create(engine, asleep)  # paused, and stays so
+    devices = Device.__table__  # type: ignore[attr-defined]
+    async with engine.begin() as conn:  # is_active changed behind the API's back
+        for device, active in ((deactivated, False), (reactivated, True)):
+            await conn.execute(
+                update(devices).where(devices.c.id == device).values(is_active=active)
+            )
+
+    async with engine.connect() as conn:
+        candidates = await sweep_candidates(
+            conn,
+            now_s=now.timestamp(),
+            default_interval_s=settings.monitor_period_seconds,
+            default_grace_s=settings.probe_timeout_seconds,
+            paused="paused",
+        )
+    assert candidates == sorted([quiet, no_row, deactivated, reactivated])
+    told.clear()
+    assert await tracker.sweep(engine, settings, now) == 3
+    assert {(c.device_id, c.to_state) for c in told} == {
+        (quiet, "unknown"),
+        (deactivated, "paused"),
+        (reactivated, "unknown"),
+    }
+    assert await state(engine, no_row) == "unknown"  # its row made
+    assert {d: await state(engine, d) for d in (fresh, on_the_edge, hourly, asleep)} == {
+        fresh: "up",
+        on_the_edge: "up",
+        hourly: "up",
+        asleep: "paused",
+    }
+    # The device on the edge is a candidate once its 125 s are (a second early) near.
+    later = now + timedelta(seconds=5)
+    async with engine.connect() as conn:
+        candidates = await sweep_candidates(
+            conn,
+            now_s=later.timestamp(),
+            default_interval_s=settings.monitor_period_seconds,
+            default_grace_s=settings.probe_timeout_seconds,
+            paused="paused",
+        )
+    assert on_the_edge in candidates and fresh not in candidates
+
+    # Nothing due: one statement, no health document read.
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await tracker.sweep(engine, settings, now + timedelta(seconds=1)) == 0
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert len(seen) == 1 and "device_health.health" not in seen[0]
+
+
 async def test_the_leading_scheduler_sweeps_a_silent_device_to_unknown_and_announces_it(
     settings: Settings,
     engine: AsyncEngine,

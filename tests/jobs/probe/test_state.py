@@ -20,6 +20,7 @@ from jobs.probe.state import (
     Transition,
     next_interval,
     pause,
+    quiet_since,
     replay,
     resume,
     stale,
@@ -283,6 +284,40 @@ def test_streaks_do_not_span_a_gap() -> None:
 def test_a_new_device_with_no_result_is_not_stale_again() -> None:
     new = Health.new(T0)
     assert stale(new, slot(100), INTERVAL) == (new, None)
+
+
+def _quiet_cases() -> list[tuple[str, Health, datetime | None]]:
+    up, _, _ = run("U", Thresholds())
+    down, _, _ = run("DDDD", Thresholds())  # down since slot 3, last heard at slot 4
+    unknown_heard, _, _ = run("DD", Thresholds())  # unknown, two failures in the window
+    gone, _ = stale(up, slot(10), INTERVAL)  # reset to unknown: nothing heard since
+    paused, _ = pause(up, slot(2))
+    resumed, _ = resume(paused, slot(5))
+    return [
+        ("new device", Health.new(T0), None),
+        ("up, heard at slot 1", up, slot(1)),
+        ("down, heard at slot 4", down, slot(4)),
+        ("unknown but heard at slot 2", unknown_heard, slot(2)),
+        ("unknown after the gap, nothing since", gone, None),
+        ("paused", paused, None),
+        ("resumed, nothing since", resumed, None),
+        ("resumed, then heard at slot 6", step(resumed, result(6, "U"), Thresholds())[0], slot(6)),
+    ]
+
+
+@pytest.mark.parametrize(("name", "health", "expected"), _quiet_cases())
+def test_quiet_since_is_where_the_stale_check_counts_from(
+    name: str, health: Health, expected: datetime | None
+) -> None:
+    assert quiet_since(health) == expected, name
+    # What the sweep's SQL filter relies on: stale() changes a health (a transition, or
+    # an unknown's streaks reset) only after two intervals plus the grace from
+    # quiet_since, and never one whose quiet_since is None.
+    for seconds in (0, 60, 119, 120, 121, 125, 126, 3600, 86400):
+        now = (expected or T0) + timedelta(seconds=seconds)
+        changed = stale(health, now, INTERVAL, grace=5)[0] != health
+        due = expected is not None and now > expected + timedelta(seconds=2 * INTERVAL + 5)
+        assert changed == due, (name, seconds)
 
 
 def test_pause_and_resume() -> None:

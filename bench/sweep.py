@@ -1,0 +1,128 @@
+"""Scenario (11), the leader's health sweep: what one ``HealthTracker.sweep`` costs over N
+devices when nothing is due, the leading scheduler's pass every 10 s.
+
+A fresh SQLite file per device count: N active devices (interval 60 s, timeout 5 s), each
+with the health row the check writer leaves after a full window of 16 results, the last
+one a minute before the sweep (up, nothing due).  The rows are written by the health
+module's own encoder (``jobs.probe.health``), so they are what a running system stores.
+CPU is the process's (``time.process_time``: the event loop and aiosqlite's thread) per
+sweep, the median of R sweeps; every sweep must change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.stats import table
+from core.settings import Settings
+from jobs.probe.conditions import Outcome
+from jobs.probe.health import HealthTracker, encode_health
+from jobs.probe.state import Health, Observation, Thresholds, quiet_since, step
+from storage.db import init_db, make_engine
+
+INTERVAL = 60
+TIMEOUT = 5.0
+
+
+def _health_heard_until(last: datetime) -> Health:
+    """A device up, with a full window of results one interval apart, the last at
+    ``last``."""
+    health = Health.new(last - timedelta(seconds=INTERVAL * 20))
+    for n in range(16, -1, -1):
+        at = last - timedelta(seconds=INTERVAL * n)
+        health, _ = step(health, Observation(Outcome.UP, at, f"probe:{n}", None), Thresholds())
+    return health
+
+
+async def _database(path: Path, count: int, now: datetime) -> str:
+    """A SQLite file with ``count`` devices and their health rows; returns its URL."""
+    url = f"sqlite+aiosqlite:///{path}"
+    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
+    try:
+        await init_db(engine)
+    finally:
+        await engine.dispose()
+    created = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    health = _health_heard_until(now - timedelta(seconds=INTERVAL))
+    document = encode_health(health)
+    since = health.since.strftime("%Y-%m-%d %H:%M:%S.%f")
+    quiet = quiet_since(health)
+    stale_from = None if quiet is None else quiet.timestamp()
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(device_health)")}
+        conn.executemany(
+            "INSERT INTO devices (name, address, is_active, interval_seconds, timeout_seconds,"
+            " created_at, updated_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
+            (
+                (f"sweep-{i}", "http://127.0.0.1:1/", INTERVAL, TIMEOUT, created, created)
+                for i in range(1, count + 1)
+            ),
+        )
+        # (A schema before 0008 has no stale_from_s: the same rows without it, for A/B.)
+        extra = ", stale_from_s" if "stale_from_s" in columns else ""
+        values = "?, ?, ?, ?, ?, ?" + (", ?" if extra else "")
+        conn.executemany(
+            f"INSERT INTO device_health (device_id, state, since, revision, health,"
+            f" updated_at{extra}) VALUES ({values})",
+            (
+                (i, str(health.state), since, health.revision, document, created)
+                + ((stale_from,) if extra else ())
+                for i in range(1, count + 1)
+            ),
+        )
+    return url
+
+
+async def run_sweep(workdir: Path, counts: list[int], repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"repeat": repeat, "counts": {}}
+    now = datetime.now(UTC)
+    for count in counts:
+        url = await _database(workdir / f"sweep-{count}.db", count, now)
+        settings = Settings(DATABASE_URL=url)  # type: ignore[call-arg]
+        engine = make_engine(settings)
+        tracker = HealthTracker()
+        cpu_ms: list[float] = []
+        wall_ms: list[float] = []
+        try:
+            await tracker.sweep(engine, settings, now)  # the pool's first connection
+            for _ in range(repeat):
+                wall, cpu = time.perf_counter(), time.process_time()
+                changed = await tracker.sweep(engine, settings, now)
+                cpu_ms.append((time.process_time() - cpu) * 1000)
+                wall_ms.append((time.perf_counter() - wall) * 1000)
+                if changed:
+                    raise RuntimeError(f"the sweep changed {changed} devices: nothing was due")
+        finally:
+            await engine.dispose()
+        out["counts"][str(count)] = {
+            "devices": count,
+            "cpu_ms": round(statistics.median(cpu_ms), 1),
+            "wall_ms": round(statistics.median(wall_ms), 1),
+            "runs_cpu_ms": [round(v, 1) for v in cpu_ms],
+            "core_pct_every_10s": round(statistics.median(cpu_ms) / 100, 2),
+        }
+    return out
+
+
+def table_of(r: dict[str, Any]) -> str:
+    rows = [
+        [
+            c["devices"],
+            c["cpu_ms"],
+            c["wall_ms"],
+            " / ".join(f"{v:.1f}" for v in c["runs_cpu_ms"]),
+            c["core_pct_every_10s"],
+        ]
+        for c in r["counts"].values()
+    ]
+    return (
+        f"(11) the leader's health sweep, nothing due (median of {r['repeat']} sweeps, "
+        "SQLite; a sweep runs every 10 s)\n"
+        + table(rows, ["devices", "CPU ms", "wall ms", "runs (CPU ms)", "% of a core"])
+    )
