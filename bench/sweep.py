@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import table
+from bench.system import prepare_db
 from core.settings import Settings
 from jobs.probe.conditions import Outcome
 from jobs.probe.health import HealthTracker, encode_health
 from jobs.probe.state import Health, Observation, Thresholds, quiet_since, step
-from storage.db import init_db, make_engine
+from storage.db import make_engine
 
 INTERVAL = 60
 TIMEOUT = 5.0
@@ -41,13 +42,9 @@ def _health_heard_until(last: datetime) -> Health:
 
 
 async def _database(path: Path, count: int, now: datetime) -> str:
-    """A SQLite file with ``count`` devices and their health rows; returns its URL."""
-    url = f"sqlite+aiosqlite:///{path}"
-    engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
-    try:
-        await init_db(engine)
-    finally:
-        await engine.dispose()
+    """A SQLite file with ``count`` devices (bench.system.prepare_db: ids 1..count) and
+    their health rows; returns its URL."""
+    url = await prepare_db(path, count, "http://127.0.0.1:1/", INTERVAL, TIMEOUT)
     created = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
     health = _health_heard_until(now - timedelta(seconds=INTERVAL))
     document = encode_health(health)
@@ -56,14 +53,6 @@ async def _database(path: Path, count: int, now: datetime) -> str:
     stale_from = None if quiet is None else quiet.timestamp()
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(device_health)")}
-        conn.executemany(
-            "INSERT INTO devices (name, address, is_active, interval_seconds, timeout_seconds,"
-            " created_at, updated_at) VALUES (?, ?, 1, ?, ?, ?, ?)",
-            (
-                (f"sweep-{i}", "http://127.0.0.1:1/", INTERVAL, TIMEOUT, created, created)
-                for i in range(1, count + 1)
-            ),
-        )
         # (A schema before 0008 has no stale_from_s: the same rows without it, for A/B.)
         extra = ", stale_from_s" if "stale_from_s" in columns else ""
         values = "?, ?, ?, ?, ?, ?" + (", ?" if extra else "")

@@ -290,15 +290,17 @@ async def test_the_sweep_reads_only_the_devices_it_may_change_and_misses_none(
                 update(devices).where(devices.c.id == device).values(is_active=active)
             )
 
-    async with engine.connect() as conn:
-        candidates = await sweep_candidates(
-            conn,
-            now_s=now.timestamp(),
-            default_interval_s=settings.monitor_period_seconds,
-            default_grace_s=settings.probe_timeout_seconds,
-            paused="paused",
-        )
-    assert candidates == sorted([quiet, no_row, deactivated, reactivated])
+    async def candidates_at(at: datetime) -> list[int]:
+        async with engine.connect() as conn:
+            return await sweep_candidates(
+                conn,
+                now_s=at.timestamp(),
+                default_interval_s=settings.monitor_period_seconds,
+                default_grace_s=settings.probe_timeout_seconds,
+                paused="paused",
+            )
+
+    assert await candidates_at(now) == sorted([quiet, no_row, deactivated, reactivated])
     told.clear()
     assert await tracker.sweep(engine, settings, now) == 3
     assert {(c.device_id, c.to_state) for c in told} == {
@@ -314,15 +316,7 @@ async def test_the_sweep_reads_only_the_devices_it_may_change_and_misses_none(
         asleep: "paused",
     }
     # The device on the edge is a candidate once its 125 s are (a second early) near.
-    later = now + timedelta(seconds=5)
-    async with engine.connect() as conn:
-        candidates = await sweep_candidates(
-            conn,
-            now_s=later.timestamp(),
-            default_interval_s=settings.monitor_period_seconds,
-            default_grace_s=settings.probe_timeout_seconds,
-            paused="paused",
-        )
+    candidates = await candidates_at(now + timedelta(seconds=5))
     assert on_the_edge in candidates and fresh not in candidates
 
     # Nothing due: one statement, no health document read.
