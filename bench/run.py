@@ -467,8 +467,11 @@ def steady_table(r: dict[str, Any]) -> str:
     ]
     procs = [[k, v["cpu_pct"], v["peak_rss_mb"]] for k, v in r["processes"].items()]
     procs.append(["(not ours: other processes on the box)", r["box_cpu"]["others_pct"], ""])
+    per_probe = r.get("cpu_us_per_probe")
     return (
-        "(3) steady schedule (ms from slot time)\n"
+        "(3) steady schedule (ms from slot time)"
+        + (f"; the scheduler process's CPU per probe: {per_probe:,} us" if per_probe else "")
+        + "\n"
         + table(
             rows,
             [

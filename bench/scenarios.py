@@ -303,12 +303,18 @@ async def steady(
         if started is not None:
             lateness.append((started - slot) * 1000)
         e2e.append((event.received - slot) * 1000)
+    stored = sum(found.values())
+    scheduler_cpu = procs.get("scheduler", {}).get("cpu_s")
     return {
         "devices": devices,
         "interval_s": interval,
         "seconds": seconds,
         "expected": len(want),
-        "stored": sum(found.values()),
+        "stored": stored,
+        # What a probe costs at a schedule's pace (a few per batch), against saturation's.
+        "cpu_us_per_probe": (
+            round(scheduler_cpu * 1e6 / stored) if scheduler_cpu is not None and stored else None
+        ),
         "missed": len(want - set(found)),
         "duplicates": sum(c - 1 for c in found.values()),
         "stray": len(set(found) - want),

@@ -52,6 +52,7 @@ def test_quick_bench_prints_one_json_line_with_every_scenario(tmp_path: Path) ->
     assert {"probes_per_s", "ratio_to_raw"} <= set(result["saturation"])
     steady = result["steady"]
     assert {"lateness_ms", "e2e_ms", "missed", "duplicates", "processes"} <= set(steady)
+    assert steady["cpu_us_per_probe"] > 0  # the scheduler's CPU over what it stored
     assert {"p50", "p99", "max"} <= set(steady["lateness_ms"])
     for footprint in result["footprint"].values():
         assert {"startup_s", "rss_mb"} <= set(footprint)
