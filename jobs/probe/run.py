@@ -270,8 +270,11 @@ async def _get(
             await response.aclose()
             # httpx's Response and the BoundAsyncStream it reads from refer to each other:
             # a cycle holding aiohttp's response (27 objects a probe) that only the
-            # cyclic collector would free. Broken once closed: refcounting frees it now.
+            # cyclic collector would free. Broken once closed: refcounting frees it now;
+            # the same for the redirects followed (httpx closed them already).
             response.stream = _SPENT
+            for followed in response.history:
+                followed.stream = _SPENT
     except Exception as exc:  # failures are data (see module docstring)
         latency_ms = (time.perf_counter() - started) * 1000
         return result_from_error(exc, round(latency_ms, 3))

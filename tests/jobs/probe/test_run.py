@@ -275,13 +275,15 @@ def test_result_from_response_applies_the_seed_rule() -> None:
     assert not result_from_response(599, 1.0, b"").status_up
 
 
+@pytest.mark.parametrize("path", ["/ok", "/hops/2"])
 async def test_a_probe_leaves_no_garbage_for_the_cyclic_collector(
-    client: httpx.AsyncClient, http_target: str
+    client: httpx.AsyncClient, http_target: str, path: str
 ) -> None:
     """Everything a probe built is freed by refcounting when it ends: nothing waits for
     the collector (httpx's response and its stream referred to each other, keeping
-    aiohttp's response with them: core/garbage_collector.py)."""
-    url = f"{http_target}/ok"
+    aiohttp's response with them: core/garbage_collector.py), the responses of the
+    redirects it followed (``response.history``) included."""
+    url = f"{http_target}{path}"
     for _ in range(5):  # warm: the client's pool, the address caches
         await run_probe(client, url, 2)
     gc.collect()
