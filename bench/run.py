@@ -511,7 +511,7 @@ def footprint_table(fp: dict[str, Any]) -> str:
             "scheduled s",
             "peak RSS MB (start)",
             "RSS MB (running)",
-            "CPU %",
+            f"CPU % ({scenarios.FOOTPRINT_WINDOW_S:g} s after start)",
         ],
     )
 

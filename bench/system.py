@@ -11,6 +11,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,20 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.procs import Proc, Sampler, python, worker_command
 from core.natsserver import free_port
 from core.settings import Settings
+from jobs.probe.health import encode_health
+from jobs.probe.state import Health
 from storage.db import init_db, make_engine
 
 READY = "fleetprobe running"
 WORKER_READY = "worker runtime ready"
 
 
-async def prepare_db(path: Path, count: int, address: str, interval: int, timeout: float) -> str:
-    """A fresh SQLite database holding ``count`` active devices; returns its URL."""
+async def prepare_db(
+    path: Path, count: int, address: str, interval: int, timeout: float, *, health: bool = False
+) -> str:
+    """A fresh SQLite database holding ``count`` active devices; returns its URL.
+    ``health``: with the health row each one gets when created through the API
+    (``unknown``, nothing heard); without, the leader's first sweep makes them all."""
     url = f"sqlite+aiosqlite:///{path}"
     engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
     try:
@@ -41,6 +48,14 @@ async def prepare_db(path: Path, count: int, address: str, interval: int, timeou
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        if health:
+            created = datetime.strptime(now, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+            document = encode_health(Health.new(created))
+            conn.executemany(
+                "INSERT INTO device_health (device_id, state, since, revision, health,"
+                " updated_at) VALUES (?, 'unknown', ?, 0, ?, ?)",
+                ((i, now, document, now) for i in range(1, count + 1)),
+            )
     return url
 
 
