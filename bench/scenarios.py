@@ -18,6 +18,7 @@ from bench import profile
 from bench.procs import Proc, Sampler, python
 from bench.stats import percentile
 from bench.system import Feed, System, prepare_db
+from jobs.probe.state import Health
 from jobs.scheduling.slots import slot_anchor
 
 # Saturation devices are scheduled a week apart (the longest interval): their slots
@@ -353,9 +354,9 @@ async def footprint(
     """Scenario 5: start-up time and RSS of ``python scheduler.py`` with many devices."""
     out: dict[str, Any] = {}
     for count in counts:
-        url = await prepare_db(
-            workdir / f"footprint-{count}.db", count, target, 3600, 5.0, health=True
-        )
+        new = Health.new(datetime.now(UTC))  # as the API gives a new device
+        path = workdir / f"footprint-{count}.db"
+        url = await prepare_db(path, count, target, 3600, 5.0, health=new)
         system = System(workdir, nats_url, url, sampler, extra_env=env)
         try:
             startup = system.start(timeout=300)

@@ -4,15 +4,13 @@ devices when nothing is due, the leading scheduler's pass every 10 s.
 A fresh SQLite file per device count: N active devices (interval 60 s, timeout 5 s), each
 with the health row the check writer leaves after a full window of 16 results, the last
 one a minute before the sweep (up, nothing due).  The rows are written by the health
-module's own encoder (``jobs.probe.health``), so they are what a running system stores.
+module's own ``health_write`` (``jobs.probe.health``), so they are what a running system stores.
 CPU is the process's (``time.process_time``: the event loop and aiosqlite's thread) per
 sweep, the median of R sweeps; every sweep must change nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,8 +21,8 @@ from bench.stats import table
 from bench.system import prepare_db
 from core.settings import Settings
 from jobs.probe.conditions import Outcome
-from jobs.probe.health import HealthTracker, encode_health
-from jobs.probe.state import Health, Observation, Thresholds, quiet_since, step
+from jobs.probe.health import HealthTracker
+from jobs.probe.state import Health, Observation, Thresholds, step
 from storage.db import make_engine
 
 INTERVAL = 60
@@ -41,38 +39,15 @@ def _health_heard_until(last: datetime) -> Health:
     return health
 
 
-async def _database(path: Path, count: int, now: datetime) -> str:
-    """A SQLite file with ``count`` devices (bench.system.prepare_db: ids 1..count) and
-    their health rows; returns its URL."""
-    url = await prepare_db(path, count, "http://127.0.0.1:1/", INTERVAL, TIMEOUT)
-    created = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
-    health = _health_heard_until(now - timedelta(seconds=INTERVAL))
-    document = encode_health(health)
-    since = health.since.strftime("%Y-%m-%d %H:%M:%S.%f")
-    quiet = quiet_since(health)
-    stale_from = None if quiet is None else quiet.timestamp()
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(device_health)")}
-        # (A schema before 0008 has no stale_from_s: the same rows without it, for A/B.)
-        extra = ", stale_from_s" if "stale_from_s" in columns else ""
-        values = "?, ?, ?, ?, ?, ?" + (", ?" if extra else "")
-        conn.executemany(
-            f"INSERT INTO device_health (device_id, state, since, revision, health,"
-            f" updated_at{extra}) VALUES ({values})",
-            (
-                (i, str(health.state), since, health.revision, document, created)
-                + ((stale_from,) if extra else ())
-                for i in range(1, count + 1)
-            ),
-        )
-    return url
-
-
 async def run_sweep(workdir: Path, counts: list[int], repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {"repeat": repeat, "counts": {}}
     now = datetime.now(UTC)
     for count in counts:
-        url = await _database(workdir / f"sweep-{count}.db", count, now)
+        heard = _health_heard_until(now - timedelta(seconds=INTERVAL))
+        url = await prepare_db(
+            workdir / f"sweep-{count}.db", count, "http://127.0.0.1:1/", INTERVAL, TIMEOUT,
+            health=heard,
+        )  # fmt: skip
         settings = Settings(DATABASE_URL=url)  # type: ignore[call-arg]
         engine = make_engine(settings)
         tracker = HealthTracker()

@@ -11,7 +11,6 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.procs import Proc, Sampler, python, worker_command
 from core.natsserver import free_port
 from core.settings import Settings
-from jobs.probe.health import encode_health
+from jobs.probe.health import health_write
 from jobs.probe.state import Health
 from storage.db import init_db, make_engine
 
@@ -29,11 +28,18 @@ WORKER_READY = "worker runtime ready"
 
 
 async def prepare_db(
-    path: Path, count: int, address: str, interval: int, timeout: float, *, health: bool = False
+    path: Path,
+    count: int,
+    address: str,
+    interval: int,
+    timeout: float,
+    *,
+    health: Health | None = None,
 ) -> str:
-    """A fresh SQLite database holding ``count`` active devices; returns its URL.
-    ``health``: with the health row each one gets when created through the API
-    (``unknown``, nothing heard); without, the leader's first sweep makes them all."""
+    """A fresh SQLite database holding ``count`` active devices (ids 1..count); returns its
+    URL.  ``health``: every device's stored health, written as the health module writes it
+    (a new device's, as the API gives it: ``Health.new``); None: no health row, the
+    leader's first sweep makes them all."""
     url = f"sqlite+aiosqlite:///{path}"
     engine = make_engine(Settings(DATABASE_URL=url))  # type: ignore[call-arg]
     try:
@@ -48,13 +54,16 @@ async def prepare_db(
             " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        if health:
-            created = datetime.strptime(now, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
-            document = encode_health(Health.new(created))
+        if health is not None:
+            w = health_write(0, 0, health)
+            since = w.since.strftime("%Y-%m-%d %H:%M:%S.%f")
             conn.executemany(
                 "INSERT INTO device_health (device_id, state, since, revision, health,"
-                " updated_at) VALUES (?, 'unknown', ?, 0, ?, ?)",
-                ((i, now, document, now) for i in range(1, count + 1)),
+                " updated_at, stale_from_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (i, w.state, since, w.revision, w.health, now, w.stale_from_s)
+                    for i in range(1, count + 1)
+                ),
             )
     return url
 

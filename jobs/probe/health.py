@@ -128,7 +128,9 @@ def health_of(row: HealthRow) -> Health:
     return decode_health(row.health)
 
 
-def _write(device_id: int, old: int, health: Health) -> HealthWrite:
+def health_write(device_id: int, old: int, health: Health) -> HealthWrite:
+    """``health`` as stored for ``device_id`` (whose row had revision ``old``): the state
+    and since columns, the JSON document and when its silence started counting."""
     return HealthWrite(
         device_id,
         old,
@@ -224,7 +226,7 @@ class HealthTracker:
             new, transitions = decide(row, old)
             if new == old and row.revision is not None:
                 continue
-            writes.append(_write(row.device_id, row.revision or 0, new))
+            writes.append(health_write(row.device_id, row.revision or 0, new))
             changes.extend(_change_row(row.device_id, rev, t) for rev, t in transitions)
             if row.retry_interval_seconds is not None and retrying(old) != retrying(new):
                 retry[row.device_id] = retrying(new)
@@ -256,7 +258,7 @@ class HealthTracker:
             # every device: one read, the missing rows inserted.
             found = await store.read_rows(conn, device_ids)
             missing = {
-                row.device_id: _write(row.device_id, 0, health_of(row))
+                row.device_id: health_write(row.device_id, 0, health_of(row))
                 for row in found.values()
                 if row.health is None
             }
@@ -275,7 +277,11 @@ class HealthTracker:
             new = await store.read_rows(conn, absent)
             await store.ensure_rows(
                 conn,
-                {i: _write(i, 0, health_of(row)) for i, row in new.items() if row.health is None},
+                {
+                    i: health_write(i, 0, health_of(row))
+                    for i, row in new.items()
+                    if row.health is None
+                },
             )
             found.update(await store.read_rows(conn, list(new), lock=True))
         return found

@@ -9,7 +9,8 @@ import asyncio
 import contextlib
 import logging
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
@@ -77,19 +78,41 @@ async def warned(caplog: pytest.LogCaptureFixture) -> None:
     await wait_for(said, timeout=30, what="the JetStream warning")
 
 
-async def test_start_up_waits_for_jetstream_then_creates_the_stream_and_consumer(
+@dataclass
+class Waiting:
+    settings: Settings
+    port: int
+    plain: subprocess.Popen[bytes]  # the server without JetStream
+    starting: asyncio.Task[None]  # the broker's start-up
+
+
+@contextlib.asynccontextmanager
+async def waiting_for_jetstream(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+) -> AsyncIterator[Waiting]:
+    """A broker starting against a server without JetStream, once it said it waits; shut
+    down at the end."""
     port = free_port()
     settings = await settings_with_a_database(port, tmp_path)
     broker = make_broker(settings, name="test")
     broker.jetstream_retry_seconds = 0.2
-    server = None
     try:
         with without_jetstream(port) as plain, caplog.at_level(logging.INFO):
             starting = asyncio.create_task(broker.startup())
             await warned(caplog)
-            assert not starting.done()
+            yield Waiting(settings, port, plain, starting)
+    finally:
+        await broker.shutdown()
+
+
+async def test_start_up_waits_for_jetstream_then_creates_the_stream_and_consumer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = None
+    try:
+        async with waiting_for_jetstream(tmp_path, caplog) as waiting:
+            settings = waiting.settings
+            assert not waiting.starting.done()
             warnings = jetstream_lines(caplog)
             assert warnings[0].levelno == logging.WARNING
             said = warnings[0].getMessage()
@@ -97,10 +120,10 @@ async def test_start_up_waits_for_jetstream_then_creates_the_stream_and_consumer
             assert "service-unavailable" in said and "nats-server -js" in said
 
             # JetStream comes: the same address, now with -js.
-            plain.terminate()
-            plain.wait(timeout=10)
-            server = start_nats_server("127.0.0.1", port, tmp_path / "js")
-            await asyncio.wait_for(starting, timeout=60)
+            waiting.plain.terminate()
+            waiting.plain.wait(timeout=10)
+            server = start_nats_server("127.0.0.1", waiting.port, tmp_path / "js")
+            await asyncio.wait_for(waiting.starting, timeout=60)
         said_last = jetstream_lines(caplog)[-1]
         assert said_last.getMessage().startswith(f"jetstream stream={settings.jobs_stream} back")
         assert said_last.levelno == logging.INFO
@@ -114,7 +137,6 @@ async def test_start_up_waits_for_jetstream_then_creates_the_stream_and_consumer
         finally:
             await nc.close()
     finally:
-        await broker.shutdown()
         if server is not None:
             server.stop()
 
@@ -123,15 +145,7 @@ async def test_start_up_waiting_for_jetstream_can_be_cancelled(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A stop while waiting (the scheduler's Ctrl-C cancels its start) ends it at once."""
-    port = free_port()
-    settings = await settings_with_a_database(port, tmp_path)
-    broker = make_broker(settings, name="test")
-    try:
-        with without_jetstream(port), caplog.at_level(logging.INFO):
-            starting = asyncio.create_task(broker.startup())
-            await warned(caplog)
-            starting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await asyncio.wait_for(starting, timeout=5)
-    finally:
-        await broker.shutdown()
+    async with waiting_for_jetstream(tmp_path, caplog) as waiting:
+        waiting.starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting.starting, timeout=5)
